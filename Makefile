@@ -1,0 +1,81 @@
+# hotswap.deploy — every target installs what it needs on a fresh Debian machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        := build/venv
+PY          := $(CURDIR)/$(VENV)/bin/python
+COLL_DIR    := $(CURDIR)/build/collections
+COLL_INST   := $(COLL_DIR)/ansible_collections/hotswap/deploy
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(COLL_DIR)
+
+SOURCES := $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null)
+
+.PHONY: help deps venv image app collection unit go-test lint sanity integration test demo hosts-up hosts-down clean bench
+
+help:
+	@echo "make demo   - start 3 local test hosts, deploy v1 then v2 of the demo service under load"
+	@echo "make test   - the whole test suite (unit, go, lint, sanity, integration)"
+	@echo "make clean  - remove build/ and this checkout's test containers"
+
+deps: build/.deps
+build/.deps: scripts/install-deps.sh
+	@mkdir -p build
+	scripts/install-deps.sh
+	@touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt | build/.deps
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	@touch $@
+
+image: venv
+	$(PY) tests/hosts/testhosts.py image
+
+app: deps
+	tests/app/build.sh 1.0.0 build/app/v1/hotswap-demo
+	tests/app/build.sh 2.0.0 build/app/v2/hotswap-demo
+
+# The collection as users get it: built tarball, installed.
+collection: $(COLL_INST)/MANIFEST.json
+$(COLL_INST)/MANIFEST.json: $(SOURCES) | $(VENV)/.installed
+	rm -rf build/dist $(COLL_INST)
+	ansible-galaxy collection build --force --output-path build/dist . >/dev/null
+	ansible-galaxy collection install --force -p $(COLL_DIR) build/dist/hotswap-deploy-*.tar.gz >/dev/null
+	@echo "collection: installed $$(ls build/dist) into $(COLL_DIR)"
+
+unit: venv collection
+	$(PY) -m pytest -q tests/unit
+
+go-test: deps
+	cd tests/app && go vet ./... && go test -count=1 ./...
+
+lint: venv collection
+	ansible-lint --profile production playbooks/ roles/ 
+
+sanity: venv collection
+	scripts/sanity.sh
+
+integration: venv collection image
+	$(PY) -m pytest -q tests/integration
+
+# Order: quick static checks first; the last line is pytest's summary of all Python tests.
+test: venv collection image
+	$(MAKE) --no-print-directory go-test lint sanity
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration
+
+demo: venv collection image
+	$(PY) scripts/demo.py
+
+hosts-up: venv image
+	$(PY) tests/hosts/testhosts.py up --prefix hs-dev --count 3
+
+hosts-down:
+	$(PY) tests/hosts/testhosts.py down --prefix hs-dev
+
+clean:
+	-python3 tests/hosts/testhosts.py down --all-mine
+	rm -rf build

@@ -1,0 +1,22 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Argument specs shared by several modules (one concept, one place)."""
+
+from __future__ import annotations
+
+BASE_DIR_SPEC = dict(base_dir=dict(type='path', required=True))
+RELEASE_ID_SPEC = dict(release_id=dict(type='str', required=True))
+
+
+class HotswapError(Exception):
+    """A failure to report to the user.
+
+    The message says what was being done, then the cause, then the fix:
+    "activating release X: <base_dir>/current is a real directory; move it away ...".
+    """
+
+    def __init__(self, msg, **details):
+        super(HotswapError, self).__init__(msg)
+        self.msg = msg
+        self.details = details

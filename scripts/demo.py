@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+"""make demo: three local test hosts, deploy v1, then v2 under load, and say what happened."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'hosts'))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'load'))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
+
+import loadprobe  # noqa: E402
+import testhosts  # noqa: E402
+import testlib  # noqa: E402
+
+APP = 'hotswap-demo'
+PORT = 8080
+
+
+def say(msg):
+    print('\n==> %s' % msg, flush=True)
+
+
+def deploy(inventory, version, binary):
+    extra = dict(app=APP, version=version, artifact=binary, checksum=testlib.sha256(binary), listen_port=PORT)
+    vars_file = os.path.join(REPO, 'build', 'demo-vars-%s.json' % version)
+    with open(vars_file, 'w') as f:
+        json.dump(extra, f)
+    argv = ['ansible-playbook', '-i', inventory, os.path.join(REPO, 'playbooks', 'deploy.yml'), '-e', '@' + vars_file]
+    print('$ ' + ' '.join(argv), flush=True)
+    start = time.monotonic()
+    proc = subprocess.run(argv, env=testlib.ansible_env(), cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+    took = time.monotonic() - start
+    verdicts = dict(re.findall(r'"msg": "(\S+): .*?health (\S+?);', proc.stdout))
+    recap = proc.stdout[proc.stdout.rfind('PLAY RECAP'):]
+    print(recap.strip())
+    if proc.returncode != 0:
+        print(proc.stdout[-4000:])
+        raise SystemExit('demo: the deploy of %s failed (rc=%d)' % (version, proc.returncode))
+    return verdicts, took
+
+
+def public_version(port):
+    try:
+        return json.loads(testlib.http_get('http://127.0.0.1:%d/healthz' % port))['version']
+    except Exception as e:  # report, don't crash: the table shows what users would see
+        return 'down (%s)' % type(e).__name__
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument('--keep', action='store_true', help='leave the hosts running afterwards')
+    p.add_argument('--rate', type=float, default=150, help='requests/s of the load during the v2 deploy')
+    args = p.parse_args()
+
+    say('building the demo service v1.0.0 and v2.0.0 (Go, standard library only)')
+    v1 = testlib.build_app('1.0.0')
+    v2 = testlib.build_app('2.0.0')
+
+    say('starting 3 test hosts (podman: systemd + sshd, reached on 127.0.0.1 ports)')
+    testhosts.ensure_image()
+    prefix = 'hs-demo'
+    testhosts.down(prefix)
+    hosts = testhosts.up(prefix, 3)
+    inventory = testhosts.inventory_path(prefix)
+    try:
+        ports = {h['name']: h['ports'][8080] for h in hosts}
+        for h in hosts:
+            print('  %-12s ssh 127.0.0.1:%d  app 127.0.0.1:%d' % (h['name'], h['ports'][22], ports[h['name']]))
+
+        say('deploying v1.0.0 to all hosts')
+        deploy(inventory, '1.0.0', v1)
+        before = {name: public_version(port) for name, port in ports.items()}
+
+        say('deploying v2.0.0 to all hosts while a load of %d requests/s runs against them' % args.rate)
+        probe = loadprobe.Probe(['http://127.0.0.1:%d/' % port for port in ports.values()],
+                                rate=args.rate, duration=300).start_background()
+        verdicts, took = deploy(inventory, '2.0.0', v2)
+        time.sleep(1)
+        load = probe.stop()
+        after = {name: public_version(port) for name, port in ports.items()}
+
+        say('what happened')
+        print('  %-12s %-10s    %-10s %s' % ('host', 'before', 'after', 'health verdict'))
+        for name in sorted(ports):
+            print('  %-12s %-10s -> %-10s %s' % (name, before[name], after[name], verdicts.get(name, '?')))
+        print('\n  deploy of v2.0.0 took %.1f s' % took)
+        print('  load during it: %(sent)d requests, %(failed)d failed, p50 %(p50)s ms, p99 %(p99)s ms' %
+              dict(load, **load['latency_ms']))
+        for cause, n in load['failure_causes'].items():
+            print('    %5d failed: %s' % (n, cause))
+        for target, versions in sorted(load['versions'].items()):
+            print('    %s served %s' % (target, ', '.join('%s x%d' % kv for kv in sorted(versions.items()))))
+        if load['failed']:
+            print('  (restart_strategy=restart: a plain systemctl restart refuses connections while the\n'
+                  '   process is replaced; the socket-preserving strategies are the next step)')
+        return 0 if all(v == '2.0.0' for v in after.values()) else 1
+    finally:
+        if args.keep:
+            print('\nhosts left running; inventory: %s; remove with: make hosts-down PREFIX=%s' % (inventory, prefix))
+        else:
+            testhosts.down(prefix)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+"""Real test hosts for the integration tests: podman containers with systemd and sshd."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'hosts'))
+
+import testhosts  # noqa: E402
+import testlib  # noqa: E402
+
+HOST_COUNT = 3
+
+
+@pytest.fixture(scope='session')
+def fleet():
+    """Three hosts for the whole session; each test uses its own app name so they don't interfere."""
+    assert os.path.exists(os.path.join(testlib.INSTALLED, 'MANIFEST.json')), \
+        'the built collection is not installed under build/collections: run `make collection`'
+    prefix = 'hs-it-%d' % os.getpid()
+    testhosts.ensure_image()
+    hosts = testhosts.up(prefix, HOST_COUNT)
+    try:
+        yield Fleet(prefix, hosts, testhosts.inventory_path(prefix))
+    finally:
+        testhosts.down(prefix)
+
+
+class Fleet(object):
+    def __init__(self, prefix, hosts, inventory):
+        self.prefix = prefix
+        self.hosts = hosts
+        self.inventory = inventory
+
+    def __iter__(self):
+        return iter(self.hosts)
+
+
+@pytest.fixture(params=['ssh', 'paramiko_ssh'])
+def connection(request):
+    return request.param
+
+
+_APP_COUNTER = [0]
+
+
+@pytest.fixture
+def app_name(connection):
+    """A fresh app (base_dir, unit, port) per test, so tests share hosts without sharing state."""
+    _APP_COUNTER[0] += 1
+    return 'app%02d%s' % (_APP_COUNTER[0], 'p' if connection == 'paramiko_ssh' else 's')
+
+
+@pytest.fixture
+def app_port(app_name):
+    return 9000 + _APP_COUNTER[0]

@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+"""Bad input: a clear error that says what was wrong, and nothing changed on the host."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import testlib
+
+APP = 'badinput'
+PORT = 9500
+BASE = '/opt/' + APP
+
+
+@pytest.fixture(scope='module')
+def deployed(fleet, tmp_path_factory):
+    """v1 of one app deployed on every host; each test checks it is left exactly as it was."""
+    tmp = tmp_path_factory.mktemp('badinput')
+    v1 = testlib.build_app('1.0.0')
+    r = testlib.playbook(fleet.inventory, 'deploy', dict(app=APP, version='1.0.0', artifact=v1,
+                                                          checksum=testlib.sha256(v1), listen_port=PORT),
+                         tmp_path=tmp)
+    assert r.rc == 0, r
+    return fleet
+
+
+@pytest.fixture
+def unchanged(deployed):
+    """Snapshot every host before the test and assert nothing moved after it."""
+    before = {h['name']: testlib.tree_state(h, BASE, APP) for h in deployed}
+    yield deployed
+    for h in deployed:
+        assert testlib.tree_state(h, BASE, APP) == before[h['name']], 'host %s changed' % h['name']
+        assert testlib.served_version(h, PORT) == '1.0.0'
+
+
+def deploy(fleet, tmp_path, **overrides):
+    v2 = testlib.build_app('2.0.0')
+    extra = dict(app=APP, version='2.0.0', artifact=v2, checksum=testlib.sha256(v2), listen_port=PORT)
+    extra.update(overrides)
+    return testlib.playbook(fleet.inventory, 'deploy', extra, tmp_path=tmp_path)
+
+
+def assert_refused(r, *words):
+    assert r.rc != 0, r
+    text = r.out.lower()
+    for w in words:
+        assert w.lower() in text, ('%r not in output' % w, r)
+
+
+def test_wrong_checksum(unchanged, tmp_path):
+    r = deploy(unchanged, tmp_path, checksum='sha256:' + '0' * 64)
+    assert_refused(r, 'checksum', '0' * 64)
+
+
+def test_malformed_checksum(unchanged, tmp_path):
+    r = deploy(unchanged, tmp_path, checksum='md5:abc')
+    assert_refused(r, 'sha256:')
+
+
+def test_missing_artifact(unchanged, tmp_path):
+    missing = str(tmp_path / 'no-such-binary')
+    r = deploy(unchanged, tmp_path, artifact=missing)
+    assert_refused(r, missing)
+
+
+@pytest.mark.parametrize('goos,goarch,word', [('windows', 'amd64', 'windows'), ('linux', 'arm64', 'aarch64')])
+def test_artifact_for_another_platform(unchanged, tmp_path, goos, goarch, word):
+    other = testlib.build_app('2.0.0', goos=goos, goarch=goarch)
+    r = deploy(unchanged, tmp_path, artifact=other, checksum=testlib.sha256(other))
+    assert_refused(r, word, 'x86_64')
+
+
+def test_not_an_executable(unchanged, tmp_path):
+    text = tmp_path / 'README.txt'
+    text.write_text('not a program\n' * 100)
+    r = deploy(unchanged, tmp_path, artifact=str(text), checksum=testlib.sha256(str(text)))
+    assert_refused(r, 'not an executable')
+
+
+@pytest.mark.parametrize('release_id', ['', 'a/b', '..', '../../etc'])
+@pytest.mark.parametrize('module', ['hotswap.deploy.release_activate', 'hotswap.deploy.binary_upload'])
+def test_bad_release_id(unchanged, release_id, module):
+    args = dict(base_dir=BASE, release_id=release_id)
+    if module.endswith('binary_upload'):
+        args.update(name=APP, checksum='sha256:' + 'a' * 64)
+    r = testlib.adhoc(unchanged.inventory, 'all', module, args)
+    assert_refused(r, 'release_id')
+
+
+def test_bad_version_makes_bad_release_id(unchanged, tmp_path):
+    r = deploy(unchanged, tmp_path, version='../../etc')
+    assert_refused(r, 'release_id')
+
+
+def test_relative_base_dir(unchanged, tmp_path):
+    r = deploy(unchanged, tmp_path, base_dir='opt/' + APP)
+    assert_refused(r, 'absolute')
+
+
+def test_current_is_a_real_directory(deployed, tmp_path):
+    app = 'realdir'
+    host = deployed.hosts[0]
+    testlib.host_sh(host, 'mkdir -p /opt/%s/current && echo keep > /opt/%s/current/data' % (app, app))
+    before = testlib.tree_state(host, '/opt/' + app, app)
+    v1 = testlib.build_app('1.0.0')
+    r = testlib.playbook(deployed.inventory, 'deploy', dict(app=app, version='1.0.0', artifact=v1,
+                                                             checksum=testlib.sha256(v1), listen_port=PORT + 1),
+                         limit=host['name'], tmp_path=tmp_path)
+    assert_refused(r, 'current', 'directory')
+    # The directory is still there, with its data: never deleted to make room for a link.
+    assert testlib.host_sh(host, 'cat /opt/%s/current/data' % app).strip() == 'keep'
+    after = testlib.tree_state(host, '/opt/' + app, app)
+    assert '/opt/%s/current d' % app in after
+    # Only the staged (not activated) release may have appeared beside it.
+    assert [ln for ln in before.splitlines() if ln] == [
+        ln for ln in after.splitlines() if ln and '/releases' not in ln and '.hotswap' not in ln], after
+
+
+def test_unknown_probe_type(unchanged):
+    r = testlib.adhoc(unchanged.inventory, 'all', 'hotswap.deploy.health_check', dict(grpc='127.0.0.1:%d' % PORT))
+    assert_refused(r, 'grpc')
+
+
+def test_health_url_not_http(unchanged):
+    r = testlib.adhoc(unchanged.inventory, 'all', 'hotswap.deploy.health_check', dict(url='ftp://127.0.0.1/x'))
+    assert_refused(r, 'http')
+
+
+def test_keep_below_one(unchanged):
+    r = testlib.adhoc(unchanged.inventory, 'all', 'hotswap.deploy.release_prune', dict(base_dir=BASE, keep=0))
+    assert_refused(r, 'keep')
+
+
+def test_artifact_url_unreachable(unchanged, tmp_path):
+    v2 = testlib.build_app('2.0.0')
+    url = 'http://127.0.0.1:9/hotswap-demo'
+    r = deploy(unchanged, tmp_path, artifact='', artifact_url=url, checksum=testlib.sha256(v2))
+    assert_refused(r, url)
+
+
+def test_missing_extra_vars(unchanged, tmp_path):
+    r = testlib.playbook(unchanged.inventory, 'deploy', dict(app=APP), tmp_path=tmp_path)
+    assert_refused(r, 'version', 'checksum')
+
+
+def test_artifact_and_url_both_given(unchanged, tmp_path):
+    r = deploy(unchanged, tmp_path, artifact_url='http://127.0.0.1:9/x')
+    assert_refused(r, 'exactly one')
+
+
+def test_demo_binary_exists_for_os_checks():
+    # Guard for the platform tests above: the cross builds really are what they claim.
+    exe = testlib.build_app('2.0.0', goos='windows', goarch='amd64')
+    with open(exe, 'rb') as f:
+        assert f.read(2) == b'MZ'
+    assert os.path.getsize(exe) > 100000

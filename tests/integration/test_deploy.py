@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+"""deploy.yml end to end against three real hosts, over ssh and paramiko_ssh."""
+
+from __future__ import annotations
+
+import json
+
+import testlib
+
+
+def deploy_vars(app, port, version, artifact, **extra):
+    v = dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=port)
+    v.update(extra)
+    return v
+
+
+def ledger(host, app):
+    return json.loads(testlib.host_sh(host, 'cat /opt/%s/.hotswap/ledger.json' % app))
+
+
+def current_target(host, app):
+    return testlib.host_sh(host, 'readlink /opt/%s/current' % app).strip()
+
+
+def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, connection, app_name, app_port, tmp_path):
+    v1 = testlib.build_app('1.0.0')
+    v2 = testlib.build_app('2.0.0')
+    v3_bad = testlib.build_app('3.0.0', fault='unhealthy')
+
+    # First deploy: every host serves v1 from releases/<version>-<sha12> through a relative link.
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '1.0.0', v1),
+                         connection=connection, tmp_path=tmp_path)
+    assert r.rc == 0, r
+    assert set(r.recap) == {h['name'] for h in fleet}, r
+    rid1 = '1.0.0-' + testlib.sha256(v1)[7:19]
+    for host in fleet:
+        assert testlib.served_version(host, app_port) == '1.0.0'
+        assert current_target(host, app_name) == 'releases/' + rid1
+        assert ledger(host, app_name)['releases'][rid1]['state'] == 'active'
+
+    # Second version: v1 retired, v2 active, previous release reported.
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2),
+                         connection=connection, tmp_path=tmp_path)
+    assert r.rc == 0, r
+    rid2 = '2.0.0-' + testlib.sha256(v2)[7:19]
+    assert ('%s -> %s' % (rid1, rid2)) in r.out, r
+    for host in fleet:
+        assert testlib.served_version(host, app_port) == '2.0.0'
+        assert current_target(host, app_name) == 'releases/' + rid2
+        states = {k: v['state'] for k, v in ledger(host, app_name)['releases'].items()}
+        assert states == {rid1: 'retired', rid2: 'active'}
+
+    # The same version again: nothing changes anywhere.
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2),
+                         connection=connection, tmp_path=tmp_path)
+    assert r.rc == 0, r
+    for host, counts in r.recap.items():
+        assert counts['changed'] == 0, (host, r)
+
+    # An unhealthy v3: the play fails, every host is switched back to v2 and serves it.
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '3.0.0', v3_bad),
+                         connection=connection, tmp_path=tmp_path)
+    assert r.rc != 0, r
+    assert all(c['failed'] == 1 for c in r.recap.values()), r
+    assert "failed on" in r.out and "Verify the new release" in r.out, r
+    assert 'Switched back to %s' % rid2 in r.out, r
+    rid3 = '3.0.0-' + testlib.sha256(v3_bad)[7:19]
+    for host in fleet:
+        assert testlib.served_version(host, app_port) == '2.0.0'
+        assert current_target(host, app_name) == 'releases/' + rid2
+        states = {k: v['state'] for k, v in ledger(host, app_name)['releases'].items()}
+        assert states[rid3] == 'failed' and states[rid2] == 'active'
+        # No lock left behind by the failed run.
+        assert testlib.host_sh(host, 'test ! -e /opt/%s/.hotswap/lock && echo free' % app_name).strip() == 'free'
+
+
+def test_concurrent_deploy_is_refused(fleet, connection, app_name, app_port, tmp_path):
+    v1 = testlib.build_app('1.0.0')
+    v2 = testlib.build_app('2.0.0')
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '1.0.0', v1),
+                         connection=connection, tmp_path=tmp_path)
+    assert r.rc == 0, r
+    host = fleet.hosts[0]
+    base_dir = '/opt/%s' % app_name
+    # Another deploy holds the lock on one host (as a running deploy.yml does).
+    r = testlib.adhoc(fleet.inventory, host['name'], 'hotswap.deploy.deploy_lock',
+                      dict(base_dir=base_dir, owner='alice@ci:run-42'), connection=connection)
+    assert r.rc == 0, r
+    before = testlib.tree_state(host, base_dir, app_name)
+
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2),
+                         connection=connection, tmp_path=tmp_path)
+    assert r.rc != 0, r
+    assert 'alice@ci:run-42' in r.out, r
+    assert r.recap[host['name']]['failed'] == 1, r
+    assert testlib.served_version(host, app_port) == '1.0.0'
+    assert testlib.tree_state(host, base_dir, app_name) == before
+    # The other hosts were not locked and went ahead.
+    for other in fleet.hosts[1:]:
+        assert testlib.served_version(other, app_port) == '2.0.0'
+
+    r = testlib.adhoc(fleet.inventory, host['name'], 'hotswap.deploy.deploy_lock',
+                      dict(base_dir=base_dir, owner='alice@ci:run-42', state='absent'), connection=connection)
+    assert r.rc == 0, r
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2),
+                         connection=connection, tmp_path=tmp_path)
+    assert r.rc == 0, r
+    assert testlib.served_version(host, app_port) == '2.0.0'

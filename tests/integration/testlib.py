@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+"""Helpers for integration tests: run ansible against real test hosts and look at them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(REPO, 'build', 'venv', 'bin')
+COLLECTIONS = os.path.join(REPO, 'build', 'collections')
+INSTALLED = os.path.join(COLLECTIONS, 'ansible_collections', 'hotswap', 'deploy')
+APP_BUILD = os.path.join(REPO, 'tests', 'app', 'build.sh')
+APP_CACHE = os.path.join(REPO, 'build', 'test-app')
+
+RECAP_RE = re.compile(
+    r'^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)'
+    r'\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)',
+    re.M)
+
+
+def ansible_env(connection=None):
+    env = dict(os.environ)
+    env.update({
+        'ANSIBLE_CONFIG': os.path.join(REPO, 'ansible.cfg'),
+        'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS,
+        'ANSIBLE_HOST_KEY_CHECKING': 'False',
+        'ANSIBLE_NOCOLOR': '1',
+        'ANSIBLE_FORCE_COLOR': '0',
+        'ANSIBLE_DEPRECATION_WARNINGS': 'False',
+        'PATH': VENV_BIN + os.pathsep + env.get('PATH', ''),
+    })
+    # Each connection keeps its own persistent sockets; no cross-talk between runs.
+    env.pop('ANSIBLE_STDOUT_CALLBACK', None)
+    return env
+
+
+class Result(object):
+    def __init__(self, argv, proc, seconds):
+        self.argv = argv
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.seconds = seconds
+        self.recap = {m.group('host'): {k: int(v) for k, v in m.groupdict().items() if k != 'host'}
+                      for m in RECAP_RE.finditer(self.out)}
+
+    def changed(self):
+        return sum(r['changed'] for r in self.recap.values())
+
+    def __repr__(self):
+        return 'Result(rc=%s)\n$ %s\n%s' % (self.rc, ' '.join(shlex.quote(a) for a in self.argv), self.out[-6000:])
+
+
+def run(argv, connection=None, timeout=600):
+    start = time.monotonic()
+    proc = subprocess.run(argv, env=ansible_env(connection), cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=timeout)
+    return Result(argv, proc, time.monotonic() - start)
+
+
+def playbook(inventory, playbook_name, extra_vars, connection='ssh', limit=None, check=False, diff=False,
+             tmp_path=None):
+    """Run a collection playbook (hotswap.deploy.<name>) from the installed collection."""
+    vars_file = os.path.join(str(tmp_path), 'extra-vars-%d.json' % time.monotonic_ns())
+    with open(vars_file, 'w') as f:
+        json.dump(extra_vars, f)
+    argv = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', inventory, '-c', connection,
+            'hotswap.deploy.%s' % playbook_name, '-e', '@' + vars_file]
+    if limit:
+        argv += ['--limit', limit]
+    if check:
+        argv.append('--check')
+    if diff:
+        argv.append('--diff')
+    return run(argv, connection)
+
+
+def adhoc(inventory, pattern, module, args, connection='ssh', check=False):
+    argv = [os.path.join(VENV_BIN, 'ansible'), '-i', inventory, '-c', connection, pattern,
+            '-m', module, '-a', json.dumps(args)]
+    if check:
+        argv.append('--check')
+    return run(argv, connection)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return 'sha256:' + h.hexdigest()
+
+
+def build_app(version, fault='', goos='linux', goarch='amd64'):
+    """Build the demo service once per (version, fault, os, arch); returns the binary path."""
+    name = 'hotswap-demo' + ('.exe' if goos == 'windows' else '')
+    out = os.path.join(APP_CACHE, '%s-%s-%s-%s' % (version, fault or 'ok', goos, goarch), name)
+    if not os.path.exists(out):
+        subprocess.run([APP_BUILD, version, out, fault, goos, goarch], check=True)
+    return out
+
+
+def host_sh(host, command, check=True):
+    """Run a shell command inside a test host (for looking, not for deploying)."""
+    proc = subprocess.run(['podman', 'exec', host['container'], 'sh', '-c', command],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if check and proc.returncode != 0:
+        raise AssertionError('on %s: %s -> rc=%s %s' % (host['name'], command, proc.returncode, proc.stderr))
+    return proc.stdout
+
+
+def served_version(host, port):
+    """Ask the service inside the host what version it runs (None when it does not answer)."""
+    out = host_sh(host, 'curl -fsS --max-time 3 http://127.0.0.1:%d/healthz || true' % port, check=False)
+    try:
+        return json.loads(out)['version']
+    except (ValueError, KeyError):
+        return None
+
+
+def tree_state(host, base_dir, app):
+    """Everything a deploy may change on a host, as text: compare before/after bad input."""
+    return host_sh(host, (
+        "find %(b)s -printf '%%p %%y %%l %%s\\n' 2>/dev/null | sort; "
+        "cat %(b)s/.hotswap/ledger.json 2>/dev/null; "
+        "ls -l /etc/systemd/system/%(a)s.* 2>/dev/null; true") % {'b': shlex.quote(base_dir), 'a': app},
+        check=False)
+
+
+def http_get(url, timeout=3):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
