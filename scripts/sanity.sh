@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# ansible-test sanity on the collection as built (the installed tarball), with the
-# venv's Python. Requirements of the individual sanity tests are installed by
-# ansible-test itself (--requirements) into that venv.
+# ansible-test sanity on exactly what the built tarball holds, with the venv's Python.
+# ansible-test lists files through git, so the tarball is unpacked into a scratch git repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-coll="$root/build/collections/ansible_collections/hotswap/deploy"
-[ -f "$coll/MANIFEST.json" ] || { echo "sanity: collection not installed; run make collection" >&2; exit 1; }
+tarball="$(ls build/dist/hotswap-deploy-*.tar.gz 2>/dev/null | head -1)"
+[ -n "$tarball" ] || { echo "sanity: no built collection in build/dist; run make collection" >&2; exit 1; }
 py="$(build/venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-cd "$coll"
-# ansible-test wants to be the only thing in its output dir; start clean every time.
-rm -rf tests/output
+
+# ansible-test bootstraps pip in its sanity venvs with a get-pip.py fetched from
+# outside the package registries; put our ensurepip-based one where it looks first.
+pip_ver="$(build/venv/bin/python -c 'import ansible_test._internal.python_requirements as r, inspect, re; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(r.get_venv_packages)).group(1))')"
+mkdir -p "$HOME/.ansible/test/cache"
+cp scripts/offline_get_pip.py "$HOME/.ansible/test/cache/get_pip_${pip_ver//./_}.py"
+
+work="$root/build/sanity/ansible_collections/hotswap/deploy"
+rm -rf "$root/build/sanity"
+mkdir -p "$work"
+tar -xzf "$tarball" -C "$work"
+rm -f "$work/MANIFEST.json" "$work/FILES.json"
+cd "$work"
+git init -q && git add -A
 exec "$root/build/venv/bin/ansible-test" sanity --color no --python "$py" --requirements "$@"

@@ -1,0 +1,455 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The release ledger (``<base_dir>/.hotswap/ledger.json``) and the operations built on it.
+
+The ledger records every release that is on disk: id, version, sha256, state and
+timestamps, plus a history of activations. Rollback and pruning read the ledger and
+``readlink current``; they never look at mtime/ctime. Format: docs/development.md.
+
+Writers are expected to hold the deploy lock (``lock.py``): ``load`` + change + ``save``
+is not atomic against another writer.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import os
+import tempfile
+
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
+    check_release_dir,
+    current_is_dangling,
+    ensure_state_dir,
+    fsync_dir,
+    list_release_dirs,
+    paths,
+    read_current,
+    remove_leftover_pruning_dirs,
+    remove_release_dir,
+    switch_current,
+    validate_release_id,
+)
+
+FORMAT = 1
+STATES = ('staged', 'active', 'retired', 'failed')
+UNKNOWN = 'unknown'  # on disk, not in the ledger (reported only, never stored)
+PREVIOUS_STATES = ('retired', 'failed')
+HISTORY_LIMIT = 200
+LEDGER_MODE = 0o640
+
+# Timestamp field set when a release enters a state.
+_STATE_TIMESTAMP = {'staged': 'staged_at', 'active': 'activated_at',
+                    'retired': 'retired_at', 'failed': 'failed_at'}
+INFO_FIELDS = ('release_id', 'version', 'sha256', 'binary', 'state', 'staged_at', 'activated_at',
+               'activated_by', 'retired_at', 'failed_at')
+
+
+def utc_now():
+    """Current time as UTC ISO8601 with a 'Z' suffix, to the second: 2024-05-01T12:00:00Z."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def _new_entry(rid, version=None, sha256=None, binary=None, at=None):
+    return {
+        'release_id': rid, 'version': version, 'sha256': sha256, 'binary': binary,
+        'state': 'staged', 'staged_at': at or utc_now(), 'activated_at': None,
+        'retired_at': None, 'failed_at': None, 'activated_by': None,
+    }
+
+
+class Ledger(object):
+    """In-memory ledger of one base_dir. Change it with the record_*/mark/forget methods, then save()."""
+
+    def __init__(self, base_dir, data=None):
+        self.paths = paths(base_dir)
+        self.base_dir = self.paths.base_dir
+        self.path = self.paths.ledger
+        data = data if data is not None else {}
+        self._releases = data.get('releases', {})
+        self._history = data.get('history', [])
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, base_dir):
+        """Read the ledger of ``base_dir``; a missing file gives an empty ledger."""
+        p = paths(base_dir)
+        try:
+            with open(p.ledger, 'rb') as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return cls(p.base_dir)
+        except OSError as e:
+            raise HotswapError('reading the release ledger %s: %s. Check permissions (run with become '
+                               'as the user that deploys).' % (p.ledger, e))
+        fix = ('Restore it from a backup, or move it away to start an empty ledger (release '
+               'directories on disk then show as state "unknown" and are never pruned).')
+        try:
+            data = json.loads(raw.decode('utf-8'))
+        except ValueError as e:
+            raise HotswapError('reading the release ledger %s: it is not valid JSON (%s). %s' % (p.ledger, e, fix))
+        if not isinstance(data, dict) or not isinstance(data.get('releases', {}), dict) \
+                or not isinstance(data.get('history', []), list):
+            raise HotswapError('reading the release ledger %s: it does not have the expected '
+                               '{"format", "releases", "history"} structure. %s' % (p.ledger, fix))
+        fmt = data.get('format')
+        if fmt != FORMAT:
+            raise HotswapError('reading the release ledger %s: format %r is not supported (expected %d). '
+                               'Use the hotswap.deploy version that wrote it, or %s'
+                               % (p.ledger, fmt, FORMAT, fix[0].lower() + fix[1:]))
+        if not all(isinstance(h, dict) for h in data.get('history', [])):
+            raise HotswapError('reading the release ledger %s: a history entry is not an object. %s'
+                               % (p.ledger, fix))
+        for rid, entry in data['releases'].items():
+            if not isinstance(entry, dict) or entry.get('state') not in STATES:
+                raise HotswapError('reading the release ledger %s: the entry for %r is malformed. %s'
+                                   % (p.ledger, rid, fix))
+        return cls(p.base_dir, data)
+
+    def to_json(self):
+        return {'format': FORMAT, 'releases': self._releases, 'history': self._history}
+
+    def save(self):
+        """Write the ledger atomically: temp file in .hotswap/, fsync, rename, fsync the directory.
+
+        Creates ``.hotswap/`` (mode 0750) but not base_dir.
+        """
+        state_dir = self.paths.state_dir
+        if not os.path.isdir(self.base_dir):
+            raise HotswapError('saving the release ledger %s: base_dir %s does not exist. Stage a release '
+                               'first (it creates base_dir).' % (self.path, self.base_dir))
+        try:
+            ensure_state_dir(self.base_dir)
+            fd, tmp = tempfile.mkstemp(prefix='.ledger.json.tmp-', dir=state_dir)
+        except OSError as e:
+            raise HotswapError('saving the release ledger %s: %s. Check permissions and free space.'
+                               % (self.path, e))
+        try:
+            with os.fdopen(fd, 'w') as f:
+                json.dump(self.to_json(), f, indent=2)
+                f.write('\n')
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, LEDGER_MODE)
+            os.rename(tmp, self.path)
+            fsync_dir(state_dir)
+        except OSError as e:
+            _unlink_quietly(tmp)
+            raise HotswapError('saving the release ledger %s: %s. The previous ledger is unchanged; '
+                               'check permissions and free space.' % (self.path, e))
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def release(self, rid):
+        """Copy of the entry for ``rid``, or None."""
+        entry = self._releases.get(rid)
+        return copy.deepcopy(entry) if entry is not None else None
+
+    def releases(self):
+        """Copies of all entries, oldest ``staged_at`` first (ties keep staging order)."""
+        return [copy.deepcopy(e) for e in sorted(self._releases.values(), key=lambda e: e.get('staged_at') or '')]
+
+    def history(self):
+        return copy.deepcopy(self._history)
+
+    def release_ids(self):
+        return list(self._releases)
+
+    def active_releases(self):
+        return [rid for rid, e in self._releases.items() if e['state'] == 'active']
+
+    def previous_good(self, current_rid):
+        """Release to roll back to from ``current_rid``, or None.
+
+        The newest history entry whose release is not ``current_rid``, is still in the ledger,
+        is not ``failed`` and still has its directory on disk.
+        """
+        on_disk = set(list_release_dirs(self.base_dir))
+        for entry in reversed(self._history):
+            rid = entry.get('release_id')
+            if rid == current_rid or rid not in on_disk:
+                continue
+            rel = self._releases.get(rid)
+            if rel is None or rel['state'] == 'failed':
+                continue
+            return rid
+        return None
+
+    def needs_activation_record(self, rid):
+        """True unless the ledger already says ``rid`` is the one and only active release."""
+        entry = self._releases.get(rid)
+        if entry is None or entry['state'] != 'active':
+            return True
+        return self.active_releases() != [rid]
+
+    def to_info(self, current_rid):
+        """What release_info returns: current, previous_good, releases (ledger + unknown dirs), ledger_path."""
+        on_disk = list_release_dirs(self.base_dir)
+        on_disk_set = set(on_disk)
+        releases = []
+        for entry in self.releases():
+            item = dict((k, entry.get(k)) for k in INFO_FIELDS)
+            item['path'] = os.path.join(self.paths.releases_dir, entry['release_id'])
+            item['present'] = entry['release_id'] in on_disk_set
+            releases.append(item)
+        for rid in on_disk:
+            if rid not in self._releases:
+                item = dict((k, None) for k in INFO_FIELDS)
+                item.update(release_id=rid, state=UNKNOWN, path=os.path.join(self.paths.releases_dir, rid),
+                            present=True)
+                releases.append(item)
+        return {
+            'current': current_rid,
+            'previous_good': self.previous_good(current_rid),
+            'releases': releases,
+            'ledger_path': self.path,
+        }
+
+    # -- changes (in memory; call save()) --------------------------------------------------------
+
+    def record_staged(self, rid, version, sha256, binary, at=None):
+        """Record that ``releases/<rid>`` holds ``binary`` with this version and sha256.
+
+        Returns True when the ledger changed. Recording the same sha256 again is a no-op (the
+        state of an existing release is kept); a different sha256 under the same id is an error.
+        """
+        validate_release_id(rid)
+        entry = self._releases.get(rid)
+        if entry is not None:
+            if entry.get('sha256') and sha256 and entry['sha256'].lower() != sha256.lower():
+                raise HotswapError(
+                    'recording staged release %s: the ledger already has it with sha256 %s, not %s. '
+                    'Release ids must be derived from the artifact (version + sha256); use a new '
+                    'release_id for a different binary.' % (rid, entry['sha256'], sha256))
+            changed = False
+            for key, value in (('version', version), ('sha256', sha256), ('binary', binary)):
+                if entry.get(key) is None and value is not None:
+                    entry[key] = value  # fill in what an adopted (hand-deployed) entry lacked
+                    changed = True
+            return changed
+        self._releases[rid] = _new_entry(rid, version, sha256, binary, at)
+        return True
+
+    def record_activated(self, rid, previous_rid, by, previous_state='retired', at=None):
+        """Record that ``current`` now points at ``rid`` (switched away from ``previous_rid``).
+
+        ``rid`` becomes ``active`` (activated_at, activated_by), ``previous_rid`` becomes
+        ``previous_state`` (``retired``, or ``failed`` when rolling back from a failed
+        verification), any other release still marked ``active`` becomes ``retired``, and a
+        history entry is appended. Releases missing from the ledger (deployed by hand) are
+        added with unknown version/sha256.
+        """
+        validate_release_id(rid)
+        if previous_state not in PREVIOUS_STATES:
+            raise HotswapError('recording activation of %s: previous_state must be one of %s, not %r.'
+                               % (rid, ', '.join(PREVIOUS_STATES), previous_state))
+        at = at or utc_now()
+        entry = self._adopt(rid, at)
+        entry['state'] = 'active'
+        entry['activated_at'] = at
+        entry['activated_by'] = by
+        if previous_rid is not None and previous_rid != rid:
+            validate_release_id(previous_rid)
+            prev = self._adopt(previous_rid, at)
+            prev['state'] = previous_state
+            prev[_STATE_TIMESTAMP[previous_state]] = at
+        for other_rid, other in self._releases.items():
+            if other_rid not in (rid, previous_rid) and other['state'] == 'active':
+                other['state'] = 'retired'
+                other['retired_at'] = at
+        self._history.append({'release_id': rid, 'from': previous_rid, 'at': at, 'by': by})
+        del self._history[:-HISTORY_LIMIT]
+        return True
+
+    def mark(self, rid, state, at=None):
+        """Set the state of ``rid`` (and its ``<state>_at``); True when it changed."""
+        if state not in STATES:
+            raise HotswapError('marking release %s: state must be one of %s, not %r.'
+                               % (rid, ', '.join(STATES), state))
+        entry = self._releases.get(rid)
+        if entry is None:
+            raise HotswapError('marking release %s as %s: it is not in the ledger %s. Check the id with '
+                               'hotswap.deploy.release_info.' % (rid, state, self.path))
+        if entry['state'] == state:
+            return False
+        entry['state'] = state
+        entry[_STATE_TIMESTAMP[state]] = at or utc_now()
+        return True
+
+    def forget(self, rid):
+        """Drop ``rid`` from the ledger (its directory is gone). History entries are kept."""
+        return self._releases.pop(rid, None) is not None
+
+    def _adopt(self, rid, at):
+        entry = self._releases.get(rid)
+        if entry is None:
+            entry = self._releases[rid] = _new_entry(rid, at=at)
+        return entry
+
+
+# -- pure selection ----------------------------------------------------------------------------
+
+_DERIVE = object()
+
+
+def derive_previous_good(releases, current_rid):
+    """previous_good from release records alone: latest ``activated_at`` that is not current/failed."""
+    best = None
+    for r in releases:
+        if r['release_id'] == current_rid or r.get('state') in ('failed', UNKNOWN) or not r.get('activated_at'):
+            continue
+        if best is None or r['activated_at'] >= best['activated_at']:
+            best = r
+    return best['release_id'] if best else None
+
+
+def select_prunable(releases, current_rid, keep, previous_good=_DERIVE):
+    """Release ids to delete so that ``keep`` ledger releases remain, in deletion order.
+
+    ``releases``: records with release_id, state, staged_at (and activated_at), e.g.
+    ``Ledger.releases()``. Never selects ``current_rid``, ``previous_good`` (derived from
+    activated_at when not given) or ``unknown`` releases (not in the ledger; they do not
+    count toward ``keep`` either). ``failed`` releases go first, then the oldest by the
+    ledger's ``staged_at`` -- never by mtime. Protected releases count toward ``keep``, so
+    more than ``keep`` may remain.
+    """
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise HotswapError('selecting releases to prune: keep must be an integer >= 1, not %r. The current '
+                           'release is always kept.' % (keep,))
+    known = [r for r in releases if r.get('state') != UNKNOWN]
+    if previous_good is _DERIVE:
+        previous_good = derive_previous_good(known, current_rid)
+    protected = set([current_rid, previous_good]) - set([None])
+    excess = len(known) - keep
+    if excess <= 0:
+        return []
+    by_age = sorted(known, key=lambda r: r.get('staged_at') or '')  # stable: ties keep given order
+    candidates = [r for r in by_age if r.get('state') == 'failed'] + \
+                 [r for r in by_age if r.get('state') != 'failed']
+    return [r['release_id'] for r in candidates if r['release_id'] not in protected][:excess]
+
+
+# -- operations used by the modules ------------------------------------------------------------
+
+def activate(base_dir, rid, previous_state='retired', by='ansible', check_mode=False):
+    """Point ``current`` at ``rid`` and record it; what release_activate does.
+
+    When ``current`` already points at ``rid`` nothing is switched; if the ledger does not
+    say so (e.g. a run died between switch and ledger write, or the release was switched by
+    hand) the ledger is brought in line and ``ledger_updated`` is True.
+    Returns dict(previous_release, current_release, switched, ledger_updated, changed).
+    """
+    p = paths(base_dir, rid)
+    if previous_state not in PREVIOUS_STATES:
+        raise HotswapError('activating release %s: previous_state must be one of %s, not %r.'
+                           % (rid, ', '.join(PREVIOUS_STATES), previous_state))
+    current = read_current(p.base_dir)
+    check_release_dir(p.base_dir, rid)
+    ledger = Ledger.load(p.base_dir)
+    result = dict(previous_release=current, current_release=rid, switched=False, ledger_updated=False)
+    if current == rid:
+        if ledger.needs_activation_record(rid):
+            result['ledger_updated'] = True
+            if not check_mode:
+                others = [r for r in ledger.active_releases() if r != rid]
+                ledger.record_activated(rid, others[0] if others else None, by, previous_state='retired')
+                ledger.save()
+    else:
+        result['switched'] = True
+        result['ledger_updated'] = True
+        if not check_mode:
+            switch_current(p.base_dir, rid)
+            try:
+                ledger.record_activated(rid, current, by, previous_state=previous_state)
+                ledger.save()
+            except HotswapError as e:
+                raise HotswapError('activating release %s: %s now points to releases/%s, but recording it '
+                                   'failed: %s Rerun the task to record it.' % (rid, p.current, rid, e.msg))
+    result['changed'] = result['switched'] or result['ledger_updated']
+    return result
+
+
+def info(base_dir):
+    """What release_info returns; a missing base_dir gives an empty result. Never changes anything."""
+    p = paths(base_dir)
+    problems = []
+    if not os.path.isdir(p.base_dir):
+        return {'current': None, 'previous_good': None, 'releases': [], 'ledger_path': p.ledger,
+                'problems': problems}
+    try:
+        current = read_current(p.base_dir)
+    except HotswapError as e:
+        current = None
+        problems.append(e.msg)
+    if current is not None and current_is_dangling(p.base_dir):
+        problems.append('%s points to releases/%s, which does not exist. Activate an existing release '
+                        '(see releases) or restore the directory.' % (p.current, current))
+    result = Ledger.load(p.base_dir).to_info(current)
+    result['problems'] = problems
+    return result
+
+
+def prune(base_dir, keep, check_mode=False):
+    """Delete old release directories so that ``keep`` ledger releases remain; what release_prune does.
+
+    See ``select_prunable`` for what is chosen. Ledger entries of removed releases, and of
+    releases whose directory is already gone (``forgotten``), are dropped from the ledger
+    (history is kept). Directories not in the ledger (``unknown``) are never touched.
+    Returns dict(removed, kept, unknown, forgotten, changed).
+    """
+    p = paths(base_dir)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise HotswapError('pruning releases in %s: keep must be an integer >= 1, not %r.' % (p.base_dir, keep))
+    result = dict(removed=[], kept=[], unknown=[], forgotten=[], changed=False)
+    if not os.path.isdir(p.base_dir):
+        return result
+    current = read_current(p.base_dir)
+    ledger = Ledger.load(p.base_dir)
+    on_disk = set(list_release_dirs(p.base_dir))
+    known = [r for r in ledger.releases() if r['release_id'] in on_disk]
+    result['forgotten'] = [r['release_id'] for r in ledger.releases()
+                           if r['release_id'] not in on_disk and r['release_id'] != current]
+    result['unknown'] = sorted(on_disk - set(ledger.release_ids()))
+    remove = select_prunable(known, current, keep, previous_good=ledger.previous_good(current))
+    result['kept'] = [r['release_id'] for r in known if r['release_id'] not in remove]
+    leftovers = [n for n in _listdir(p.releases_dir) if n.startswith('.pruning-')]
+    result['changed'] = bool(remove or result['forgotten'] or leftovers)
+    if check_mode:
+        result['removed'] = remove
+        return result
+    try:
+        remove_leftover_pruning_dirs(p.base_dir)
+        for rid in result['forgotten']:
+            ledger.forget(rid)
+        for rid in remove:
+            remove_release_dir(p.base_dir, rid)
+            ledger.forget(rid)
+            result['removed'].append(rid)
+    except OSError as e:
+        raise HotswapError('pruning releases in %s: %s (removed so far: %s). Fix the cause and rerun.'
+                           % (p.releases_dir, e, ', '.join(result['removed']) or 'none'))
+    finally:
+        if result['changed']:
+            ledger.save()
+    return result
+
+
+def _listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

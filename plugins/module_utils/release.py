@@ -1,0 +1,286 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The release tree on a host: names, paths, the ``current`` link and how it is switched.
+
+Layout (ARCHITECTURE.md section 2)::
+
+    <base_dir>/releases/<release_id>/<binary>
+    <base_dir>/current -> releases/<release_id>      (relative link)
+    <base_dir>/.hotswap/ledger.json
+    <base_dir>/.hotswap/lock
+
+Nothing here decides *which* release to use; that is the ledger's business.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import os
+import re
+import secrets
+import shutil
+
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+
+RELEASES_DIR = 'releases'
+CURRENT_LINK = 'current'
+STATE_DIR = '.hotswap'
+LEDGER_FILE = 'ledger.json'
+LOCK_FILE = 'lock'
+TEMP_LINK_PREFIX = '.current.tmp-'
+PRUNING_PREFIX = '.pruning-'
+RELEASE_ID_MAX_LEN = 128
+STATE_DIR_MODE = 0o750
+
+_RELEASE_ID_RE = re.compile(r'^[A-Za-z0-9._+-]+$')
+
+ReleasePaths = collections.namedtuple(
+    'ReleasePaths',
+    ['base_dir', 'releases_dir', 'release_dir', 'current', 'state_dir', 'ledger', 'lock'],
+)
+
+
+def validate_release_id(rid):
+    """Return ``rid`` if it is a safe release directory name, else raise HotswapError."""
+    fix = ('Use a name made of letters, digits, ".", "_", "+" and "-" (at most %d characters), '
+           'for example "<version>-<first 12 hex of sha256>".' % RELEASE_ID_MAX_LEN)
+    if not isinstance(rid, str) or not rid:
+        raise HotswapError('checking release_id: it is empty. %s' % fix)
+    if len(rid) > RELEASE_ID_MAX_LEN:
+        raise HotswapError('checking release_id %r: it is %d characters long. %s' % (rid, len(rid), fix))
+    if '/' in rid or '..' in rid:
+        raise HotswapError('checking release_id %r: it contains "/" or "..". %s' % (rid, fix))
+    if rid.startswith('.'):
+        raise HotswapError('checking release_id %r: it starts with "." (reserved for temporary entries). %s'
+                           % (rid, fix))
+    if not _RELEASE_ID_RE.match(rid):
+        raise HotswapError('checking release_id %r: it contains characters other than letters, digits, '
+                           '".", "_", "+" and "-". %s' % (rid, fix))
+    return rid
+
+
+def validate_base_dir(path):
+    """Return ``path`` normalized (no trailing or doubled slashes) if it is a usable base_dir.
+
+    Refuses relative paths, ``..`` components and ``/`` itself.
+    """
+    fix = 'Give an absolute path without ".." such as "/opt/myapp".'
+    if not isinstance(path, str) or not path:
+        raise HotswapError('checking base_dir: it is empty. %s' % fix)
+    if not os.path.isabs(path):
+        raise HotswapError('checking base_dir %r: it is not an absolute path. %s' % (path, fix))
+    if '..' in path.split('/'):
+        raise HotswapError('checking base_dir %r: it contains a ".." component. %s' % (path, fix))
+    normalized = '/' + os.path.normpath(path).lstrip('/')
+    if normalized == '/':
+        raise HotswapError('checking base_dir %r: it is the root directory. %s' % (path, fix))
+    return normalized
+
+
+def paths(base_dir, rid=None):
+    """All paths of the release tree under ``base_dir`` (``release_dir`` is None without ``rid``)."""
+    base_dir = validate_base_dir(base_dir)
+    releases_dir = os.path.join(base_dir, RELEASES_DIR)
+    state_dir = os.path.join(base_dir, STATE_DIR)
+    release_dir = None
+    if rid is not None:
+        release_dir = os.path.join(releases_dir, validate_release_id(rid))
+    return ReleasePaths(
+        base_dir=base_dir,
+        releases_dir=releases_dir,
+        release_dir=release_dir,
+        current=os.path.join(base_dir, CURRENT_LINK),
+        state_dir=state_dir,
+        ledger=os.path.join(state_dir, LEDGER_FILE),
+        lock=os.path.join(state_dir, LOCK_FILE),
+    )
+
+
+def link_target(rid):
+    """The relative target ``current`` gets for release ``rid``: ``releases/<rid>``."""
+    return RELEASES_DIR + '/' + validate_release_id(rid)
+
+
+def fsync_dir(path):
+    """Flush a directory's entries (renames, new links) to disk.
+
+    Filesystems that cannot fsync a directory (EINVAL) are tolerated.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def read_current(base_dir):
+    """Release id ``current`` points to, or None when there is no ``current``.
+
+    Raises HotswapError when ``current`` is a real file/directory or a link that does not point
+    at ``releases/<valid id>`` (absolute links into this base_dir's releases/ are accepted).
+    The release directory itself need not exist (see ``current_is_dangling``).
+    """
+    p = paths(base_dir)
+    if not os.path.lexists(p.current):
+        return None
+    if not os.path.islink(p.current):
+        kind = 'directory' if os.path.isdir(p.current) else 'file'
+        raise HotswapError(
+            'reading %s: it is a real %s, not a symlink. Move it away (for example into '
+            '%s/<some id>/) so hotswap.deploy can manage it as a link; it is never deleted automatically.'
+            % (p.current, kind, p.releases_dir))
+    target = os.readlink(p.current)
+    if os.path.isabs(target):
+        rel = os.path.relpath(os.path.normpath(target), p.base_dir)
+    else:
+        rel = os.path.normpath(target)
+    parts = rel.split('/')
+    if len(parts) == 2 and parts[0] == RELEASES_DIR:
+        try:
+            return validate_release_id(parts[1])
+        except HotswapError:
+            pass
+    raise HotswapError(
+        'reading %s: it points to %r, outside %s/. Point it at a release with '
+        '"ln -sfn releases/<release_id> %s" or remove the link.'
+        % (p.current, target, p.releases_dir, p.current))
+
+
+def current_is_dangling(base_dir):
+    """True when ``current`` is a link whose release directory does not exist."""
+    p = paths(base_dir)
+    return os.path.islink(p.current) and not os.path.exists(p.current)
+
+
+def ensure_state_dir(base_dir):
+    """Create ``<base_dir>/.hotswap`` (mode 0750) if needed; base_dir itself must exist."""
+    p = paths(base_dir)
+    try:
+        os.mkdir(p.state_dir, STATE_DIR_MODE)
+    except FileExistsError:
+        if not os.path.isdir(p.state_dir):
+            raise HotswapError('creating %s: a file with that name exists. Move it away.' % p.state_dir)
+        return p.state_dir
+    os.chmod(p.state_dir, STATE_DIR_MODE)  # mkdir's mode is filtered by the umask
+    return p.state_dir
+
+
+def list_release_dirs(base_dir):
+    """Sorted names of the release directories on disk.
+
+    Hidden entries (temporary upload or pruning directories) and names that are not valid
+    release ids are ignored. A missing ``releases/`` gives an empty list.
+    """
+    p = paths(base_dir)
+    try:
+        names = os.listdir(p.releases_dir)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        if name.startswith('.'):
+            continue
+        try:
+            validate_release_id(name)
+        except HotswapError:
+            continue
+        full = os.path.join(p.releases_dir, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            found.append(name)
+    return sorted(found)
+
+
+def check_release_dir(base_dir, rid):
+    """Raise HotswapError unless ``releases/<rid>`` is a non-empty directory. Returns its path."""
+    p = paths(base_dir, rid)
+    if not os.path.isdir(p.release_dir):
+        raise HotswapError(
+            'activating release %s: %s does not exist. Stage it first (hotswap.deploy.binary_upload), '
+            'or check release_id against hotswap.deploy.release_info.' % (rid, p.release_dir))
+    if not os.listdir(p.release_dir):
+        raise HotswapError(
+            'activating release %s: %s is empty. Stage the release again (hotswap.deploy.binary_upload) '
+            'before activating it.' % (rid, p.release_dir))
+    return p.release_dir
+
+
+def switch_current(base_dir, rid):
+    """Point ``current`` at ``releases/<rid>`` atomically; return the previous release id (or None).
+
+    A temporary relative link ``.current.tmp-<random>`` is created in base_dir, renamed over
+    ``current`` (rename(2) is atomic) and base_dir is fsynced. Nothing is changed when
+    ``current`` is a real file/directory or the release directory is missing or empty; the
+    temporary link is removed on any error.
+    """
+    p = paths(base_dir, rid)
+    previous = read_current(p.base_dir)  # raises for a real file/dir or a foreign link
+    check_release_dir(p.base_dir, rid)
+    tmp = os.path.join(p.base_dir, TEMP_LINK_PREFIX + secrets.token_hex(8))
+    try:
+        os.symlink(link_target(rid), tmp)
+        # A real directory could have appeared since read_current(); rename() would then
+        # fail with EISDIR/ENOTEMPTY/ENOTDIR rather than replace it.
+        os.rename(tmp, p.current)
+        fsync_dir(p.base_dir)
+    except OSError as e:
+        _remove_quietly(tmp)
+        raise HotswapError('activating release %s: switching %s failed: %s. Nothing was switched '
+                           'unless %s now points to releases/%s; fix the cause and rerun.'
+                           % (rid, p.current, e, p.current, rid))
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return previous
+
+
+def remove_release_dir(base_dir, rid):
+    """Delete ``releases/<rid>``, first renaming it to a hidden ``.pruning-*`` name.
+
+    The rename means a half-deleted release is never visible under its own name. Refuses
+    to delete the release ``current`` points to.
+    """
+    p = paths(base_dir, rid)
+    if read_current(p.base_dir) == rid:
+        raise HotswapError('pruning release %s: it is the current release. Activate another release '
+                           'first.' % rid)
+    if not os.path.lexists(p.release_dir):
+        return False
+    if os.path.islink(p.release_dir) or not os.path.isdir(p.release_dir):
+        os.unlink(p.release_dir)
+        return True
+    doomed = os.path.join(p.releases_dir, PRUNING_PREFIX + rid + '-' + secrets.token_hex(4))
+    os.rename(p.release_dir, doomed)
+    fsync_dir(p.releases_dir)
+    shutil.rmtree(doomed)
+    return True
+
+
+def remove_leftover_pruning_dirs(base_dir):
+    """Delete ``releases/.pruning-*`` directories left by an interrupted prune; return their names."""
+    p = paths(base_dir)
+    try:
+        names = os.listdir(p.releases_dir)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in sorted(names):
+        if name.startswith(PRUNING_PREFIX):
+            full = os.path.join(p.releases_dir, name)
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.unlink(full)
+            removed.append(name)
+    return removed
+
+
+def _remove_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,272 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: binary_upload
+short_description: Stage a checksummed service binary as an immutable release
+description:
+  - Puts one binary at C(<base_dir>/releases/<release_id>/<name>) without ever exposing a
+    partial or unverified file at that path.
+  - The data is written to a hidden temporary file in the release directory, its sha256 is
+    compared with O(checksum), its executable header (ELF, PE or Mach-O) is compared with the
+    host's OS and architecture, mode and owner are set, the file is fsynced and only then
+    moved to its final name. On any failure the temporary file, and any directory this task
+    created, are removed.
+  - Releases are immutable. If the final path already holds the same sha256 nothing is
+    transferred and the task reports C(changed=false) (mode, owner and the ledger entry are
+    still corrected). If it holds a different sha256 the task fails; pick another O(release_id).
+  - Push mode (O(src)) - the action plugin checks the file on the controller (sha256 against
+    O(checksum), executable header), asks the host whether the release is already staged and
+    what platform it is, refuses an artifact built for another OS/architecture before
+    transferring anything, and only then copies the file to the host.
+  - Pull mode (O(url)) - the host downloads the file itself, streaming it into the temporary
+    file with the same checks. Useful when the controller-to-host link is slow.
+  - Verify-only mode (neither O(src) nor O(url)) - succeeds when the release is already staged
+    with this sha256, and fails with RV(reason=not_staged) otherwise (without changing anything).
+  - The release is recorded in C(<base_dir>/.hotswap/ledger.json) with state C(staged).
+  - Creates O(base_dir) and C(<base_dir>/releases) if they do not exist.
+version_added: 0.1.0
+author:
+  - hotswap.deploy contributors
+options:
+  src:
+    description:
+      - Path of the binary on the controller. The action plugin looks it up like
+        M(ansible.builtin.copy) does (a relative path is searched in the role or playbook
+        C(files/) directory) and copies it to a temporary path on the host.
+      - Mutually exclusive with O(url).
+    type: path
+  url:
+    description:
+      - C(http://) or C(https://) URL the host downloads the binary from (pull mode).
+      - Mutually exclusive with O(src).
+    type: str
+  checksum:
+    description:
+      - Expected digest of the binary, as C(sha256:<64 hex digits>) (the output of C(sha256sum)).
+      - Other algorithms are refused.
+    type: str
+    required: true
+  name:
+    description:
+      - File name of the binary inside the release directory, for example C(myapp).
+      - A plain file name - no C(/) and no leading C(.).
+    type: str
+    required: true
+  version:
+    description:
+      - Version of the binary, recorded in the ledger (informational).
+    type: str
+  mode:
+    description:
+      - Permissions of the staged binary, as in M(ansible.builtin.file) (quote octal modes,
+        for example V('0755'), or use a symbolic mode such as V(u=rwx,g=rx,o=)).
+    type: raw
+    default: '0755'
+  owner:
+    description:
+      - Owner of the staged binary. Default is the user the module runs as.
+    type: str
+  group:
+    description:
+      - Group of the staged binary. Default is the primary group of the user the module runs as.
+    type: str
+  url_timeout:
+    description:
+      - Timeout in seconds for connecting to and reading from O(url).
+    type: int
+    default: 30
+  validate_certs:
+    description:
+      - Validate the TLS certificate of an C(https://) O(url).
+      - Only set this to V(false) on networks you control.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - hotswap.deploy.release
+  - hotswap.deploy.release.release_id
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - ansible.builtin.action_common_attributes.files
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Checks the controller-side artifact and the host platform, and reports whether the
+        release would be staged; nothing is transferred or written.
+      - In pull mode the URL is not fetched in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  safe_file_operations:
+    support: full
+  vault:
+    support: full
+    details:
+      - A vault-encrypted O(src) is decrypted on the controller; O(checksum) is the digest of the
+        decrypted file.
+notes:
+  - Takes no lock itself. When several plays may deploy to the same O(base_dir) at once, hold the
+    deploy lock around it as the roles of this collection do.
+  - Linux ELF binaries usually carry the SYSV OS ABI; every ELF with the SYSV or GNU ABI is taken
+    to be a Linux binary.
+seealso:
+  - module: ansible.builtin.copy
+  - module: ansible.builtin.get_url
+'''
+
+EXAMPLES = r'''
+- name: Push a Go binary from the controller
+  hotswap.deploy.binary_upload:
+    src: dist/myapp-linux-amd64
+    checksum: "sha256:{{ myapp_sha256 }}"
+    name: myapp
+    version: "{{ myapp_version }}"
+    base_dir: /opt/myapp
+    release_id: "{{ myapp_version }}-{{ myapp_sha256[:12] }}"
+    owner: root
+    group: myapp
+    mode: '0750'
+
+- name: Let the hosts download it themselves
+  hotswap.deploy.binary_upload:
+    url: "https://artifacts.example.com/myapp/{{ myapp_version }}/myapp-linux-{{ goarch }}"
+    checksum: "sha256:{{ myapp_sha256 }}"
+    name: myapp
+    version: "{{ myapp_version }}"
+    base_dir: /opt/myapp
+    release_id: "{{ myapp_version }}-{{ myapp_sha256[:12] }}"
+
+- name: Only check that the release is already staged
+  hotswap.deploy.binary_upload:
+    checksum: "sha256:{{ myapp_sha256 }}"
+    name: myapp
+    base_dir: /opt/myapp
+    release_id: "{{ release_id }}"
+  register: staged_check
+  failed_when: staged_check.failed and staged_check.reason | default('') != 'not_staged'
+'''
+
+RETURN = r'''
+path:
+  description: Final path of the binary.
+  returned: always
+  type: str
+  sample: /opt/myapp/releases/1.4.2-0123456789ab/myapp
+release_dir:
+  description: The release directory.
+  returned: always
+  type: str
+  sample: /opt/myapp/releases/1.4.2-0123456789ab
+release_id:
+  description: The release id.
+  returned: always
+  type: str
+  sample: 1.4.2-0123456789ab
+sha256:
+  description: The sha256 the binary has (lower-case hex, from O(checksum)).
+  returned: always
+  type: str
+  sample: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+transferred:
+  description:
+    - Whether data was copied to the host (push) or downloaded by it (pull) in this run.
+    - Always V(false) in check mode and when the release was already staged.
+  returned: always
+  type: bool
+  sample: true
+staged:
+  description:
+    - Whether the binary is at RV(path) with this sha256 at the end of the task.
+    - V(false) in check mode when it would be staged, and with RV(reason=not_staged).
+  returned: always
+  type: bool
+  sample: true
+ledger_updated:
+  description: Whether the ledger entry was (or in check mode would be) written.
+  returned: always
+  type: bool
+  sample: true
+host_platform:
+  description: OS and CPU architecture of the host, as compared with the binary's header.
+  returned: always
+  type: dict
+  contains:
+    os:
+      description: C(linux), C(darwin), C(freebsd), ...
+      type: str
+    arch:
+      description: C(x86_64), C(aarch64), C(i386), C(arm), ...
+      type: str
+  sample: {"os": "linux", "arch": "x86_64"}
+executable:
+  description: The binary's header as read on the controller (push mode only).
+  returned: when src is given and the header was read
+  type: dict
+  sample: {"format": "elf", "os": "linux", "arch": "x86_64", "bits": 64}
+reason:
+  description:
+    - Machine-readable failure reason. V(not_staged) means verify-only mode found no staged
+      release (nothing was changed); other failures have no reason.
+  returned: when verify-only mode finds no staged release
+  type: str
+  sample: not_staged
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import upload
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
+    BASE_DIR_SPEC,
+    RELEASE_ID_SPEC,
+    HotswapError,
+)
+
+
+def main():
+    argument_spec = dict(
+        src=dict(type='path'),
+        url=dict(type='str'),
+        checksum=dict(type='str', required=True),
+        name=dict(type='str', required=True),
+        version=dict(type='str'),
+        mode=dict(type='raw', default='0755'),
+        owner=dict(type='str'),
+        group=dict(type='str'),
+        url_timeout=dict(type='int', default=30),
+        validate_certs=dict(type='bool', default=True),
+    )
+    argument_spec.update(BASE_DIR_SPEC)
+    argument_spec.update(RELEASE_ID_SPEC)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[('src', 'url')],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        result = upload(
+            module, p['base_dir'], p['release_id'], p['name'], p['checksum'],
+            src=p['src'], url=p['url'], version=p['version'], mode=p['mode'],
+            owner=p['owner'], group=p['group'], url_timeout=p['url_timeout'],
+            validate_certs=p['validate_certs'], check_mode=module.check_mode,
+        )
+    except HotswapError as e:
+        module.fail_json(msg=e.msg, **e.details)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

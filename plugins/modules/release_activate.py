@@ -1,0 +1,146 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: release_activate
+short_description: Atomically point C(current) at a staged release and record it in the ledger
+version_added: 0.1.0
+description:
+  - Switches C(<base_dir>/current) to the relative link C(releases/<release_id>) with a temporary
+    link renamed over C(current) (C(rename(2)) is atomic), then fsyncs I(base_dir). There is no
+    moment without a C(current).
+  - Records the switch in the ledger C(<base_dir>/.hotswap/ledger.json); the new release becomes
+    C(active), the release switched away from becomes I(previous_state), and a history entry is
+    appended.
+  - Refuses, changing nothing, when C(current) is a real file or directory (it is never deleted),
+    when C(current) points outside C(releases/), or when the release directory is missing or empty.
+  - When C(current) already points at I(release_id) nothing is switched. If the ledger does not say
+    so (a previous run died between the switch and the ledger write, or the link was switched by
+    hand) the ledger is brought in line; that reports C(changed=true) with C(switched=false).
+    Restart services on C(switched), not on C(changed).
+  - Does not restart anything; the restart and health modules do that.
+extends_documentation_fragment:
+  - hotswap.deploy.release
+  - hotswap.deploy.release.release_id
+  - ansible.builtin.action_common_attributes
+options:
+  previous_state:
+    description:
+      - Ledger state given to the release C(current) pointed at before the switch.
+      - Use C(failed) when rolling back from a release that failed verification, so that it is never
+        chosen as previous good release and is pruned first.
+    type: str
+    choices: [retired, failed]
+    default: retired
+  activated_by:
+    description:
+      - Who or what activated the release, stored in the ledger (C(activated_by)) and its history,
+        for example a deploy id C(<user>@<controller>:<play id>).
+    type: str
+    default: ansible
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+notes:
+  - Hold the deploy lock (M(hotswap.deploy.deploy_lock)) around a deploy; the ledger update is not
+    safe against a concurrent writer.
+seealso:
+  - module: hotswap.deploy.release_info
+  - module: hotswap.deploy.release_prune
+  - module: hotswap.deploy.deploy_lock
+author:
+  - hotswap.deploy contributors
+'''
+
+EXAMPLES = r'''
+- name: Switch to the staged release
+  hotswap.deploy.release_activate:
+    base_dir: /opt/myapp
+    release_id: "{{ hotswap_release_id }}"
+    activated_by: "{{ hotswap_deploy_id }}"
+  register: activation
+
+- name: Restart only when current really moved
+  ansible.builtin.debug:
+    msg: "switched from {{ activation.previous_release }} to {{ activation.current_release }}"
+  when: activation.switched
+
+- name: Roll back from a release that failed verification
+  hotswap.deploy.release_activate:
+    base_dir: /opt/myapp
+    release_id: "{{ info.previous_good }}"
+    previous_state: failed
+'''
+
+RETURN = r'''
+previous_release:
+  description:
+    - Release C(current) pointed at before this task; null when there was no C(current).
+    - Equal to RV(current_release) when nothing was switched.
+  returned: success
+  type: str
+  sample: 1.4.1-9f86d081884c
+current_release:
+  description: Release C(current) points at after this task (would point at, in check mode).
+  returned: success
+  type: str
+  sample: 1.4.2-3a7bd3e2360a
+switched:
+  description: Whether C(current) was (or in check mode would be) switched.
+  returned: success
+  type: bool
+  sample: true
+ledger_updated:
+  description: Whether the ledger was (or in check mode would be) written.
+  returned: success
+  type: bool
+  sample: true
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
+    BASE_DIR_SPEC,
+    RELEASE_ID_SPEC,
+    HotswapError,
+)
+from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import PREVIOUS_STATES, activate
+
+
+def link_text(rid):
+    return 'current -> releases/%s\n' % rid if rid else ''
+
+
+def main():
+    argument_spec = dict(
+        previous_state=dict(type='str', choices=list(PREVIOUS_STATES), default='retired'),
+        activated_by=dict(type='str', default='ansible'),
+    )
+    argument_spec.update(BASE_DIR_SPEC)
+    argument_spec.update(RELEASE_ID_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    try:
+        result = activate(p['base_dir'], p['release_id'], previous_state=p['previous_state'],
+                          by=p['activated_by'], check_mode=module.check_mode)
+    except HotswapError as e:
+        module.fail_json(msg=e.msg)
+    except OSError as e:
+        module.fail_json(msg='activating release %s in %s: %s. Check permissions (use become) and the '
+                             'filesystem.' % (p['release_id'], p['base_dir'], e))
+    if module._diff:
+        result['diff'] = dict(before=link_text(result['previous_release']),
+                              after=link_text(result['current_release']))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

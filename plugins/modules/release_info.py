@@ -1,0 +1,159 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: release_info
+short_description: Report the releases of an application, the current one and the previous good one
+version_added: 0.1.0
+description:
+  - Reads C(readlink <base_dir>/current), the ledger C(<base_dir>/.hotswap/ledger.json) and the
+    directories under C(<base_dir>/releases/). Never changes anything.
+  - Release directories that are not in the ledger (deployed by hand, or staged by a run that died
+    before recording them) are reported with state C(unknown).
+  - The previous good release (the rollback target) comes from the ledger's activation history,
+    never from file times.
+  - A missing I(base_dir) gives an empty result, not an error. A corrupt ledger is an error.
+    A C(current) that is a real directory, or points outside C(releases/) or at a missing
+    directory, is reported in RV(problems) (with a warning) and RV(current) is null.
+extends_documentation_fragment:
+  - hotswap.deploy.release
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+seealso:
+  - module: hotswap.deploy.release_activate
+  - module: hotswap.deploy.release_prune
+author:
+  - hotswap.deploy contributors
+'''
+
+EXAMPLES = r'''
+- name: Read the release state
+  hotswap.deploy.release_info:
+    base_dir: /opt/myapp
+  register: info
+
+- name: Roll back to the previous good release
+  hotswap.deploy.release_activate:
+    base_dir: /opt/myapp
+    release_id: "{{ info.previous_good }}"
+    previous_state: failed
+  when: info.previous_good is not none
+'''
+
+RETURN = r'''
+current:
+  description: Release C(current) points at; null when there is no usable C(current).
+  returned: always
+  type: str
+  sample: 1.4.2-3a7bd3e2360a
+previous_good:
+  description:
+    - Release to roll back to from RV(current), or null. The newest activation in the ledger's
+      history whose release is not the current one, is not C(failed) and is still on disk.
+  returned: always
+  type: str
+  sample: 1.4.1-9f86d081884c
+releases:
+  description:
+    - Releases in the ledger, oldest C(staged_at) first, then release directories that are not in the
+      ledger (state C(unknown)), by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    release_id:
+      description: Release id (directory name under C(releases/)).
+      type: str
+    version:
+      description: Version recorded when the release was staged; null if unknown.
+      type: str
+    sha256:
+      description: sha256 of the binary recorded when the release was staged; null if unknown.
+      type: str
+    binary:
+      description: File name of the binary in the release directory; null if unknown.
+      type: str
+    state:
+      description: Ledger state, or C(unknown) for a directory that is not in the ledger.
+      type: str
+      choices: [staged, active, retired, failed, unknown]
+    staged_at:
+      description: When the release was recorded as staged (UTC ISO8601, C(Z) suffix).
+      type: str
+    activated_at:
+      description: When it was last activated.
+      type: str
+    activated_by:
+      description: Who or what last activated it.
+      type: str
+    retired_at:
+      description: When it was last switched away from normally.
+      type: str
+    failed_at:
+      description: When it was last marked failed.
+      type: str
+    path:
+      description: Absolute path of the release directory.
+      type: str
+    present:
+      description: Whether the release directory exists.
+      type: bool
+  sample:
+    - release_id: 1.4.2-3a7bd3e2360a
+      version: 1.4.2
+      sha256: 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b
+      binary: myapp
+      state: active
+      staged_at: "2024-05-01T12:00:00Z"
+      activated_at: "2024-05-01T12:01:10Z"
+      activated_by: deploy@ctl:42
+      retired_at: null
+      failed_at: null
+      path: /opt/myapp/releases/1.4.2-3a7bd3e2360a
+      present: true
+ledger_path:
+  description: Path of the ledger file (it may not exist yet).
+  returned: always
+  type: str
+  sample: /opt/myapp/.hotswap/ledger.json
+problems:
+  description: Problems with C(current) that need a human (each also emitted as a warning).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import info
+
+
+def main():
+    argument_spec = dict(BASE_DIR_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        result = info(module.params['base_dir'])
+    except HotswapError as e:
+        module.fail_json(msg=e.msg)
+    except OSError as e:
+        module.fail_json(msg='reading releases in %s: %s. Check permissions (use become).'
+                             % (module.params['base_dir'], e))
+    for problem in result['problems']:
+        module.warn(problem)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == '__main__':
+    main()
