@@ -1,0 +1,3 @@
+module hotswapdemo
+
+go 1.19

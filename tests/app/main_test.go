@@ -1,0 +1,314 @@
+package main
+
+// In-process tests: handlers on a real 127.0.0.1 listener, faults, sd_notify,
+// PID file, listener selection. Tests that run the built binary (signals,
+// inherited listeners, upgrades, draining) are in process_linux_test.go.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serve runs s on a fresh 127.0.0.1 ephemeral port and returns its base URL.
+func serve(t *testing.T, s *service) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string, http.Header) {
+	t.Helper()
+	c := &http.Client{Timeout: 15 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", url, err)
+	}
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func decodeHealth(t *testing.T, body string) health {
+	t.Helper()
+	var h health
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		t.Fatalf("healthz body %q: %v", body, err)
+	}
+	return h
+}
+
+func TestHealthzAndRoot(t *testing.T) {
+	base := serve(t, newService("1.2.3", ""))
+
+	code, body, hdr := get(t, base+"/healthz")
+	if code != 200 {
+		t.Fatalf("/healthz status %d, want 200", code)
+	}
+	if ct := hdr.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("/healthz Content-Type %q", ct)
+	}
+	want := health{Status: "ok", Version: "1.2.3", PID: os.Getpid()}
+	if h := decodeHealth(t, body); h != want {
+		t.Errorf("/healthz = %+v, want %+v", h, want)
+	}
+	if !strings.HasPrefix(body, `{"status":"ok","version":"1.2.3","pid":`) {
+		t.Errorf("/healthz key order: %s", body)
+	}
+
+	code, body, hdr = get(t, base+"/")
+	if code != 200 || body != "1.2.3\n" {
+		t.Errorf("/ = %d %q, want 200 %q", code, body, "1.2.3\n")
+	}
+	if hdr.Get("X-Hotswap-Version") != "1.2.3" || hdr.Get("X-Hotswap-Pid") != fmt.Sprint(os.Getpid()) {
+		t.Errorf("/ headers: %v", hdr)
+	}
+
+	if code, _, _ = get(t, base+"/nope"); code != 404 {
+		t.Errorf("/nope status %d, want 404", code)
+	}
+}
+
+func TestFaultResponses(t *testing.T) {
+	for _, tc := range []struct {
+		fault, status, version string
+		code                   int
+	}{
+		{"", "ok", "2.0.0", 200},
+		{faultUnhealthy, "unhealthy", "2.0.0", 503},
+		{faultNeverReady, "starting", "2.0.0", 503},
+		{faultWrongVersion, "ok", "2.0.0-wrong", 200},
+	} {
+		t.Run("fault="+tc.fault, func(t *testing.T) {
+			base := serve(t, newService("2.0.0", tc.fault))
+			code, body, _ := get(t, base+"/healthz")
+			h := decodeHealth(t, body)
+			if code != tc.code || h.Status != tc.status || h.Version != tc.version {
+				t.Errorf("/healthz = %d %+v, want %d status=%s version=%s", code, h, tc.code, tc.status, tc.version)
+			}
+			if _, body, _ = get(t, base+"/"); body != tc.version+"\n" {
+				t.Errorf("/ = %q, want %q", body, tc.version+"\n")
+			}
+		})
+	}
+}
+
+func TestSlow(t *testing.T) {
+	base := serve(t, newService("1.0.0", ""))
+	start := time.Now()
+	code, body, hdr := get(t, base+"/slow?ms=150")
+	if took := time.Since(start); took < 150*time.Millisecond {
+		t.Errorf("/slow?ms=150 took only %s", took)
+	}
+	if code != 200 || body != "1.0.0\n" || hdr.Get("X-Slept-Ms") != "150" {
+		t.Errorf("/slow = %d %q %v", code, body, hdr)
+	}
+	for _, q := range []string{"", "?ms=abc", "?ms=-5", "?ms=1.5"} {
+		if code, _, _ := get(t, base+"/slow"+q); code != 400 {
+			t.Errorf("/slow%s status %d, want 400", q, code)
+		}
+	}
+	for in, want := range map[string]time.Duration{"0": 0, "10000": maxSlow, "10001": maxSlow, "999999999999": maxSlow} {
+		if got, err := slowDuration(in); err != nil || got != want {
+			t.Errorf("slowDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
+
+func TestActiveFault(t *testing.T) {
+	saved := fault
+	t.Cleanup(func() { fault = saved })
+
+	fault = ""
+	t.Setenv("HOTSWAP_FAULT", "")
+	if f, err := activeFault(); err != nil || f != "" {
+		t.Errorf("no fault: got %q, %v", f, err)
+	}
+	t.Setenv("HOTSWAP_FAULT", faultUnhealthy)
+	if f, err := activeFault(); err != nil || f != faultUnhealthy {
+		t.Errorf("env fault: got %q, %v", f, err)
+	}
+	fault = faultNeverReady // build-time fault wins over the environment
+	if f, err := activeFault(); err != nil || f != faultNeverReady {
+		t.Errorf("build-time fault: got %q, %v", f, err)
+	}
+	fault = ""
+	t.Setenv("HOTSWAP_FAULT", "bogus")
+	if _, err := activeFault(); err == nil {
+		t.Error("unknown fault accepted")
+	}
+}
+
+// notifyListener listens on a unixgram socket as systemd would.
+func notifyListener(t *testing.T, name string) *net.UnixConn {
+	t.Helper()
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readDatagram(t *testing.T, c *net.UnixConn) string {
+	t.Helper()
+	buf := make([]byte, 4096)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("reading notify socket: %v", err)
+	}
+	return string(buf[:n])
+}
+
+func TestSdNotify(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	if err := sdNotify("READY=1"); err != nil {
+		t.Errorf("unset NOTIFY_SOCKET: %v", err)
+	}
+	t.Setenv("NOTIFY_SOCKET", "relative/path")
+	if err := sdNotify("READY=1"); err == nil {
+		t.Error("relative NOTIFY_SOCKET accepted")
+	}
+
+	names := []string{filepath.Join(t.TempDir(), "notify.sock")}
+	if runtime.GOOS == "linux" {
+		names = append(names, fmt.Sprintf("@hotswapdemo-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	}
+	for _, name := range names {
+		c := notifyListener(t, name)
+		t.Setenv("NOTIFY_SOCKET", name)
+		if err := sdNotify("MAINPID=42\nREADY=1"); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := readDatagram(t, c); got != "MAINPID=42\nREADY=1" {
+			t.Errorf("%s: got %q", name, got)
+		}
+	}
+}
+
+func TestPIDFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.pid")
+	for _, pid := range []int{1234, 5678} {
+		if err := writePIDFile(path, pid); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		if string(b) != fmt.Sprintf("%d\n", pid) {
+			t.Errorf("pid file holds %q, want %d", b, pid)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("temp files left behind: %v", entries)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o644 {
+		t.Errorf("pid file mode %v", st.Mode())
+	}
+	removePIDFileIfOurs(path, 1234) // names 5678 now: must stay
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("pid file of another process removed: %v", err)
+	}
+	removePIDFileIfOurs(path, 5678)
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("own pid file not removed: %v", err)
+	}
+	if err := writePIDFile(filepath.Join(dir, "missing", "app.pid"), 1); err == nil {
+		t.Error("pid file in a missing directory: no error")
+	}
+}
+
+func TestGetListener(t *testing.T) {
+	t.Setenv("LISTEN_PID", "1") // not us: must be ignored
+	t.Setenv("LISTEN_FDS", "1")
+	ln, source, err := getListener("127.0.0.1:0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if source != "bound" {
+		t.Errorf("source %q", source)
+	}
+	if os.Getenv("LISTEN_FDS") != "" || os.Getenv("LISTEN_PID") != "" {
+		t.Error("LISTEN_* left in the environment")
+	}
+	// Without SO_REUSEPORT the port cannot be bound twice.
+	if ln2, _, err := getListener(ln.Addr().String(), false); err == nil {
+		ln2.Close()
+		t.Error("second bind without SO_REUSEPORT succeeded")
+	}
+
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		return
+	}
+	a, _, err := getListener("127.0.0.1:0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, source, err := getListener(a.Addr().String(), true)
+	if err != nil {
+		t.Fatalf("second SO_REUSEPORT bind: %v", err)
+	}
+	defer b.Close()
+	if source != "bound with SO_REUSEPORT" {
+		t.Errorf("source %q", source)
+	}
+}
+
+func TestResolveExecPath(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("unix paths")
+	}
+	if got := resolveExecPath("/opt/app/current/app"); got != "/opt/app/current/app" {
+		t.Errorf("absolute path changed: %q", got)
+	}
+	wd, _ := os.Getwd()
+	if got := resolveExecPath("current/app"); got != filepath.Join(wd, "current/app") {
+		t.Errorf("relative path: %q", got)
+	}
+	// Through a symlink: must keep the link, not the target, so that a switch is seen.
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "releases", "1"), 0o755)
+	os.Symlink("releases/1", filepath.Join(dir, "current"))
+	if got := resolveExecPath(filepath.Join(dir, "current", "app")); got != filepath.Join(dir, "current", "app") {
+		t.Errorf("symlinked path resolved: %q", got)
+	}
+}
+
+func TestChildEnv(t *testing.T) {
+	t.Setenv("LISTEN_PID", "1")
+	t.Setenv("LISTEN_FDNAMES", "x")
+	t.Setenv(envReadyFD, "9")
+	t.Setenv("HOTSWAP_KEEP", "yes")
+	env := strings.Join(childEnv(), "\n") + "\n"
+	for _, want := range []string{"LISTEN_FDS=1\n", "HOTSWAP_INHERIT_FD=3\n", "HOTSWAP_READY_FD=4\n", "HOTSWAP_KEEP=yes\n"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("child env lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"LISTEN_PID=", "LISTEN_FDNAMES=", "HOTSWAP_READY_FD=9"} {
+		if strings.Contains(env, bad) {
+			t.Errorf("child env has %q", bad)
+		}
+	}
+}
