@@ -23,6 +23,7 @@ import io
 import os
 import platform
 import re
+import stat
 import struct
 import tempfile
 
@@ -368,12 +369,15 @@ def already_staged(final_path, sha256):
         if e.errno in (errno.ENOENT, errno.ENOTDIR):
             return False
         raise HotswapError("checking %s: %s. Fix the permissions or the path." % (final_path, e.strerror))
-    import stat as _stat
-    if not _stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode):
         raise HotswapError(
             "checking %s: it exists but is not a regular file. Releases are immutable, so it will not be replaced; "
             "remove it by hand or choose another release_id." % final_path)
-    digest = sha256_file(final_path)
+    try:
+        digest = sha256_file(final_path)
+    except OSError as e:
+        raise HotswapError("checking %s: cannot read it (%s). Run with become as a user that can read the "
+                           "release directory." % (final_path, e.strerror))
     if digest != sha256:
         raise HotswapError(
             "staging %s: it already exists with sha256 %s, not the requested %s. Releases are immutable; "
@@ -445,8 +449,7 @@ def _apply_attrs(module, path, mode, owner, group):
     changed = False
     if mode is None:
         mode = '0755'
-    if mode is not None:
-        changed = module.set_mode_if_different(path, mode, changed)
+    changed = module.set_mode_if_different(path, mode, changed)
     if owner is not None:
         changed = module.set_owner_if_different(path, owner, changed)
     if group is not None:

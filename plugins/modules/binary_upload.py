@@ -92,7 +92,6 @@ extends_documentation_fragment:
   - hotswap.deploy.release.release_id
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
-  - ansible.builtin.action_common_attributes.files
 attributes:
   check_mode:
     support: full
@@ -111,8 +110,10 @@ attributes:
   bypass_host_loop:
     support: none
   safe_file_operations:
+    description: Writes a temporary file next to the final path, verifies it, and renames it into place.
     support: full
   vault:
+    description: Can automatically decrypt Ansible vaulted files.
     support: full
     details:
       - A vault-encrypted O(src) is decrypted on the controller; O(checksum) is the digest of the

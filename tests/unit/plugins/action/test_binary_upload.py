@@ -11,10 +11,7 @@ from unittest import mock
 
 import pytest
 
-from ansible.errors import AnsibleFileNotFound
-
-from ansible_collections.hotswap.deploy.plugins.action.binary_upload import MODULE, ActionModule
-
+MODULE = 'hotswap.deploy.binary_upload'
 LINUX_AMD64 = {'os': 'linux', 'arch': 'x86_64'}
 LINUX_ARM64 = {'os': 'linux', 'arch': 'aarch64'}
 
@@ -22,6 +19,24 @@ LINUX_ARM64 = {'os': 'linux', 'arch': 'aarch64'}
 def elf_bytes(machine=62):
     ident = b'\x7fELF' + bytes([2, 1, 1, 0]) + b'\0' * 8
     return ident + struct.pack('<HHI', 2, machine, 1) + b'\0' * 200
+
+
+@pytest.fixture(scope='module', autouse=True)
+def controller():
+    """Import the controller side lazily and undo its process-wide switch afterwards.
+
+    Importing ansible's controller code sets ansible.module_utils._internal.is_controller,
+    which makes module-side warn() go to the controller display instead of the module
+    result; module tests that run later in the same session would then lose their warnings.
+    """
+    from ansible.module_utils import _internal
+    before = _internal.is_controller
+    from ansible.errors import AnsibleFileNotFound
+    from ansible_collections.hotswap.deploy.plugins.action import binary_upload
+    assert binary_upload.MODULE == MODULE
+    globals().update(ActionModule=binary_upload.ActionModule, AnsibleFileNotFound=AnsibleFileNotFound)
+    yield
+    _internal.is_controller = before
 
 
 @pytest.fixture
