@@ -611,6 +611,20 @@ def _open_url(url, timeout, validate_certs):
                     http_agent='hotswap.deploy-binary_upload')
 
 
+def check_url_reachable(url, timeout=30, validate_certs=True, opener=None):
+    """Open ``url`` and close it after the headers: check mode's proof the download can start."""
+    shown = mask_url(url)
+    try:
+        resp = (opener or _open_url)(url, timeout, validate_certs)
+    except Exception as e:  # urllib, socket and TLS errors all mean "cannot download"
+        raise HotswapError("checking the artifact url %s: it cannot be opened (%s). Check that the URL is "
+                           "right and reachable from the host." % (shown, _url_error(e)))
+    try:
+        resp.close()
+    except Exception:  # the answer was seen; a failing close does not matter here
+        pass
+
+
 def _url_error(e):
     code = getattr(e, 'code', None)
     if code is not None and hasattr(e, 'reason'):
@@ -699,6 +713,8 @@ def upload(module, base_dir, release_id, name, checksum, src=None, url=None, ver
     if src:
         # Verify the source before creating any directory; stage_file verifies the copy again.
         check_local_artifact(src, sha, host, what=name)
+    elif check_mode:
+        check_url_reachable(url, url_timeout, validate_certs, opener)
     if check_mode:
         result.update(changed=True, ledger_updated=True)
         return result

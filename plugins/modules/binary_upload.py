@@ -32,7 +32,7 @@ description:
   - Creates O(base_dir) and C(<base_dir>/releases) if they do not exist.
 version_added: 0.1.0
 author:
-  - hotswap.deploy contributors
+  - hotswap.deploy developers (@hotswap-deploy)
 options:
   src:
     description:
@@ -98,7 +98,7 @@ attributes:
     details:
       - Checks the controller-side artifact and the host platform, and reports whether the
         release would be staged; nothing is transferred or written.
-      - In pull mode the URL is not fetched in check mode.
+      - In pull mode the URL is opened (and closed after the headers) to prove it is reachable; nothing is downloaded.
   diff_mode:
     support: none
   platform:

@@ -58,7 +58,7 @@ attributes:
 seealso:
   - module: hotswap.deploy.release_activate
 author:
-  - hotswap.deploy contributors
+  - hotswap.deploy developers (@hotswap-deploy)
 '''
 
 EXAMPLES = r'''

@@ -31,7 +31,7 @@ description:
     C(http://127.0.0.1:8080/healthz)); with C(delegate_to) set to C(localhost) it runs on the controller and sees
     what users see (the public name, the load balancer, TLS).
 author:
-  - hotswap.deploy contributors
+  - hotswap.deploy developers (@hotswap-deploy)
 options:
   url:
     description:

@@ -57,7 +57,7 @@ seealso:
   - module: hotswap.deploy.release_prune
   - module: hotswap.deploy.deploy_lock
 author:
-  - hotswap.deploy contributors
+  - hotswap.deploy developers (@hotswap-deploy)
 '''
 
 EXAMPLES = r'''

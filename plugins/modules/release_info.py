@@ -33,7 +33,7 @@ seealso:
   - module: hotswap.deploy.release_activate
   - module: hotswap.deploy.release_prune
 author:
-  - hotswap.deploy contributors
+  - hotswap.deploy developers (@hotswap-deploy)
 '''
 
 EXAMPLES = r'''

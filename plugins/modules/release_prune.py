@@ -47,7 +47,7 @@ seealso:
   - module: hotswap.deploy.release_info
   - module: hotswap.deploy.deploy_lock
 author:
-  - hotswap.deploy contributors
+  - hotswap.deploy developers (@hotswap-deploy)
 '''
 
 EXAMPLES = r'''

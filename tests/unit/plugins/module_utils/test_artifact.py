@@ -747,3 +747,28 @@ def test_upload_pull_unreachable_leaves_nothing(tmp_path, module):
                url_timeout=5, host=LINUX_AMD64)
     assert url in e.value.msg
     assert not base.exists()
+
+
+def test_check_url_reachable_ok(http_root):
+    root, base = http_root
+    (root / 'app').write_bytes(b'x' * 10)
+    artifact.check_url_reachable(base + '/app', timeout=5)
+
+
+@pytest.mark.parametrize('path,word', [('/missing', 'HTTP 404'), (None, 'refused')])
+def test_check_url_reachable_fails_clearly(http_root, path, word):
+    root, base = http_root
+    url = base + path if path else 'http://127.0.0.1:%d/app' % free_port()
+    with pytest.raises(HotswapError) as e:
+        artifact.check_url_reachable(url, timeout=5)
+    assert e.value.msg.startswith('checking the artifact url %s: it cannot be opened' % url)
+    assert word.lower() in e.value.msg.lower()
+
+
+def test_upload_check_mode_url_unreachable_changes_nothing(tmp_path, module):
+    url = 'http://127.0.0.1:%d/app' % free_port()
+    base = tmp_path / 'base'
+    with pytest.raises(HotswapError) as e:
+        upload(module(), str(base), 'r1', 'app', 'sha256:' + HEX, url=url, check_mode=True, host=LINUX_AMD64)
+    assert url in e.value.msg
+    assert not base.exists()
