@@ -382,7 +382,7 @@ def info(base_dir):
     problems = []
     if not os.path.isdir(p.base_dir):
         return {'current': None, 'previous_good': None, 'releases': [], 'ledger_path': p.ledger,
-                'problems': problems}
+                'problems': problems, 'current_blocked': False}
     try:
         current = read_current(p.base_dir)
     except HotswapError as e:
@@ -393,6 +393,8 @@ def info(base_dir):
                         '(see releases) or restore the directory.' % (p.current, current))
     result = Ledger.load(p.base_dir).to_info(current)
     result['problems'] = problems
+    # A real file or directory at current: no switch can happen until a human moves it.
+    result['current_blocked'] = os.path.lexists(p.current) and not os.path.islink(p.current)
     return result
 
 

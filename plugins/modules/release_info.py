@@ -126,6 +126,13 @@ ledger_path:
   returned: always
   type: str
   sample: /opt/myapp/.hotswap/ledger.json
+current_blocked:
+  description:
+    - True when C(current) is a real file or directory, so no release can be activated until it is
+      moved away (hotswap.deploy never deletes it).
+  returned: always
+  type: bool
+  sample: false
 problems:
   description: Problems with C(current) that need a human (each also emitted as a warning).
   returned: always

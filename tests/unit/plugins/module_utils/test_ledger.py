@@ -424,7 +424,8 @@ def test_activate_ledger_failure_after_switch_says_rerun(tmp_path, monkeypatch):
 def test_info_missing_base_dir(tmp_path):
     res = L.info(str(tmp_path / 'nope'))
     assert res == {'current': None, 'previous_good': None, 'releases': [],
-                   'ledger_path': str(tmp_path / 'nope' / '.hotswap' / 'ledger.json'), 'problems': []}
+                   'ledger_path': str(tmp_path / 'nope' / '.hotswap' / 'ledger.json'), 'problems': [],
+                   'current_blocked': False}
 
 
 def test_info_full(tmp_path):
@@ -442,10 +443,13 @@ def test_info_reports_problems(tmp_path):
     (tmp_path / 'current').mkdir()
     res = L.info(str(tmp_path))
     assert res['current'] is None and 'real directory' in res['problems'][0]
+    assert res['current_blocked'] is True
     (tmp_path / 'current').rmdir()
     os.symlink('releases/gone', str(tmp_path / 'current'))
     res = L.info(str(tmp_path))
     assert res['current'] == 'gone' and 'does not exist' in res['problems'][0]
+    # A dangling link is a problem, but a switch can still replace it.
+    assert res['current_blocked'] is False
 
 
 # -- prune ---------------------------------------------------------------------------------------
