@@ -56,7 +56,7 @@ go-test: deps
 lint: venv collection
 	ansible-lint --profile production playbooks/ roles/ 
 
-sanity: venv collection
+sanity: venv
 	scripts/sanity.sh
 
 integration: venv collection image

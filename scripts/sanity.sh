@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-tarball="$(ls build/dist/hotswap-deploy-*.tar.gz 2>/dev/null | head -1)"
-[ -n "$tarball" ] || { echo "sanity: no built collection in build/dist; run make collection" >&2; exit 1; }
+rm -rf build/sanity-dist
+build/venv/bin/ansible-galaxy collection build --force --output-path build/sanity-dist . >/dev/null
+tarball="$(ls build/sanity-dist/hotswap-deploy-*.tar.gz)"
 py="$(build/venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 
 # ansible-test bootstraps pip in its sanity venvs with a get-pip.py fetched from
