@@ -18,6 +18,7 @@ help:
 	@echo "make demo   - start 3 local test hosts, deploy v1 then v2 of the demo service under load"
 	@echo "make test   - the whole test suite (unit, go, lint, sanity, integration)"
 	@echo "make clean  - remove build/ and this checkout's test containers"
+	@echo "make hosts-up / hosts-down [PREFIX=hs-dev COUNT=3] - test hosts to try things by hand"
 
 deps: build/.deps
 build/.deps: scripts/install-deps.sh
@@ -70,11 +71,14 @@ test: venv collection image
 demo: venv collection image
 	$(PY) scripts/demo.py
 
+# Test hosts by hand: make hosts-up [PREFIX=hs-dev COUNT=3]; inventory in build/testhosts/<PREFIX>/.
+PREFIX ?= hs-dev
+COUNT  ?= 3
 hosts-up: venv image
-	$(PY) tests/hosts/testhosts.py up --prefix hs-dev --count 3
+	$(PY) tests/hosts/testhosts.py up --prefix $(PREFIX) --count $(COUNT)
 
 hosts-down:
-	$(PY) tests/hosts/testhosts.py down --prefix hs-dev
+	python3 tests/hosts/testhosts.py down --prefix $(PREFIX)
 
 clean:
 	-python3 tests/hosts/testhosts.py down --all-mine
