@@ -32,13 +32,12 @@ def test_check_mode_changes_nothing(fleet, app_name, app_port, tmp_path):
     v2 = testlib.build_app('2.0.0')
     base = '/opt/' + app_name
     common = dict(app=app_name, listen_port=app_port)
-    r = testlib.playbook(fleet.inventory, 'deploy', dict(common, version='1.0.0', artifact=v1,
-                                                          checksum=testlib.sha256(v1)), tmp_path=tmp_path)
+    first = dict(common, version='1.0.0', artifact=v1, checksum=testlib.sha256(v1))
+    r = testlib.playbook(fleet.inventory, 'deploy', first, tmp_path=tmp_path)
     assert r.rc == 0, r
     before = {h['name']: testlib.tree_state(h, base, app_name) for h in fleet}
-    r = testlib.playbook(fleet.inventory, 'deploy', dict(common, version='2.0.0', artifact=v2,
-                                                          checksum=testlib.sha256(v2)),
-                         check=True, diff=True, tmp_path=tmp_path)
+    second = dict(common, version='2.0.0', artifact=v2, checksum=testlib.sha256(v2))
+    r = testlib.playbook(fleet.inventory, 'deploy', second, check=True, diff=True, tmp_path=tmp_path)
     assert r.rc == 0, r
     # It says what it would do ...
     assert all(c['changed'] > 0 for c in r.recap.values()), r

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """A bounded, fixed-rate HTTP load probe for loopback targets.
 
@@ -119,7 +118,8 @@ class Probe(object):
 
     def run(self):
         self.started = time.monotonic()
-        threads = [threading.Thread(target=self._worker, daemon=True) for _ in range(self.workers)]
+        threads = [threading.Thread(target=self._worker, name='loadprobe-%d' % number, daemon=True)
+                   for number in range(self.workers)]
         for t in threads:
             t.start()
         for t in threads:

@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
+import types
 from unittest import mock
 
 import pytest
@@ -25,6 +27,8 @@ def elf_bytes(machine=62):
 def controller():
     """Import the controller side lazily and undo its process-wide switch afterwards.
 
+    Yields the controller classes the tests need (ActionModule, AnsibleFileNotFound).
+
     Importing ansible's controller code sets ansible.module_utils._internal.is_controller,
     which makes module-side warn() go to the controller display instead of the module
     result; module tests that run later in the same session would then lose their warnings.
@@ -34,8 +38,7 @@ def controller():
     from ansible.errors import AnsibleFileNotFound
     from ansible_collections.hotswap.deploy.plugins.action import binary_upload
     assert binary_upload.MODULE == MODULE
-    globals().update(ActionModule=binary_upload.ActionModule, AnsibleFileNotFound=AnsibleFileNotFound)
-    yield
+    yield types.SimpleNamespace(ActionModule=binary_upload.ActionModule, AnsibleFileNotFound=AnsibleFileNotFound)
     _internal.is_controller = before
 
 
@@ -72,7 +75,13 @@ class Host(object):
                     msg='release r1 is not staged at /opt/app/releases/r1/app and neither src nor url was given.')
 
 
-def make_action(args, host, check_mode=False, found=None):
+@pytest.fixture
+def make_action(controller):
+    """Return make_action(args, host, check_mode=False, found=None): an ActionModule wired to the fake host."""
+    return functools.partial(build_action, controller)
+
+
+def build_action(controller, args, host, check_mode=False, found=None):
     task = mock.MagicMock()
     task.args = args
     task.check_mode = check_mode
@@ -84,11 +93,11 @@ def make_action(args, host, check_mode=False, found=None):
     connection._shell.join_path.side_effect = lambda *p: '/'.join(p)
     loader = mock.MagicMock()
     loader.get_real_file.side_effect = lambda path, decrypt=True: path
-    action = ActionModule(task, connection, mock.MagicMock(), loader, mock.MagicMock(), mock.MagicMock())
+    action = controller.ActionModule(task, connection, mock.MagicMock(), loader, mock.MagicMock(), mock.MagicMock())
 
     def find_needle(dirname, needle):
         if found is None:
-            raise AnsibleFileNotFound(file_name=needle)
+            raise controller.AnsibleFileNotFound(file_name=needle)
         return found
     action._find_needle = find_needle
     action._execute_module = host.execute_module
@@ -109,7 +118,7 @@ def args_for(src, sha, **kw):
     return a
 
 
-def test_push_transfers_after_probe(artifact_file):
+def test_push_transfers_after_probe(artifact_file, make_action):
     path, sha = artifact_file
     host = Host()
     action = make_action(args_for('app-linux-amd64', sha), host, found=path)
@@ -125,7 +134,7 @@ def test_push_transfers_after_probe(artifact_file):
     action._remove_tmp_path.assert_called()
 
 
-def test_already_staged_transfers_nothing(artifact_file):
+def test_already_staged_transfers_nothing(artifact_file, make_action):
     path, sha = artifact_file
     host = Host(staged=True)
     r = make_action(args_for('app', sha), host, found=path).run(task_vars={})
@@ -133,7 +142,7 @@ def test_already_staged_transfers_nothing(artifact_file):
     assert host.transfers == [] and len(host.runs) == 1
 
 
-def test_wrong_checksum_fails_on_controller(artifact_file):
+def test_wrong_checksum_fails_on_controller(artifact_file, make_action):
     path, sha = artifact_file
     host = Host()
     r = make_action(args_for('app', 'a' * 64), host, found=path).run(task_vars={})
@@ -142,7 +151,7 @@ def test_wrong_checksum_fails_on_controller(artifact_file):
     assert host.runs == [] and host.transfers == []
 
 
-def test_bad_checksum_syntax_fails_on_controller(artifact_file):
+def test_bad_checksum_syntax_fails_on_controller(artifact_file, make_action):
     path, sha = artifact_file
     host = Host()
     r = make_action(args_for('app', sha, checksum='md5:abc'), host, found=path).run(task_vars={})
@@ -150,7 +159,7 @@ def test_bad_checksum_syntax_fails_on_controller(artifact_file):
     assert host.runs == []
 
 
-def test_missing_src(artifact_file):
+def test_missing_src(artifact_file, make_action):
     host = Host()
     r = make_action(args_for('nope', 'a' * 64), host, found=None).run(task_vars={})
     assert r['failed'] is True
@@ -158,7 +167,7 @@ def test_missing_src(artifact_file):
     assert host.runs == []
 
 
-def test_not_an_executable_fails_on_controller(tmp_path):
+def test_not_an_executable_fails_on_controller(tmp_path, make_action):
     p = tmp_path / 'app.tar.gz'
     p.write_bytes(b'\x1f\x8b\x08' + b'\0' * 50)
     host = Host()
@@ -168,7 +177,7 @@ def test_not_an_executable_fails_on_controller(tmp_path):
     assert host.runs == []
 
 
-def test_wrong_arch_refused_before_transfer(artifact_file):
+def test_wrong_arch_refused_before_transfer(artifact_file, make_action):
     path, sha = artifact_file
     host = Host(platform=LINUX_ARM64)
     r = make_action(args_for('app', sha), host, found=path).run(task_vars={})
@@ -178,7 +187,7 @@ def test_wrong_arch_refused_before_transfer(artifact_file):
     assert len(host.runs) == 1 and host.transfers == []
 
 
-def test_probe_error_is_returned(artifact_file):
+def test_probe_error_is_returned(artifact_file, make_action):
     path, sha = artifact_file
     host = Host(probe_error="checking release_id 'a/b': it contains \"/\" or \"..\".")
     r = make_action(args_for('app', sha), host, found=path).run(task_vars={})
@@ -186,7 +195,7 @@ def test_probe_error_is_returned(artifact_file):
     assert host.transfers == []
 
 
-def test_check_mode_stops_after_probe(artifact_file):
+def test_check_mode_stops_after_probe(artifact_file, make_action):
     path, sha = artifact_file
     host = Host()
     r = make_action(args_for('app', sha), host, check_mode=True, found=path).run(task_vars={})
@@ -195,7 +204,7 @@ def test_check_mode_stops_after_probe(artifact_file):
     assert host.transfers == [] and len(host.runs) == 1
 
 
-def test_url_passes_through():
+def test_url_passes_through(make_action):
     host = Host()
     r = make_action(dict(url='http://127.0.0.1:1/app', checksum='sha256:' + 'a' * 64, name='app',
                          base_dir='/opt/app', release_id='r1'), host).run(task_vars={})
@@ -203,7 +212,7 @@ def test_url_passes_through():
     assert host.runs[0]['url'] == 'http://127.0.0.1:1/app' and host.transfers == []
 
 
-def test_src_and_url_exclusive(artifact_file):
+def test_src_and_url_exclusive(artifact_file, make_action):
     path, sha = artifact_file
     host = Host()
     r = make_action(args_for('app', sha, url='http://x/app'), host, found=path).run(task_vars={})

@@ -54,6 +54,8 @@ def _go_cache():
     if cache:
         return cache
     return os.path.join(REPO_ROOT, 'build', 'go-cache')
+
+
 GO_TARGETS = [
     ('linux', 'amd64', {'format': 'elf', 'os': 'linux', 'arch': 'x86_64', 'bits': 64}),
     ('linux', 'arm64', {'format': 'elf', 'os': 'linux', 'arch': 'aarch64', 'bits': 64}),
@@ -84,7 +86,7 @@ def go_binaries(tmp_path_factory):
     src = root / 'main.go'
     src.write_text(GO_MAIN)
     built = {}
-    for goos, goarch, _ in GO_TARGETS:
+    for goos, goarch, expected in GO_TARGETS:
         out = root / ('app-%s-%s%s' % (goos, goarch, '.exe' if goos == 'windows' else ''))
         built[(goos, goarch)] = _go_build(go, src, out, goos, goarch)
     src.write_text(GO_MAIN.replace('hotswap test', 'hotswap test v2'))
@@ -432,7 +434,7 @@ def test_stage_file_never_exposes_partial(tmp_path, go_binaries, module, monkeyp
     monkeypatch.setattr(artifact, 'sha256_file', spy)
     stage_file(module(), src, str(rel), 'app', sha(src), host=LINUX_AMD64)
     partial_checks = [s for s in seen if s[0].startswith('.app.partial-')]
-    assert partial_checks and all(exists is False for _, exists in partial_checks)
+    assert partial_checks and all(exists is False for name, exists in partial_checks)
     assert os.listdir(str(rel)) == ['app']
 
 
@@ -710,15 +712,18 @@ def test_upload_windows_exe_refused(tmp_path, go_binaries, module):
     assert not base.exists()
 
 
-def test_upload_check_mode_changes_nothing(tmp_path, go_binaries, module):
+def test_upload_check_mode_changes_nothing(tmp_path, http_root, go_binaries, module):
+    root, base_url = http_root
     src = go_binaries[('linux', 'amd64')]
+    shutil.copy(src, str(root / 'app'))
     base = tmp_path / 'b'
     r = upload(module(check_mode=True), base_dir=str(base), release_id='r1', name='app',
                checksum=checksum_of(src), src=src, check_mode=True, host=LINUX_AMD64)
     assert r['changed'] is True and r['transferred'] is False and r['staged'] is False
     assert not base.exists()
+    # check mode opens a pull's URL (see test_upload_check_mode_url_unreachable_changes_nothing), so serve it
     r = upload(module(check_mode=True), base_dir=str(base), release_id='r1', name='app',
-               checksum=checksum_of(src), url='http://127.0.0.1:1/app', check_mode=True, host=LINUX_AMD64)
+               checksum=checksum_of(src), url=base_url + '/app', check_mode=True, host=LINUX_AMD64)
     assert r['changed'] is True
     assert not base.exists()
 

@@ -570,47 +570,47 @@ def loop(outcomes, **kwargs):
 
 
 def test_loop_total_attempts_is_retries_plus_one():
-    result, fake, _ = loop([FAIL] * 4, retries=3, interval=2)
+    result, fake, attempt = loop([FAIL] * 4, retries=3, interval=2)
     assert result['attempts'] == 4
     assert fake.sleeps == [2, 2, 2]  # no sleep before the first attempt or after the last
     assert result['outcome'] == FAIL
 
 
 def test_loop_retries_zero_is_one_attempt():
-    result, fake, _ = loop([INCONCLUSIVE])
+    result, fake, attempt = loop([INCONCLUSIVE])
     assert result['attempts'] == 1 and fake.sleeps == []
     assert result['outcome'] == INCONCLUSIVE
 
 
 def test_loop_stops_at_first_pass():
-    result, _, _ = loop([INCONCLUSIVE, PASS, FAIL], retries=2)
+    result, fake, attempt = loop([INCONCLUSIVE, PASS, FAIL], retries=2)
     assert result['outcome'] == PASS and result['attempts'] == 2
 
 
 def test_loop_streak_resets_on_non_pass():
-    result, _, _ = loop([PASS, FAIL, PASS, PASS], retries=3, successes=2)
+    result, fake, attempt = loop([PASS, FAIL, PASS, PASS], retries=3, successes=2)
     assert result['outcome'] == PASS and result['attempts'] == 4
 
 
 def test_loop_last_inconclusive_after_fails_is_inconclusive():
-    result, _, _ = loop([FAIL, FAIL, INCONCLUSIVE], retries=2)
+    result, fake, attempt = loop([FAIL, FAIL, INCONCLUSIVE], retries=2)
     assert result['outcome'] == INCONCLUSIVE
     assert result['counts'] == {'pass': 0, 'fail': 2, 'inconclusive': 1}
 
 
 def test_loop_last_fail_after_inconclusive_is_fail():
-    result, _, _ = loop([INCONCLUSIVE, INCONCLUSIVE, FAIL], retries=2)
+    result, fake, attempt = loop([INCONCLUSIVE, INCONCLUSIVE, FAIL], retries=2)
     assert result['outcome'] == FAIL
 
 
 def test_loop_short_streak_at_the_end_is_inconclusive():
-    result, _, _ = loop([FAIL, PASS, PASS], retries=2, successes=3)
+    result, fake, attempt = loop([FAIL, PASS, PASS], retries=2, successes=3)
     assert result['outcome'] == INCONCLUSIVE
     assert result['reason'].startswith('only 2 of 3 required consecutive passes')
 
 
 def test_loop_version_and_status_are_last_seen():
-    result, _, _ = loop([FAIL, INCONCLUSIVE], retries=1)
+    result, fake, attempt = loop([FAIL, INCONCLUSIVE], retries=1)
     assert result['version'] == 'v1' and result['status'] == 200
 
 
@@ -624,12 +624,12 @@ def test_loop_deadline_stops_before_an_attempt_that_cannot_start():
 
 
 def test_loop_deadline_does_not_stop_a_passing_run():
-    result, _, _ = loop([PASS], retries=5, deadline=0.1)
+    result, fake, attempt = loop([PASS], retries=5, deadline=0.1)
     assert result['outcome'] == PASS
 
 
 def test_loop_keeps_only_recent_observations():
-    result, _, _ = loop([FAIL] * 60, retries=59, interval=0)
+    result, fake, attempt = loop([FAIL] * 60, retries=59, interval=0)
     assert result['attempts'] == 60
     assert len(result['observations']) == health.OBSERVATIONS_KEPT
     assert result['observations'][0]['attempt'] == 11
@@ -737,7 +737,8 @@ def run_module(args):
                ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0',
                ANSIBLE_PYTHON_INTERPRETER=sys.executable)
     proc = subprocess.run([ANSIBLE, 'localhost', '-c', 'local', '-m', 'hotswap.deploy.health_check',
-                           '-a', json.dumps(args)], env=env, capture_output=True, text=True, timeout=120)
+                           '-a', json.dumps(args)], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
     # ad-hoc output: "localhost | SUCCESS => {...json...}"
     match = re.search(r'^localhost \| [A-Z!]+ => ', proc.stdout, re.M)
     assert match, proc.stdout + proc.stderr

@@ -7,63 +7,53 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.hotswap.deploy.plugins.modules import deploy_lock as MODULE
 
-def run_module(capsys, **args):
-    """Run the module's main() with args (including _ansible_check_mode/_ansible_diff); return its JSON result."""
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            MODULE.main()
-    return json.loads(capsys.readouterr().out)
 
-
-def test_take_twice_release_twice(tmp_path, capsys):
+def test_take_twice_release_twice(tmp_path, run_module):
     base = str(tmp_path / 'app')
-    res = run_module(capsys, base_dir=base, owner='me@ctl:1')
+    res = run_module(MODULE, base_dir=base, owner='me@ctl:1')
     assert res['changed'] is True and res['holder']['owner'] == 'me@ctl:1'
-    res = run_module(capsys, base_dir=base, owner='me@ctl:1')
+    res = run_module(MODULE, base_dir=base, owner='me@ctl:1')
     assert res['changed'] is False and res['holder']['owner'] == 'me@ctl:1'
-    res = run_module(capsys, base_dir=base, owner='me@ctl:1', state='absent')
+    res = run_module(MODULE, base_dir=base, owner='me@ctl:1', state='absent')
     assert res['changed'] is True and res['holder'] is None and res['released']['owner'] == 'me@ctl:1'
-    res = run_module(capsys, base_dir=base, owner='me@ctl:1', state='absent')
+    res = run_module(MODULE, base_dir=base, owner='me@ctl:1', state='absent')
     assert res['changed'] is False
 
 
-def test_other_owner_and_force(tmp_path, capsys):
+def test_other_owner_and_force(tmp_path, run_module):
     base = str(tmp_path)
-    run_module(capsys, base_dir=base, owner='alice')
-    res = run_module(capsys, base_dir=base, owner='bob')
+    run_module(MODULE, base_dir=base, owner='alice')
+    res = run_module(MODULE, base_dir=base, owner='bob')
     assert res['failed'] is True and "'alice'" in res['msg']
-    res = run_module(capsys, base_dir=base, owner='bob', state='absent')
+    res = run_module(MODULE, base_dir=base, owner='bob', state='absent')
     assert res['failed'] is True and 'force=true' in res['msg']
-    res = run_module(capsys, base_dir=base, state='absent', force=True, _ansible_check_mode=True)
+    res = run_module(MODULE, base_dir=base, state='absent', force=True, _ansible_check_mode=True)
     assert res['changed'] is True and os.path.exists(os.path.join(base, '.hotswap', 'lock'))
-    res = run_module(capsys, base_dir=base, state='absent', force=True)
+    res = run_module(MODULE, base_dir=base, state='absent', force=True)
     assert res['changed'] is True and res['released']['owner'] == 'alice'
     assert not os.path.exists(os.path.join(base, '.hotswap', 'lock'))
 
 
-def test_stale_takeover_warns(tmp_path, capsys):
+def test_stale_takeover_warns(tmp_path, run_module):
     base = str(tmp_path)
-    run_module(capsys, base_dir=base, owner='alice')
+    run_module(MODULE, base_dir=base, owner='alice')
     path = tmp_path / '.hotswap' / 'lock'
     data = json.loads(path.read_text())
     data['acquired_epoch'] -= 1000
     path.write_text(json.dumps(data))
-    res = run_module(capsys, base_dir=base, owner='bob', stale_after=60)
+    res = run_module(MODULE, base_dir=base, owner='bob', stale_after=60)
     assert res['changed'] is True and res['taken_over']['owner'] == 'alice'
     assert 'took over the stale deploy lock' in json.dumps(res.get('warnings'))
 
 
-def test_check_mode_does_not_create(tmp_path, capsys):
+def test_check_mode_does_not_create(tmp_path, run_module):
     base = tmp_path / 'app'
-    res = run_module(capsys, base_dir=str(base), owner='me', _ansible_check_mode=True)
+    res = run_module(MODULE, base_dir=str(base), owner='me', _ansible_check_mode=True)
     assert res['changed'] is True and not base.exists()
 
 
-def test_owner_required_when_present(tmp_path, capsys):
-    res = run_module(capsys, base_dir=str(tmp_path))
+def test_owner_required_when_present(tmp_path, run_module):
+    res = run_module(MODULE, base_dir=str(tmp_path))
     assert res['failed'] is True and 'owner' in res['msg']

@@ -8,52 +8,38 @@ import json
 import os
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hotswap.deploy.plugins.modules import release_activate as MODULE
 
-def run_module(capsys, **args):
-    """Run the module's main() with args (including _ansible_check_mode/_ansible_diff); return its JSON result."""
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            MODULE.main()
-    return json.loads(capsys.readouterr().out)
 
-
-def stage(base, rid):
-    d = base / 'releases' / rid
-    d.mkdir(parents=True)
-    (d / 'app').write_text(rid)
-
-
-def test_activate_twice_then_switch_with_diff(tmp_path, capsys):
+def test_activate_twice_then_switch_with_diff(tmp_path, run_module, stage):
     stage(tmp_path, 'r1')
     stage(tmp_path, 'r2')
-    res = run_module(capsys, base_dir=str(tmp_path), release_id='r1', activated_by='me@ctl:1')
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='r1', activated_by='me@ctl:1')
     assert res['changed'] is True and res['switched'] is True
     assert res['previous_release'] is None and res['current_release'] == 'r1'
-    res = run_module(capsys, base_dir=str(tmp_path), release_id='r1')
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='r1')
     assert res['changed'] is False and res['switched'] is False and res['previous_release'] == 'r1'
-    res = run_module(capsys, base_dir=str(tmp_path), release_id='r2', _ansible_diff=True)
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='r2', _ansible_diff=True)
     assert res['changed'] is True
     assert res['diff'] == {'before': 'current -> releases/r1\n', 'after': 'current -> releases/r2\n'}
     assert os.readlink(str(tmp_path / 'current')) == 'releases/r2'
 
 
-def test_check_mode_reports_without_changing(tmp_path, capsys):
+def test_check_mode_reports_without_changing(tmp_path, run_module, stage):
     stage(tmp_path, 'r1')
-    res = run_module(capsys, base_dir=str(tmp_path), release_id='r1', _ansible_check_mode=True, _ansible_diff=True)
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='r1', _ansible_check_mode=True, _ansible_diff=True)
     assert res['changed'] is True and res['switched'] is True
     assert res['diff'] == {'before': '', 'after': 'current -> releases/r1\n'}
     assert sorted(os.listdir(str(tmp_path))) == ['releases']
 
 
-def test_rollback_marks_previous_failed(tmp_path, capsys):
+def test_rollback_marks_previous_failed(tmp_path, run_module, stage):
     stage(tmp_path, 'r1')
     stage(tmp_path, 'r2')
-    run_module(capsys, base_dir=str(tmp_path), release_id='r1')
-    run_module(capsys, base_dir=str(tmp_path), release_id='r2')
-    res = run_module(capsys, base_dir=str(tmp_path), release_id='r1', previous_state='failed')
+    run_module(MODULE, base_dir=str(tmp_path), release_id='r1')
+    run_module(MODULE, base_dir=str(tmp_path), release_id='r2')
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='r1', previous_state='failed')
     assert res['previous_release'] == 'r2'
     ledger = json.loads((tmp_path / '.hotswap' / 'ledger.json').read_text())
     assert ledger['releases']['r2']['state'] == 'failed'
@@ -65,17 +51,17 @@ def test_rollback_marks_previous_failed(tmp_path, capsys):
     (dict(release_id='r1', previous_state='bogus'), 'previous_state'),
     (dict(release_id='r1', base_dir='relative/app'), 'absolute'),
 ])
-def test_errors(tmp_path, capsys, args, words):
+def test_errors(tmp_path, run_module, stage, args, words):
     stage(tmp_path, 'r1')
     args.setdefault('base_dir', str(tmp_path))
-    res = run_module(capsys, **args)
+    res = run_module(MODULE, **args)
     assert res['failed'] is True and words in res['msg']
     assert not os.path.lexists(str(tmp_path / 'current'))
 
 
-def test_current_real_directory_refused(tmp_path, capsys):
+def test_current_real_directory_refused(tmp_path, run_module, stage):
     stage(tmp_path, 'r1')
     (tmp_path / 'current').mkdir()
-    res = run_module(capsys, base_dir=str(tmp_path), release_id='r1')
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='r1')
     assert res['failed'] is True and 'real directory' in res['msg']
     assert os.path.isdir(str(tmp_path / 'current')) and not os.path.islink(str(tmp_path / 'current'))

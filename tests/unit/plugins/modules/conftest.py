@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fixtures shared by the module tests: run a module's main() and stage releases on disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+
+@pytest.fixture
+def run_module(capsys):
+    """Return run(module, **args): run module.main() with args and return its JSON result.
+
+    args may include _ansible_check_mode and _ansible_diff.
+    """
+    def run(module, **args):
+        with patch_module_args(args):
+            with pytest.raises(SystemExit):
+                module.main()
+        return json.loads(capsys.readouterr().out)
+    return run
+
+
+@pytest.fixture
+def stage():
+    """Return stage(base, rid): create base/releases/<rid>/app (holding rid) and return the release dir."""
+    def stage_release(base, rid):
+        release_dir = base / 'releases' / rid
+        release_dir.mkdir(parents=True)
+        (release_dir / 'app').write_text(rid)
+        return release_dir
+    return stage_release
