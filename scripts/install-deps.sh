@@ -2,7 +2,7 @@
 # Install the Debian packages the tests and demo need, only when one is missing.
 set -euo pipefail
 
-PACKAGES=(podman runc golang-go debootstrap openssh-client uidmap ca-certificates)
+PACKAGES=(podman runc golang-go debootstrap openssh-client uidmap ca-certificates shellcheck)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -20,6 +20,8 @@ rm -rf "$root/build/sanity"
 mkdir -p "$work"
 tar -xzf "$tarball" -C "$work"
 rm -f "$work/MANIFEST.json" "$work/FILES.json"
+# galaxy.yml gives ansible-test the collection version for its version checks.
+cp galaxy.yml "$work/"
 cd "$work"
 git init -q && git add -A
 exec "$root/build/venv/bin/ansible-test" sanity --color no --python "$py" --requirements "$@"
