@@ -1,0 +1,208 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side shared by the actions that push an artifact: binary_upload, win_binary_swap.
+
+Both follow the same protocol (subclasses fill in the module specific parts):
+
+1. find ``src`` on the controller (role/playbook ``files/``, vault decrypted), check its
+   sha256 against ``checksum`` and that it is an executable (for the OS the module manages,
+   when it manages only one) -- all before touching the host;
+2. run the module once without ``src``/``url`` as a probe: it either succeeds (the artifact
+   is already in place: return that, nothing transferred) or fails with
+   ``reason: not_staged`` and the host's platform; any other failure is returned as is;
+3. compare the executable header with the host's platform and refuse a mismatch;
+4. in check mode stop here (changed=true);
+5. copy the file into the remote temp dir, run the module on that copy, remove the temp dir.
+
+Everything else (``url``, verify-only, host-side ``src``) goes straight to the module.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import (
+    NOT_STAGED,
+    check_fits_host,
+    check_local_artifact,
+    describe_format,
+    parse_checksum,
+)
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+
+# Keys of the failed probe that must not leak into a check-mode result.
+PROBE_ONLY_KEYS = ('failed', 'msg', 'reason', 'exception')
+
+
+def shell_family(connection):
+    """'sh' or 'powershell': the family of the shell Ansible uses on this host."""
+    return getattr(connection._shell, 'SHELL_FAMILY', 'sh')
+
+
+def check_executable_os(fmt, os_name, what):
+    """Refuse, before asking the host anything, an executable built for another OS than ``os_name``.
+
+    For modules that manage only one OS (win_binary_swap: windows); the CPU architecture is
+    checked later against what the host reports.
+    """
+    if fmt is not None and fmt.get('os') != os_name:
+        raise HotswapError(
+            "uploading %s: it is a %s but the host runs %s. Build for GOOS=%s or pick the right artifact."
+            % (what, describe_format(fmt), os_name.capitalize(), os_name))
+
+
+class PushActionBase(ActionBase):
+    """ActionBase for a module that takes ``src`` (pushed from the controller) or ``url``.
+
+    Subclasses set MODULE, HOST_SHELL (the shell family of the hosts the module manages)
+    and implement the hooks below.
+    """
+
+    TRANSFERS_FILES = False   # the remote temp dir is made only when there is something to push
+    MODULE = None
+    HOST_SHELL = 'sh'
+    EXECUTABLE_OS = None      # set when the module manages one OS only: refuse others before the probe
+
+    # -- hooks ------------------------------------------------------------------------
+
+    def describe(self, args):
+        """What the artifact is called in messages."""
+        raise NotImplementedError
+
+    def wrong_shell_msg(self, args):
+        raise NotImplementedError
+
+    def wants_push(self, args):
+        """True when ``src`` is a file on the controller to be pushed."""
+        return bool(args.get('src'))
+
+    def validate_push_args(self, args):
+        """Module specific checks of the arguments before the file is looked at; raise HotswapError."""
+
+    def probe_args(self, args):
+        return dict((k, v) for k, v in args.items() if k not in ('src', 'url'))
+
+    def host_platform(self, probe):
+        """``{'os': ..., 'arch': ...}`` of the host, from the failed (not_staged) probe."""
+        raise NotImplementedError
+
+    def mismatch_details(self, probe, host):
+        """Extra result keys when the artifact does not fit the host."""
+        return dict(host_platform=host)
+
+    def remote_name(self, args):
+        """File name of the pushed copy inside the remote temp dir."""
+        raise NotImplementedError
+
+    def push_args(self, args, remote_src):
+        push = dict(args)
+        push.pop('url', None)
+        push['src'] = remote_src
+        return push
+
+    def already_there(self, probe, fmt):
+        """The successful probe: the artifact is in place already, nothing was transferred."""
+        probe.update(transferred=False, executable=fmt)
+        return probe
+
+    def check_mode_result(self, probe, fmt):
+        """What check mode reports once every check passed (nothing transferred)."""
+        result = dict((k, v) for k, v in probe.items() if k not in PROBE_ONLY_KEYS)
+        result.update(changed=True, executable=fmt)
+        return result
+
+    def pushed(self, result, fmt):
+        result['executable'] = fmt
+        return result
+
+    # -- protocol ---------------------------------------------------------------------
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(PushActionBase, self).run(tmp, task_vars)
+        del tmp
+        try:
+            result.update(self._run(task_vars))
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _fail(self, msg, **extra):
+        extra.update(failed=True, changed=False, msg=msg)
+        return extra
+
+    def _module(self, module_args, task_vars):
+        return self._execute_module(module_name=self.MODULE, module_args=module_args, task_vars=task_vars)
+
+    def _run(self, task_vars):
+        args = self._task.args.copy()
+        what = self.describe(args)
+        if args.get('src') and args.get('url'):
+            return self._fail('uploading %s: src and url are mutually exclusive. Give src to push the file from '
+                              'the controller, or url for the host to download it.' % what)
+        if shell_family(self._connection) != self.HOST_SHELL:
+            return self._fail(self.wrong_shell_msg(args))
+        if not self.wants_push(args):
+            # pull (url), verify-only, or a file already on the host: everything happens on the host
+            return self._module(args, task_vars)
+
+        try:
+            self.validate_push_args(args)
+            sha = parse_checksum(args.get('checksum'))
+        except HotswapError as e:
+            return self._fail(e.msg)
+
+        src = args['src']
+        try:
+            found = self._find_needle('files', src)
+        except AnsibleError:
+            searched = ', '.join(to_text(p) for p in self._task.get_search_path())
+            return self._fail('uploading %s: src %s was not found on the controller (searched the files/ '
+                              'directories under: %s). Fix src: an absolute path, or a path relative to a '
+                              'role or playbook files/ directory.' % (what, src, searched or 'the playbook directory'))
+        try:
+            local = self._loader.get_real_file(found, decrypt=True)
+        except AnsibleError as e:
+            return self._fail('uploading %s: cannot read %s on the controller (%s). Check the file and, '
+                              'if it is vault-encrypted, the vault password.' % (what, found, to_text(e)))
+        try:
+            return self._push(args, what, sha, local, task_vars)
+        finally:
+            self._loader.cleanup_tmp_file(local)
+
+    def _push(self, args, what, sha, local, task_vars):
+        try:
+            fmt = check_local_artifact(local, sha, host=None, what=what)
+            if self.EXECUTABLE_OS:
+                check_executable_os(fmt, self.EXECUTABLE_OS, what)
+        except HotswapError as e:
+            return self._fail(e.msg)
+
+        probe = self._module(self.probe_args(args), task_vars)
+        if not probe.get('failed'):
+            return self.already_there(probe, fmt)
+        if probe.get('reason') != NOT_STAGED:
+            return probe
+
+        try:
+            host = self.host_platform(probe)
+        except HotswapError as e:
+            return self._fail(e.msg, executable=fmt)
+        try:
+            check_fits_host(fmt, host, what)
+        except HotswapError as e:
+            return self._fail(e.msg, executable=fmt, **self.mismatch_details(probe, host))
+
+        if self._task.check_mode:
+            return self.check_mode_result(probe, fmt)
+
+        shell = self._connection._shell
+        if shell.tmpdir is None:
+            self._make_tmp_path()
+        remote_src = shell.join_path(shell.tmpdir, self.remote_name(args))
+        self._transfer_file(local, remote_src)
+        self._fixup_perms2((shell.tmpdir, remote_src))
+        return self.pushed(self._module(self.push_args(args, remote_src), task_vars), fmt)

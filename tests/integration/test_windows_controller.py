@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+"""Windows support, controller side only: there is no Windows host and no PowerShell here.
+
+A mixed inventory (the real Linux test hosts plus one Windows host entry whose WinRM port is a
+reserved, closed loopback port) proves that deploy.yml deploys the Linux hosts as before and
+sends the Windows host down the WinRM path: it ends UNREACHABLE at the Windows branch's first
+task that connects, with a winrm/https error. Bad Windows input is refused on the controller,
+before any connection is tried. What the PowerShell module does on a host is not tested here
+(see docs/windows.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+
+import pytest
+import yaml
+
+import testlib
+
+APP = 'winmix'
+PORT = 9600
+WIN_HOST = 'win-1'
+WIN_CHECK_TASK = 'hotswap.deploy.deploy_host : Check the Windows artifact against the host'
+EXAMPLE_INVENTORY = os.path.join(testlib.REPO, 'docs', 'examples', 'inventory-mixed.yml')
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port nothing listens on, reserved for the test.
+
+    The socket is bound but never listens: connecting to it is refused at once, and no other
+    process can take the port while the test runs.
+    """
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(('127.0.0.1', 0))
+    try:
+        yield s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def windows_group(port):
+    return {
+        'hosts': {WIN_HOST: {'ansible_host': '127.0.0.1', 'ansible_port': port}},
+        'vars': {
+            'ansible_connection': 'winrm',
+            'ansible_winrm_scheme': 'https',
+            'ansible_winrm_transport': 'ntlm',
+            'ansible_winrm_server_cert_validation': 'validate',
+            'ansible_user': 'deploy',
+            'ansible_password': 'unused-nothing-listens',
+        },
+    }
+
+
+def write_inventory(path, linux_inventory, port):
+    """The Linux test hosts' inventory (if any) plus a group 'windows' with WIN_HOST."""
+    if linux_inventory:
+        with open(linux_inventory) as f:
+            inv = yaml.safe_load(f)
+    else:
+        inv = {'all': {'children': {}}}
+    inv['all']['children']['windows'] = windows_group(port)
+    with open(path, 'w') as f:
+        yaml.safe_dump(inv, f, default_flow_style=False)
+    return str(path)
+
+
+def role_task_names(tasks_file):
+    """Names of every task in a tasks file of the installed deploy_host role, blocks included."""
+    with open(os.path.join(testlib.INSTALLED, 'roles', 'deploy_host', 'tasks', tasks_file)) as f:
+        todo = list(yaml.safe_load(f))
+    names = []
+    while todo:
+        t = todo.pop(0)
+        for key in ('block', 'rescue', 'always'):
+            todo.extend(t.get(key) or [])
+        if 'block' not in t:
+            names.append(t['name'])
+    return names
+
+
+def task_sections(out):
+    """[(task name, text printed under it)] in the order of the run."""
+    parts = re.split(r'^TASK \[(.*?)\] \**$', out, flags=re.M)
+    return list(zip(parts[1::2], parts[2::2]))
+
+
+def tasks_mentioning(out, host):
+    """Tasks that ran for (or skipped, or included a file for) ``host``."""
+    h = re.escape(host)
+    pattern = re.compile(r'\[%s\]|^included: \S+ for (?:.*, )?%s(?:,|$)' % (h, h), re.M)
+    return [name for name, text in task_sections(out) if pattern.search(text)]
+
+
+def unreachable_at(out, host):
+    return [(name, text) for name, text in task_sections(out) if 'fatal: [%s]: UNREACHABLE!' % host in text]
+
+
+def test_windows_mixed_fleet_linux_deploys_windows_goes_over_winrm(fleet, closed_port, tmp_path):
+    linux_bin = testlib.build_app('1.0.0')
+    win_exe = testlib.build_app('1.0.0', goos='windows', goarch='amd64')
+    inventory = write_inventory(tmp_path / 'mixed.yml', fleet.inventory, closed_port)
+    extra = dict(app=APP, version='1.0.0', listen_port=PORT,
+                 artifact=linux_bin, checksum=testlib.sha256(linux_bin),
+                 win_artifact=win_exe, win_checksum=testlib.sha256(win_exe))
+    # -c ssh on the command line, as every other test: the inventory's ansible_connection wins.
+    r = testlib.playbook(inventory, 'deploy', extra, connection='ssh', tmp_path=tmp_path)
+
+    linux_names = [h['name'] for h in fleet]
+    assert set(r.recap) == set(linux_names) | {WIN_HOST}, r
+    assert r.rc == 4, r          # some host unreachable, none failed
+    for name in linux_names:
+        assert r.recap[name]['failed'] == 0 and r.recap[name]['unreachable'] == 0, r
+    assert r.recap[WIN_HOST]['unreachable'] == 1 and r.recap[WIN_HOST]['failed'] == 0, r
+
+    # The Linux hosts deployed exactly as without the Windows host.
+    rid = '1.0.0-' + testlib.sha256(linux_bin)[7:19]
+    for host in fleet:
+        assert testlib.served_version(host, PORT) == '1.0.0'
+        assert testlib.host_sh(host, 'readlink /opt/%s/current' % APP).strip() == 'releases/' + rid
+
+    # Each host went down its own branch.
+    assert re.search(r'^included: \S+/windows\.yml for %s$' % WIN_HOST, r.out, re.M), r
+    linux_include = re.search(r'^included: \S+/linux\.yml for (.*)$', r.out, re.M)
+    assert linux_include and set(linux_include.group(1).split(', ')) == set(linux_names), r
+
+    # The Windows host was unreachable at the first task of the Windows branch that connects,
+    # through the winrm connection plugin (https, the reserved port, /wsman) ...
+    fatal = unreachable_at(r.out, WIN_HOST)
+    assert [f[0] for f in fatal] == [WIN_CHECK_TASK], r
+    text = fatal[0][1]
+    assert 'ntlm: HTTPSConnectionPool' in text and "port=%d" % closed_port in text and '/wsman' in text, r
+    # ... after the controller-only steps of that branch, and never in a Linux step.
+    seen = tasks_mentioning(r.out, WIN_HOST)
+    assert seen[-1] == WIN_CHECK_TASK, r
+    assert seen.index('hotswap.deploy.deploy_host : Choose the steps for the platform of this host') \
+        < seen.index('hotswap.deploy.deploy_host : Deploy on a Windows host') \
+        < seen.index('hotswap.deploy.deploy_host : Check the Windows artifact source') \
+        < seen.index('hotswap.deploy.deploy_host : Fix the release id for this run'), r
+    linux_only = set(role_task_names('linux.yml') + role_task_names('restore.yml')) - set(role_task_names('windows.yml'))
+    linux_steps = {'hotswap.deploy.deploy_host : ' + n for n in linux_only}
+    assert 'hotswap.deploy.deploy_host : Take the deploy lock' in linux_steps
+    assert not linux_steps & set(seen), r
+    sections = dict(task_sections(r.out))
+    assert 'skipping: [%s]' % WIN_HOST in sections['hotswap.deploy.deploy_host : Deploy on a Linux host'], r
+    for name, text in task_sections(r.out):
+        if 'Windows' in name:   # Linux hosts only skip the Windows steps
+            ran = [ln for ln in text.splitlines() if any(n in ln for n in linux_names) and not ln.startswith('skipping:')]
+            assert not ran, (name, ran, r)
+
+
+def run_windows_only(tmp_path, port, **overrides):
+    win_exe = testlib.build_app('1.0.0', goos='windows', goarch='amd64')
+    inventory = write_inventory(tmp_path / 'windows.yml', None, port)
+    extra = dict(app=APP, version='1.0.0', listen_port=PORT, win_artifact=win_exe,
+                 win_checksum=testlib.sha256(win_exe))
+    extra.update(overrides)
+    return testlib.playbook(inventory, 'deploy', extra, connection='ssh', tmp_path=tmp_path)
+
+
+def test_windows_only_fleet_needs_no_linux_artifact(closed_port, tmp_path):
+    r = run_windows_only(tmp_path, closed_port)
+    assert r.recap[WIN_HOST]['unreachable'] == 1 and r.recap[WIN_HOST]['failed'] == 0, r
+    assert [f[0] for f in unreachable_at(r.out, WIN_HOST)] == [WIN_CHECK_TASK], r
+
+
+@pytest.mark.parametrize('case', ['elf', 'checksum', 'missing', 'no-source'])
+def test_windows_bad_input_refused_before_connecting(closed_port, tmp_path, case):
+    """Refused on the controller: the host is FAILED (not unreachable), so nothing tried WinRM."""
+    linux_bin = testlib.build_app('1.0.0')
+    overrides, words, task = {
+        'elf': (dict(win_artifact=linux_bin, win_checksum=testlib.sha256(linux_bin)),
+                ['linux/x86_64 ELF executable but the host runs Windows', 'GOOS=windows'], WIN_CHECK_TASK),
+        'checksum': (dict(win_checksum='sha256:' + '0' * 64), ['but checksum says ' + '0' * 64], WIN_CHECK_TASK),
+        'missing': (dict(win_artifact=str(tmp_path / 'nope.exe')), ['nope.exe was not found on the controller'],
+                    WIN_CHECK_TASK),
+        'no-source': (dict(win_artifact=''), ['give exactly one of', 'win_artifact'],
+                      'hotswap.deploy.deploy_host : Check the Windows artifact source'),
+    }[case]
+    r = run_windows_only(tmp_path, closed_port, **overrides)
+    assert r.recap[WIN_HOST]['failed'] == 1 and r.recap[WIN_HOST]['unreachable'] == 0, r
+    failed = [name for name, text in task_sections(r.out) if 'fatal: [%s]: FAILED!' % WIN_HOST in text]
+    assert failed == [task], r
+    for w in words:
+        assert w in r.out, (w, r)
+    assert 'wsman' not in r.out and 'HTTPSConnectionPool' not in r.out, r
+
+
+def test_windows_example_inventory_uses_winrm_over_https_with_cert_validation():
+    proc = subprocess.run([os.path.join(testlib.VENV_BIN, 'ansible-inventory'), '-i', EXAMPLE_INVENTORY, '--list'],
+                          env=testlib.ansible_env(), cwd=testlib.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, check=False)
+    assert proc.returncode == 0 and 'WARNING' not in proc.stderr, proc.stderr
+    inv = json.loads(proc.stdout)
+    hostvars = inv['_meta']['hostvars']
+    windows = inv['windows']['hosts']
+    linux = inv['linux']['hosts']
+    assert windows and linux
+    for h in windows:
+        v = hostvars[h]
+        assert v['ansible_connection'] == 'winrm'
+        assert v['ansible_port'] == 5986 and v['ansible_winrm_scheme'] == 'https'
+        assert v['ansible_winrm_transport'] in ('ntlm', 'kerberos')
+        assert v['ansible_winrm_server_cert_validation'] == 'validate'
+    for h in linux:
+        assert hostvars[h]['ansible_connection'] == 'ssh'
+    with open(EXAMPLE_INVENTORY) as f:
+        text = f.read()
+    assert 'validation: ignore' not in text
+    assert 'pywinrm[kerberos]' in text
