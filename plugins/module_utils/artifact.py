@@ -29,7 +29,12 @@ import tempfile
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import Ledger
-from ansible_collections.hotswap.deploy.plugins.module_utils.release import fsync_dir, paths, validate_release_id
+from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
+    PARTIAL_INFIX,
+    fsync_dir,
+    paths,
+    validate_release_id,
+)
 
 CHUNK = 1024 * 1024
 DOWNLOAD_SCHEMES = ('http', 'https')
@@ -433,7 +438,7 @@ def remove_created_dirs(created):
 
 def partial_file(release_dir, name):
     """Open a new hidden temp file next to the final path: returns (file object, path)."""
-    fd, path = tempfile.mkstemp(prefix='.%s.partial-' % name, dir=release_dir)
+    fd, path = tempfile.mkstemp(prefix='.%s%s' % (name, PARTIAL_INFIX), dir=release_dir)
     return os.fdopen(fd, 'wb'), path
 
 

@@ -28,6 +28,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
     list_release_dirs,
     paths,
     read_current,
+    find_leftovers,
     remove_leftover_pruning_dirs,
     remove_release_dir,
     switch_current,
@@ -404,12 +405,13 @@ def prune(base_dir, keep, check_mode=False):
     See ``select_prunable`` for what is chosen. Ledger entries of removed releases, and of
     releases whose directory is already gone (``forgotten``), are dropped from the ledger
     (history is kept). Directories not in the ledger (``unknown``) are never touched.
-    Returns dict(removed, kept, unknown, forgotten, changed).
+    Temp files of killed runs older than an hour (``find_leftovers``) are deleted (``cleaned``).
+    Returns dict(removed, kept, unknown, forgotten, cleaned, changed).
     """
     p = paths(base_dir)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise HotswapError('pruning releases in %s: keep must be an integer >= 1, not %r.' % (p.base_dir, keep))
-    result = dict(removed=[], kept=[], unknown=[], forgotten=[], changed=False)
+    result = dict(removed=[], kept=[], unknown=[], forgotten=[], cleaned=[], changed=False)
     if not os.path.isdir(p.base_dir):
         return result
     current = read_current(p.base_dir)
@@ -422,12 +424,15 @@ def prune(base_dir, keep, check_mode=False):
     remove = select_prunable(known, current, keep, previous_good=ledger.previous_good(current))
     result['kept'] = [r['release_id'] for r in known if r['release_id'] not in remove]
     leftovers = [n for n in _listdir(p.releases_dir) if n.startswith('.pruning-')]
-    result['changed'] = bool(remove or result['forgotten'] or leftovers)
+    result['cleaned'] = find_leftovers(p.base_dir)
+    result['changed'] = bool(remove or result['forgotten'] or leftovers or result['cleaned'])
     if check_mode:
         result['removed'] = remove
         return result
     try:
         remove_leftover_pruning_dirs(p.base_dir)
+        for path in result['cleaned']:
+            _unlink_quietly(path)
         for rid in result['forgotten']:
             ledger.forget(rid)
         for rid in remove:

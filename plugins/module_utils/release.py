@@ -21,6 +21,8 @@ import os
 import re
 import secrets
 import shutil
+import stat
+import time
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 
@@ -31,6 +33,10 @@ LEDGER_FILE = 'ledger.json'
 LOCK_FILE = 'lock'
 TEMP_LINK_PREFIX = '.current.tmp-'
 PRUNING_PREFIX = '.pruning-'
+# binary_upload stages into releases/<id>/.<name>.partial-<random> (see artifact.partial_file).
+PARTIAL_INFIX = '.partial-'
+# Leftovers younger than this may belong to a run still going; older ones are from a killed run.
+LEFTOVER_MIN_AGE = 3600
 RELEASE_ID_MAX_LEN = 128
 STATE_DIR_MODE = 0o750
 
@@ -277,6 +283,37 @@ def remove_leftover_pruning_dirs(base_dir):
                 os.unlink(full)
             removed.append(name)
     return removed
+
+
+def find_leftovers(base_dir, min_age=LEFTOVER_MIN_AGE, now=None):
+    """Temp files a killed run left behind, older than ``min_age`` seconds.
+
+    Partial uploads (``releases/<id>/.<name>.partial-*``) and temp links beside ``current``
+    (``.current.tmp-*``). Returns their paths; never anything else.
+    """
+    p = paths(base_dir)
+    now = time.time() if now is None else now
+    candidates = [os.path.join(p.base_dir, n) for n in _names(p.base_dir) if n.startswith(TEMP_LINK_PREFIX)]
+    for rid in list_release_dirs(p.base_dir):
+        rdir = os.path.join(p.releases_dir, rid)
+        candidates.extend(os.path.join(rdir, n) for n in _names(rdir)
+                          if n.startswith('.') and PARTIAL_INFIX in n)
+    found = []
+    for path in candidates:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if now - st.st_mtime >= min_age and not stat.S_ISDIR(st.st_mode):
+            found.append(path)
+    return sorted(found)
+
+
+def _names(path):
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _remove_quietly(path):

@@ -65,6 +65,14 @@ removed:
   type: list
   elements: str
   sample: [1.3.0-0b1c2d3e4f50]
+cleaned:
+  description:
+    - Temp files that killed runs left behind and that are over an hour old (partial uploads
+      C(releases/<id>/.<name>.partial-*), temp links C(.current.tmp-*)), deleted (to be deleted, in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: [/opt/myapp/releases/1.4.0-0b1c2d3e4f50/.myapp.partial-k2j3h4]
 kept:
   description: Release ids known to the ledger that remain, oldest C(staged_at) first.
   returned: success

@@ -465,7 +465,8 @@ def deploy_series(tmp_path, n):
 def test_prune_keeps_n_and_updates_ledger(tmp_path):
     base = deploy_series(tmp_path, 6)
     res = L.prune(base, 3, check_mode=True)
-    assert res == dict(removed=['r1', 'r2', 'r3'], kept=['r4', 'r5', 'r6'], unknown=[], forgotten=[], changed=True)
+    assert res == dict(removed=['r1', 'r2', 'r3'], kept=['r4', 'r5', 'r6'], unknown=[], forgotten=[], cleaned=[],
+                       changed=True)
     assert len(os.listdir(str(tmp_path / 'releases'))) == 6
     res = L.prune(base, 3)
     assert res['removed'] == ['r1', 'r2', 'r3'] and res['changed']
@@ -473,7 +474,8 @@ def test_prune_keeps_n_and_updates_ledger(tmp_path):
     led = Ledger.load(base)
     assert [r['release_id'] for r in led.releases()] == ['r4', 'r5', 'r6']
     assert len(led.history()) == 6
-    assert L.prune(base, 3) == dict(removed=[], kept=['r4', 'r5', 'r6'], unknown=[], forgotten=[], changed=False)
+    assert L.prune(base, 3) == dict(removed=[], kept=['r4', 'r5', 'r6'], unknown=[], forgotten=[], cleaned=[],
+                                    changed=False)
 
 
 def test_prune_keep_one_keeps_current_and_previous_good(tmp_path):
@@ -498,7 +500,7 @@ def test_prune_unknown_never_deleted_forgotten_dropped(tmp_path):
     shutil.rmtree(str(tmp_path / 'releases' / 'r1'))
     (tmp_path / 'releases' / '.pruning-old-1234').mkdir()
     res = L.prune(base, 1)
-    assert res == dict(removed=[], kept=['r2', 'r3'], unknown=['hand'], forgotten=['r1'], changed=True)
+    assert res == dict(removed=[], kept=['r2', 'r3'], unknown=['hand'], forgotten=['r1'], cleaned=[], changed=True)
     assert sorted(os.listdir(str(tmp_path / 'releases'))) == ['hand', 'r2', 'r3']
     assert Ledger.load(base).release('r1') is None
 
@@ -529,3 +531,38 @@ def test_prune_refuses_when_current_is_real_dir(tmp_path):
     with pytest.raises(HotswapError):
         L.prune(base, 1)
     assert len(os.listdir(str(tmp_path / 'releases'))) == 3
+
+
+# -- leftovers of killed runs --------------------------------------------------------------------
+
+def make_leftovers(tmp_path, age):
+    """A partial upload and a temp link as a killed run leaves them, ``age`` seconds old."""
+    base = deploy_series(tmp_path, 2)
+    partial = tmp_path / 'releases' / 'r2' / '.app.partial-x1y2'
+    partial.write_bytes(b'half a binary')
+    link = tmp_path / '.current.tmp-abcd'
+    os.symlink('releases/r1', str(link))
+    then = os.path.getmtime(str(partial)) - age
+    os.utime(str(partial), (then, then))
+    os.utime(str(link), (then, then), follow_symlinks=False)
+    return base, partial, link
+
+
+def test_prune_cleans_old_leftovers_only(tmp_path):
+    base, partial, link = make_leftovers(tmp_path, age=2 * 3600)
+    res = L.prune(base, keep=5, check_mode=True)
+    assert res['cleaned'] == sorted([str(link), str(partial)]) and res['changed']
+    assert partial.exists() and os.path.lexists(str(link))
+    res = L.prune(base, keep=5)
+    assert res['cleaned'] == sorted([str(link), str(partial)])
+    assert not partial.exists() and not os.path.lexists(str(link))
+    # The releases and current are untouched; a second run has nothing to do.
+    assert (tmp_path / 'releases' / 'r2' / 'app').exists() and os.readlink(str(tmp_path / 'current')) == 'releases/r2'
+    assert L.prune(base, keep=5)['changed'] is False
+
+
+def test_prune_leaves_young_leftovers_of_a_running_upload(tmp_path):
+    base, partial, link = make_leftovers(tmp_path, age=60)
+    res = L.prune(base, keep=5)
+    assert res['cleaned'] == [] and res['changed'] is False
+    assert partial.exists() and os.path.lexists(str(link))
