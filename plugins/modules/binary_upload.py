@@ -41,27 +41,12 @@ options:
         C(files/) directory) and copies it to a temporary path on the host.
       - Mutually exclusive with O(url).
     type: path
-  url:
-    description:
-      - C(http://) or C(https://) URL the host downloads the binary from (pull mode).
-      - Mutually exclusive with O(src).
-    type: str
-  checksum:
-    description:
-      - Expected digest of the binary, as C(sha256:<64 hex digits>) (the output of C(sha256sum)).
-      - Other algorithms are refused.
-    type: str
-    required: true
   name:
     description:
       - File name of the binary inside the release directory, for example C(myapp).
       - A plain file name - no C(/) and no leading C(.).
     type: str
     required: true
-  version:
-    description:
-      - Version of the binary, recorded in the ledger (informational).
-    type: str
   mode:
     description:
       - Permissions of the staged binary, as in M(ansible.builtin.file) (quote octal modes,
@@ -81,15 +66,10 @@ options:
       - Timeout in seconds for connecting to and reading from O(url).
     type: int
     default: 30
-  validate_certs:
-    description:
-      - Validate the TLS certificate of an C(https://) O(url).
-      - Only set this to V(false) on networks you control.
-    type: bool
-    default: true
 extends_documentation_fragment:
   - hotswap.deploy.release
   - hotswap.deploy.release.release_id
+  - hotswap.deploy.release.artifact
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:

@@ -77,41 +77,12 @@ options:
       - Whether O(src) is a path on the Windows host (V(true)) or on the controller (V(false)).
     type: bool
     default: false
-  url:
-    description:
-      - C(http://) or C(https://) URL the host downloads the binary from (pull mode) with
-        C(Invoke-WebRequest).
-      - Recommended for large binaries - pushing over WinRM is slow.
-      - There is no overall download time limit; Windows PowerShell 5.1 gives up when no response headers
-        arrive within 100 seconds or no data within 300 seconds (the .NET defaults).
-      - Mutually exclusive with O(src).
-    type: str
-  checksum:
-    description:
-      - Expected digest of the binary, as C(sha256:<64 hex digits>).
-      - Other algorithms are refused.
-    type: str
-    required: true
   service:
     description:
       - Name of the Windows service that runs O(path) (the service name, not its display name).
       - It must exist and must not be disabled. A warning is returned when its image path is not O(path).
     type: str
     required: true
-  release_id:
-    description:
-      - Id of the new release, recorded in the ledger and used in the name of a failed copy.
-      - Computed once on the controller (for example C(<version>-<first 12 hex of sha256>)) so every host
-        gets the same id.
-      - Must be non-empty and at most 128 characters, must not contain C(/), C(\) or C(..), must not start
-        with C(.), and may only use letters, digits, C(.), C(_), C(+) and C(-).
-      - The ledger refuses an id it already knows with another sha256.
-    type: str
-    required: true
-  version:
-    description:
-      - Version of the binary, recorded in the ledger (informational).
-    type: str
   staging_dir:
     description:
       - Directory where C(<exe name>.new) is staged.
@@ -143,6 +114,7 @@ options:
         service is running, typically a local one such as C(http://127.0.0.1:8080/healthz).
       - An attempt passes on a 2xx answer (and, with O(expected_version), the right version). Each attempt
         times out after 10 seconds.
+      - Its TLS certificate is validated unless O(validate_certs=false).
       - Without it, a service that reaches C(Running) counts as healthy (RV(health=skipped)).
     type: str
   expected_version:
@@ -162,13 +134,9 @@ options:
       - Seconds to wait between two health attempts.
     type: int
     default: 1
-  validate_certs:
-    description:
-      - Validate TLS certificates of an C(https://) O(url) and O(health_url).
-      - Only set this to V(false) on networks you control.
-    type: bool
-    default: true
 extends_documentation_fragment:
+  - hotswap.deploy.release.release_id
+  - hotswap.deploy.release.artifact
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
@@ -199,6 +167,9 @@ notes:
   - The service is started after the swap, and after a restore, even if it was stopped before.
   - Dependent services that were running are stopped with the service and started again after it.
   - Without O(health_url), a service that reaches C(Running) and crashes a moment later is not noticed.
+  - Pull mode (O(url)) downloads with C(Invoke-WebRequest) and is recommended for large binaries - pushing
+    over WinRM is slow. There is no overall download time limit; Windows PowerShell 5.1 gives up when no
+    response headers arrive within 100 seconds or no data within 300 seconds (the .NET defaults).
   - The ledger and lock use the formats of the Linux modules, but the Linux modules (release_info,
     release_prune, deploy_lock) do not manage Windows hosts.
 seealso:

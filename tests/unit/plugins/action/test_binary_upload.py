@@ -1,52 +1,24 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests for the binary_upload action plugin: the probe protocol, with the host faked."""
+"""Unit tests for the binary_upload action plugin: the probe protocol, with the host faked.
+
+controller, make_action, write_artifact and linux_elf come from conftest.py."""
 
 from __future__ import annotations
-
-import functools
-import hashlib
-import struct
-import types
-from unittest import mock
 
 import pytest
 
 MODULE = 'hotswap.deploy.binary_upload'
+SHELL = 'sh'
+TMPDIR = '/home/u/.ansible/tmp/ansible-tmp-1'
 LINUX_AMD64 = {'os': 'linux', 'arch': 'x86_64'}
 LINUX_ARM64 = {'os': 'linux', 'arch': 'aarch64'}
 
 
-def elf_bytes(machine=62):
-    ident = b'\x7fELF' + bytes([2, 1, 1, 0]) + b'\0' * 8
-    return ident + struct.pack('<HHI', 2, machine, 1) + b'\0' * 200
-
-
-@pytest.fixture(scope='module', autouse=True)
-def controller():
-    """Import the controller side lazily and undo its process-wide switch afterwards.
-
-    Yields the controller classes the tests need (ActionModule, AnsibleFileNotFound).
-
-    Importing ansible's controller code sets ansible.module_utils._internal.is_controller,
-    which makes module-side warn() go to the controller display instead of the module
-    result; module tests that run later in the same session would then lose their warnings.
-    """
-    from ansible.module_utils import _internal
-    before = _internal.is_controller
-    from ansible.errors import AnsibleFileNotFound
-    from ansible_collections.hotswap.deploy.plugins.action import binary_upload
-    assert binary_upload.MODULE == MODULE
-    yield types.SimpleNamespace(ActionModule=binary_upload.ActionModule, AnsibleFileNotFound=AnsibleFileNotFound)
-    _internal.is_controller = before
-
-
 @pytest.fixture
-def artifact_file(tmp_path):
-    p = tmp_path / 'app-linux-amd64'
-    p.write_bytes(elf_bytes())
-    return str(p), hashlib.sha256(p.read_bytes()).hexdigest()
+def artifact_file(write_artifact, linux_elf):
+    return write_artifact('app-linux-amd64', linux_elf)
 
 
 class Host(object):
@@ -75,43 +47,6 @@ class Host(object):
                     msg='release r1 is not staged at /opt/app/releases/r1/app and neither src nor url was given.')
 
 
-@pytest.fixture
-def make_action(controller):
-    """Return make_action(args, host, check_mode=False, found=None): an ActionModule wired to the fake host."""
-    return functools.partial(build_action, controller)
-
-
-def build_action(controller, args, host, check_mode=False, found=None):
-    task = mock.MagicMock()
-    task.args = args
-    task.check_mode = check_mode
-    task.async_val = 0
-    task.get_search_path.return_value = ['/playbooks']
-    connection = mock.MagicMock()
-    connection._shell.tmpdir = None
-    connection._shell.SHELL_FAMILY = 'sh'
-    connection._shell.join_path.side_effect = lambda *p: '/'.join(p)
-    loader = mock.MagicMock()
-    loader.get_real_file.side_effect = lambda path, decrypt=True: path
-    action = controller.ActionModule(task, connection, mock.MagicMock(), loader, mock.MagicMock(), mock.MagicMock())
-
-    def find_needle(dirname, needle):
-        if found is None:
-            raise controller.AnsibleFileNotFound(file_name=needle)
-        return found
-    action._find_needle = find_needle
-    action._execute_module = host.execute_module
-
-    def make_tmp_path(*a, **kw):
-        connection._shell.tmpdir = '/home/u/.ansible/tmp/ansible-tmp-1'
-        return connection._shell.tmpdir
-    action._make_tmp_path = mock.MagicMock(side_effect=make_tmp_path)
-    action._transfer_file = mock.MagicMock(side_effect=lambda local, remote: host.transfers.append((local, remote)))
-    action._fixup_perms2 = mock.MagicMock()
-    action._remove_tmp_path = mock.MagicMock()
-    return action
-
-
 def args_for(src, sha, **kw):
     a = dict(src=src, checksum='sha256:' + sha, name='app', base_dir='/opt/app', release_id='r1')
     a.update(kw)
@@ -128,8 +63,8 @@ def test_push_transfers_after_probe(artifact_file, make_action):
     assert r['executable'] == {'format': 'elf', 'os': 'linux', 'arch': 'x86_64', 'bits': 64}
     assert len(host.runs) == 2
     assert 'src' not in host.runs[0]                                   # the probe
-    assert host.transfers == [(path, '/home/u/.ansible/tmp/ansible-tmp-1/hotswap-upload-app')]
-    assert host.runs[1]['src'] == '/home/u/.ansible/tmp/ansible-tmp-1/hotswap-upload-app'
+    assert host.transfers == [(path, TMPDIR + '/hotswap-upload-app')]
+    assert host.runs[1]['src'] == TMPDIR + '/hotswap-upload-app'
     action._fixup_perms2.assert_called_once()
     action._remove_tmp_path.assert_called()
 
@@ -167,12 +102,10 @@ def test_missing_src(artifact_file, make_action):
     assert host.runs == []
 
 
-def test_not_an_executable_fails_on_controller(tmp_path, make_action):
-    p = tmp_path / 'app.tar.gz'
-    p.write_bytes(b'\x1f\x8b\x08' + b'\0' * 50)
+def test_not_an_executable_fails_on_controller(write_artifact, make_action):
+    path, sha = write_artifact('app.tar.gz', b'\x1f\x8b\x08' + b'\0' * 50)
     host = Host()
-    r = make_action(args_for('app.tar.gz', hashlib.sha256(p.read_bytes()).hexdigest()), host,
-                    found=str(p)).run(task_vars={})
+    r = make_action(args_for('app.tar.gz', sha), host, found=path).run(task_vars={})
     assert r['failed'] is True and 'not an executable' in r['msg']
     assert host.runs == []
 

@@ -3,19 +3,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Unit tests for the win_binary_swap action plugin: its controller-side checks and the probe
 protocol, with the Windows host faked at the ActionBase boundary (_execute_module,
-_transfer_file, _make_tmp_path). Nothing here runs PowerShell or pretends to."""
+_transfer_file, _make_tmp_path). Nothing here runs PowerShell or pretends to.
+
+controller, make_action, write_artifact and linux_elf come from conftest.py."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import struct
-import types
-from unittest import mock
 
 import pytest
 
 MODULE = 'hotswap.deploy.win_binary_swap'
+SHELL = 'powershell'
 EXE_PATH = 'C:\\hotswap\\app\\app.exe'
 TMPDIR = 'C:\\Users\\deploy\\AppData\\Local\\Temp\\ansible-tmp-1'
 
@@ -28,37 +27,9 @@ def pe_bytes(machine=0x8664, characteristics=0x0022):
     return bytes(head) + b'PE\0\0' + coff + b'\0' * 200
 
 
-def elf_bytes(machine=62):
-    ident = b'\x7fELF' + bytes([2, 1, 1, 0]) + b'\0' * 8
-    return ident + struct.pack('<HHI', 2, machine, 1) + b'\0' * 200
-
-
-@pytest.fixture(scope='module', autouse=True)
-def controller():
-    """Import the controller side lazily and undo its process-wide switch afterwards.
-
-    Importing ansible's controller code sets ansible.module_utils._internal.is_controller,
-    which makes module-side warn() go to the controller display instead of the module
-    result; module tests that run later in the same session would then lose their warnings.
-    """
-    from ansible.module_utils import _internal
-    before = _internal.is_controller
-    from ansible.errors import AnsibleFileNotFound
-    from ansible_collections.hotswap.deploy.plugins.action import win_binary_swap
-    assert win_binary_swap.MODULE == MODULE
-    yield types.SimpleNamespace(ActionModule=win_binary_swap.ActionModule, AnsibleFileNotFound=AnsibleFileNotFound)
-    _internal.is_controller = before
-
-
-def write(tmp_path, name, data):
-    p = tmp_path / name
-    p.write_bytes(data)
-    return str(p), hashlib.sha256(data).hexdigest()
-
-
 @pytest.fixture
-def exe_file(tmp_path):
-    return write(tmp_path, 'app-windows-amd64.exe', pe_bytes())
+def exe_file(write_artifact):
+    return write_artifact('app-windows-amd64.exe', pe_bytes())
 
 
 class WinHost(object):
@@ -93,43 +64,6 @@ class WinHost(object):
             return dict(base, current_release=module_args['release_id'])
         return dict(base, failed=True, reason='not_staged', current_release='1.0.0-aaaaaaaaaaaa',
                     msg='%s does not have sha256 %s and neither src nor url was given.' % (module_args['path'], sha))
-
-
-@pytest.fixture
-def make_action(controller):
-    """make_action(args, host, check_mode=False, found=None, shell='powershell') -> ActionModule on the fake host."""
-    return functools.partial(build_action, controller)
-
-
-def build_action(controller, args, host, check_mode=False, found=None, shell='powershell'):
-    task = mock.MagicMock()
-    task.args = args
-    task.check_mode = check_mode
-    task.async_val = 0
-    task.get_search_path.return_value = ['/playbooks']
-    connection = mock.MagicMock()
-    connection._shell.tmpdir = None
-    connection._shell.SHELL_FAMILY = shell
-    connection._shell.join_path.side_effect = lambda *p: '\\'.join(p)
-    loader = mock.MagicMock()
-    loader.get_real_file.side_effect = lambda path, decrypt=True: path
-    action = controller.ActionModule(task, connection, mock.MagicMock(), loader, mock.MagicMock(), mock.MagicMock())
-
-    def find_needle(dirname, needle):
-        if found is None:
-            raise controller.AnsibleFileNotFound(file_name=needle)
-        return found
-    action._find_needle = find_needle
-    action._execute_module = host.execute_module
-
-    def make_tmp_path(*a, **kw):
-        connection._shell.tmpdir = TMPDIR
-        return TMPDIR
-    action._make_tmp_path = mock.MagicMock(side_effect=make_tmp_path)
-    action._transfer_file = mock.MagicMock(side_effect=lambda local, remote: host.transfers.append((local, remote)))
-    action._fixup_perms2 = mock.MagicMock()
-    action._remove_tmp_path = mock.MagicMock()
-    return action
 
 
 def args_for(src, sha, **kw):
@@ -198,8 +132,8 @@ def test_bad_checksum_syntax_fails_before_the_host(exe_file, make_action, checks
     assert host.runs == []
 
 
-def test_elf_refused_before_the_host(tmp_path, make_action):
-    path, sha = write(tmp_path, 'app-linux-amd64', elf_bytes())
+def test_elf_refused_before_the_host(write_artifact, linux_elf, make_action):
+    path, sha = write_artifact('app-linux-amd64', linux_elf)
     host = WinHost()
     r = make_action(args_for('app-linux-amd64', sha), host, found=path).run(task_vars={})
     assert r['failed'] is True
@@ -213,8 +147,8 @@ def test_elf_refused_before_the_host(tmp_path, make_action):
     b'MZ' + b'\0' * 100,                          # a DOS stub without a PE header
     pe_bytes(characteristics=0x2022),             # a DLL
 ], ids=['gzip', 'dos-stub', 'dll'])
-def test_not_a_pe_executable_refused_before_the_host(tmp_path, make_action, data):
-    path, sha = write(tmp_path, 'app.bin', data)
+def test_not_a_pe_executable_refused_before_the_host(write_artifact, make_action, data):
+    path, sha = write_artifact('app.bin', data)
     host = WinHost()
     r = make_action(args_for('app.bin', sha), host, found=path).run(task_vars={})
     assert r['failed'] is True and 'not an executable' in r['msg'], r
@@ -233,8 +167,8 @@ def test_arch_mismatch_with_probe_refused_before_transfer(exe_file, make_action)
     assert not r.get('reason')
 
 
-def test_arm64_exe_fits_arm64_host(tmp_path, make_action):
-    path, sha = write(tmp_path, 'app-arm64.exe', pe_bytes(machine=0xaa64))
+def test_arm64_exe_fits_arm64_host(write_artifact, make_action):
+    path, sha = write_artifact('app-arm64.exe', pe_bytes(machine=0xaa64))
     host = WinHost(arch='aarch64')
     r = make_action(args_for('app-arm64.exe', sha), host, found=path).run(task_vars={})
     assert not r.get('failed'), r
