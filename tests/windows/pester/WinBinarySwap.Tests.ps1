@@ -623,10 +623,10 @@ Describe 'Invoke-BinarySwap' {
         }
 
         It 'downloads from url (pull mode)' {
-            $state.Downloads['https://artifacts.example.com/app.exe'] = $src
-            $r = Invoke-TestSwap -Extra @{ Src = $null; Url = 'https://artifacts.example.com/app.exe' }
+            $state.Downloads['https://127.0.0.1:1/app.exe'] = $src
+            $r = Invoke-TestSwap -Extra @{ Src = $null; Url = 'https://127.0.0.1:1/app.exe' }
             $r.swapped | Should -BeTrue
-            $state.Events[0] | Should -Be 'download:https://artifacts.example.com/app.exe'
+            $state.Events[0] | Should -Be 'download:https://127.0.0.1:1/app.exe'
         }
 
         It 'stages in staging_dir on the same volume' {
@@ -738,8 +738,8 @@ Describe 'Invoke-BinarySwap' {
             @{ Name = 'an x86 exe on x64'; Extra = @{ HostArch = 'x86_64' }; Bytes = 'x86'; Message = '*windows/i386 PE executable but the host is windows/x86_64*'; Step = 'verify' }
             @{ Name = 'an x64 exe on ARM64'; Extra = @{ HostArch = 'aarch64' }; Message = '*windows/x86_64 PE executable but the host is windows/aarch64*'; Step = 'verify' }
             @{ Name = 'keep 0'; Extra = @{ Keep = 0 }; Message = '*keep option: it must be an integer >= 1*' }
-            @{ Name = 'an ftp url'; Extra = @{ Src = $null; Url = 'ftp://example.com/app.exe' }; Message = '*not an http:// or https:// URL*' }
-            @{ Name = 'src and url'; Extra = @{ Url = 'https://example.com/app.exe' }; Message = '*mutually exclusive*' }
+            @{ Name = 'an ftp url'; Extra = @{ Src = $null; Url = 'ftp://127.0.0.1/app.exe' }; Message = '*not an http:// or https:// URL*' }
+            @{ Name = 'src and url'; Extra = @{ Url = 'https://127.0.0.1:1/app.exe' }; Message = '*mutually exclusive*' }
             @{ Name = 'a bad release id'; Extra = @{ ReleaseId = '../x' }; Message = "*checking release_id*" }
             @{ Name = 'a bad checksum'; Extra = @{ Checksum = 'md5:abc' }; Message = "*algorithm 'md5' is not supported*" }
             @{ Name = 'expected_version without health_url'; Extra = @{ HealthUrl = $null }; Message = '*expected_version: it needs health_url*' }

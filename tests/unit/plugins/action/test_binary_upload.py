@@ -148,6 +148,6 @@ def test_url_passes_through(make_action):
 def test_src_and_url_exclusive(artifact_file, make_action):
     path, sha = artifact_file
     host = Host()
-    r = make_action(args_for('app', sha, url='http://x/app'), host, found=path).run(task_vars={})
+    r = make_action(args_for('app', sha, url='http://127.0.0.1:1/app'), host, found=path).run(task_vars={})
     assert r['failed'] is True and 'mutually exclusive' in r['msg']
     assert host.runs == []

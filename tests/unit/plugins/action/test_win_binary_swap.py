@@ -205,7 +205,7 @@ def test_check_mode_stops_before_transfer(exe_file, make_action):
 
 
 @pytest.mark.parametrize('extra', [
-    dict(src=None, url='https://artifacts.example.com/app.exe'),
+    dict(src=None, url='https://127.0.0.1:1/app.exe'),
     dict(src='D:\\drop\\app.exe', remote_src=True),
     dict(src='D:\\drop\\app.exe', remote_src='yes'),
     dict(src=None),
@@ -224,7 +224,7 @@ def test_host_side_sources_pass_through(make_action, extra):
 def test_src_and_url_exclusive(exe_file, make_action):
     path, sha = exe_file
     host = WinHost()
-    r = make_action(args_for('app.exe', sha, url='https://x/app.exe'), host, found=path).run(task_vars={})
+    r = make_action(args_for('app.exe', sha, url='https://127.0.0.1:1/app.exe'), host, found=path).run(task_vars={})
     assert r['failed'] is True and 'mutually exclusive' in r['msg']
     assert host.runs == []
 

@@ -327,7 +327,7 @@ def test_validate_binary_name_ok():
     assert validate_binary_name('my-app_1.2') == 'my-app_1.2'
 
 
-@pytest.mark.parametrize('url', ['ftp://example.com/a', 'file:///etc/passwd', '/tmp/a', 'http://', 'example.com/a',
+@pytest.mark.parametrize('url', ['ftp://127.0.0.1/a', 'file:///etc/passwd', '/tmp/a', 'http://', '127.0.0.1/a',
                                  's3://bucket/a', ''])
 def test_validate_url_bad(url):
     with pytest.raises(HotswapError) as e:
@@ -337,7 +337,7 @@ def test_validate_url_bad(url):
 
 def test_validate_url_masks_password():
     with pytest.raises(HotswapError) as e:
-        validate_url('ftp://user:secret@example.com/a')
+        validate_url('ftp://user:secret@127.0.0.1/a')
     assert 'secret' not in e.value.msg
 
 
@@ -579,7 +579,7 @@ def test_download_broken_stream(tmp_path, module):
             pass
     rel = tmp_path / 'r1'
     with pytest.raises(HotswapError) as e:
-        download_to_release(module(), 'https://example.invalid/app', str(rel), 'app', HEX, host=LINUX_AMD64,
+        download_to_release(module(), 'https://127.0.0.1:1/app', str(rel), 'app', HEX, host=LINUX_AMD64,
                             opener=lambda url, timeout, vc: Resp())
     assert 'broke off' in e.value.msg
     assert not rel.exists()
@@ -676,7 +676,7 @@ def test_upload_refuses_ledger_conflict_before_writing(tmp_path, go_binaries, mo
     (dict(base_dir='relative/dir'), 'not an absolute path'),
     (dict(checksum='md5:abc'), 'Only sha256'),
     (dict(name='../app'), 'not a plain file name'),
-    (dict(url='ftp://example.com/app'), 'not an http'),
+    (dict(url='ftp://127.0.0.1/app'), 'not an http'),
 ])
 def test_upload_bad_input_changes_nothing(tmp_path, go_binaries, module, kw, fragment):
     src = go_binaries[('linux', 'amd64')]

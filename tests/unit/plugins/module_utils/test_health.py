@@ -347,9 +347,12 @@ def test_http_connection_closed_without_reply_is_inconclusive(http_server):
     assert 'without a reply' in result['reason'] or 'reset' in result['reason']
 
 
-def test_http_unresolvable_host_is_inconclusive():
-    # .invalid never resolves (RFC 2606); with no network this fails fast either way.
-    result = once(build_probe('http', 'http://health-check.invalid/healthz', timeout=2))
+def test_http_unresolvable_host_is_inconclusive(monkeypatch):
+    # The resolver fails here, on this machine: no lookup is sent anywhere.
+    def no_such_name(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, 'Name or service not known')
+    monkeypatch.setattr(socket, 'getaddrinfo', no_such_name)
+    result = once(build_probe('http', 'http://127.0.0.1:1/healthz', timeout=2))
     assert result['outcome'] == INCONCLUSIVE
     assert 'resolve' in result['reason'] or 'network error' in result['reason']
 
@@ -412,8 +415,8 @@ def test_mask_secrets_longest_first():
 
 
 def test_redact_url_hides_password():
-    assert health.redact_url('http://user:pw@host:8080/x') == 'http://user:%s@host:8080/x' % MASK
-    assert health.redact_url('http://host/x') == 'http://host/x'
+    assert health.redact_url('http://user:pw@127.0.0.1:8080/x') == 'http://user:%s@127.0.0.1:8080/x' % MASK
+    assert health.redact_url('http://127.0.0.1/x') == 'http://127.0.0.1/x'
 
 
 # --------------------------------------------------------------------------- TCP
