@@ -12,7 +12,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_DIR)
 
 SOURCES := $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null)
 
-.PHONY: help deps venv image app collection unit go-test lint sanity integration test demo hosts-up hosts-down clean bench
+.PHONY: help deps venv image collection unit go-test lint sanity integration test demo hosts-up hosts-down clean
 
 help:
 	@echo "make demo   - start 3 local test hosts, deploy v1 then v2 of the demo service under load"
@@ -35,10 +35,6 @@ $(VENV)/.installed: requirements-dev.txt | build/.deps
 
 image: venv
 	$(PY) tests/hosts/testhosts.py image
-
-app: deps
-	tests/app/build.sh 1.0.0 build/app/v1/hotswap-demo
-	tests/app/build.sh 2.0.0 build/app/v2/hotswap-demo
 
 # The collection as users get it: built tarball, installed.
 collection: $(COLL_INST)/MANIFEST.json

@@ -27,7 +27,7 @@ import stat
 import struct
 import tempfile
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, unlink_quietly
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import Ledger
 from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
     PARTIAL_INFIX,
@@ -442,13 +442,6 @@ def partial_file(release_dir, name):
     return os.fdopen(fd, 'wb'), path
 
 
-def _unlink_quiet(path):
-    if path:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-
 
 def _apply_attrs(module, path, mode, owner, group):
     changed = False
@@ -513,7 +506,7 @@ def finish_partial(module, partial, final_path, sha256, mode=None, owner=None, g
     if not _publish(partial, final_path):
         # someone staged it meanwhile: fine if it is the same digest, an error otherwise
         already_staged(final_path, sha256)
-        _unlink_quiet(partial)
+        unlink_quietly(partial)
     fsync_dir(release_dir)
     return final_path
 
@@ -533,7 +526,7 @@ def _staging(release_dir, name, writer, module, sha256, mode, owner, group, host
         partial = None
         return final_path
     except BaseException as e:
-        _unlink_quiet(partial)
+        unlink_quietly(partial)
         remove_created_dirs(created)
         if isinstance(e, (OSError, IOError)) and not isinstance(e, HotswapError):
             raise HotswapError("staging %s into %s: %s. Check free space and permissions; nothing was staged."

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import os
+
 BASE_DIR_SPEC = dict(base_dir=dict(type='path', required=True))
 RELEASE_ID_SPEC = dict(release_id=dict(type='str', required=True))
 
@@ -20,3 +22,20 @@ class HotswapError(Exception):
         super(HotswapError, self).__init__(msg)
         self.msg = msg
         self.details = details
+
+
+def unlink_quietly(path):
+    """Remove a temp file if it is there; clean-up must not hide the error that caused it."""
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def listdir_or_empty(path):
+    """Sorted names in ``path``; a missing directory has none."""
+    try:
+        return sorted(os.listdir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []

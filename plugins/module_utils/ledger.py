@@ -19,16 +19,17 @@ import json
 import os
 import tempfile
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, listdir_or_empty, unlink_quietly
 from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
+    PRUNING_PREFIX,
     check_release_dir,
     current_is_dangling,
     ensure_state_dir,
+    find_leftovers,
     fsync_dir,
     list_release_dirs,
     paths,
     read_current,
-    find_leftovers,
     remove_leftover_pruning_dirs,
     remove_release_dir,
     switch_current,
@@ -139,11 +140,11 @@ class Ledger(object):
             os.rename(tmp, self.path)
             fsync_dir(state_dir)
         except OSError as e:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise HotswapError('saving the release ledger %s: %s. The previous ledger is unchanged; '
                                'check permissions and free space.' % (self.path, e))
         except BaseException:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
 
     # -- queries -------------------------------------------------------------------------------
@@ -423,7 +424,7 @@ def prune(base_dir, keep, check_mode=False):
     result['unknown'] = sorted(on_disk - set(ledger.release_ids()))
     remove = select_prunable(known, current, keep, previous_good=ledger.previous_good(current))
     result['kept'] = [r['release_id'] for r in known if r['release_id'] not in remove]
-    leftovers = [n for n in _listdir(p.releases_dir) if n.startswith('.pruning-')]
+    leftovers = [n for n in listdir_or_empty(p.releases_dir) if n.startswith(PRUNING_PREFIX)]
     result['cleaned'] = find_leftovers(p.base_dir)
     result['changed'] = bool(remove or result['forgotten'] or leftovers or result['cleaned'])
     if check_mode:
@@ -432,7 +433,7 @@ def prune(base_dir, keep, check_mode=False):
     try:
         remove_leftover_pruning_dirs(p.base_dir)
         for path in result['cleaned']:
-            _unlink_quietly(path)
+            unlink_quietly(path)
         for rid in result['forgotten']:
             ledger.forget(rid)
         for rid in remove:
@@ -448,15 +449,3 @@ def prune(base_dir, keep, check_mode=False):
     return result
 
 
-def _listdir(path):
-    try:
-        return sorted(os.listdir(path))
-    except FileNotFoundError:
-        return []
-
-
-def _unlink_quietly(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -24,7 +24,7 @@ import shutil
 import stat
 import time
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, listdir_or_empty, unlink_quietly
 
 RELEASES_DIR = 'releases'
 CURRENT_LINK = 'current'
@@ -183,12 +183,8 @@ def list_release_dirs(base_dir):
     release ids are ignored. A missing ``releases/`` gives an empty list.
     """
     p = paths(base_dir)
-    try:
-        names = os.listdir(p.releases_dir)
-    except FileNotFoundError:
-        return []
     found = []
-    for name in names:
+    for name in listdir_or_empty(p.releases_dir):
         if name.startswith('.'):
             continue
         try:
@@ -198,7 +194,7 @@ def list_release_dirs(base_dir):
         full = os.path.join(p.releases_dir, name)
         if os.path.isdir(full) and not os.path.islink(full):
             found.append(name)
-    return sorted(found)
+    return found
 
 
 def check_release_dir(base_dir, rid):
@@ -234,12 +230,12 @@ def switch_current(base_dir, rid):
         os.rename(tmp, p.current)
         fsync_dir(p.base_dir)
     except OSError as e:
-        _remove_quietly(tmp)
+        unlink_quietly(tmp)
         raise HotswapError('activating release %s: switching %s failed: %s. Nothing was switched '
                            'unless %s now points to releases/%s; fix the cause and rerun.'
                            % (rid, p.current, e, p.current, rid))
     except BaseException:
-        _remove_quietly(tmp)
+        unlink_quietly(tmp)
         raise
     return previous
 
@@ -269,12 +265,8 @@ def remove_release_dir(base_dir, rid):
 def remove_leftover_pruning_dirs(base_dir):
     """Delete ``releases/.pruning-*`` directories left by an interrupted prune; return their names."""
     p = paths(base_dir)
-    try:
-        names = os.listdir(p.releases_dir)
-    except FileNotFoundError:
-        return []
     removed = []
-    for name in sorted(names):
+    for name in listdir_or_empty(p.releases_dir):
         if name.startswith(PRUNING_PREFIX):
             full = os.path.join(p.releases_dir, name)
             if os.path.isdir(full) and not os.path.islink(full):
@@ -293,10 +285,10 @@ def find_leftovers(base_dir, min_age=LEFTOVER_MIN_AGE, now=None):
     """
     p = paths(base_dir)
     now = time.time() if now is None else now
-    candidates = [os.path.join(p.base_dir, n) for n in _names(p.base_dir) if n.startswith(TEMP_LINK_PREFIX)]
+    candidates = [os.path.join(p.base_dir, n) for n in listdir_or_empty(p.base_dir) if n.startswith(TEMP_LINK_PREFIX)]
     for rid in list_release_dirs(p.base_dir):
         rdir = os.path.join(p.releases_dir, rid)
-        candidates.extend(os.path.join(rdir, n) for n in _names(rdir)
+        candidates.extend(os.path.join(rdir, n) for n in listdir_or_empty(rdir)
                           if n.startswith('.') and PARTIAL_INFIX in n)
     found = []
     for path in candidates:
@@ -309,15 +301,3 @@ def find_leftovers(base_dir, min_age=LEFTOVER_MIN_AGE, now=None):
     return sorted(found)
 
 
-def _names(path):
-    try:
-        return os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _remove_quietly(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
