@@ -442,7 +442,6 @@ def partial_file(release_dir, name):
     return os.fdopen(fd, 'wb'), path
 
 
-
 def _apply_attrs(module, path, mode, owner, group):
     changed = False
     if mode is None:

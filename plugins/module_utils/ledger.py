@@ -447,5 +447,3 @@ def prune(base_dir, keep, check_mode=False):
         if result['changed']:
             ledger.save()
     return result
-
-

@@ -299,5 +299,3 @@ def find_leftovers(base_dir, min_age=LEFTOVER_MIN_AGE, now=None):
         if now - st.st_mtime >= min_age and not stat.S_ISDIR(st.st_mode):
             found.append(path)
     return sorted(found)
-
-
