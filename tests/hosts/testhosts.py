@@ -7,8 +7,9 @@ PID 1 with sshd, reachable only through ports published on 127.0.0.1.
 
 Command line (see tests/hosts/README.md)::
 
-    testhosts.py image [--force]
+    testhosts.py image [--force] [--variant systemd254]
     testhosts.py up --prefix NAME --count N [--app-port-count K | --ports 22,8080,...]
+                    [--variant systemd254]
     testhosts.py down --prefix NAME | --all-mine
     testhosts.py ssh HOST --prefix NAME -- CMD...
     testhosts.py list
@@ -18,6 +19,7 @@ Importable (pytest fixtures)::
     import testhosts
     testhosts.ensure_image()
     hosts = testhosts.up('it-abc123', 3)       # list of host dicts
+    hosts = testhosts.up('it-def456', 1, variant='systemd254')
     inv = testhosts.inventory_path('it-abc123')
     testhosts.ssh_run(hosts[0], 'systemctl is-system-running')
     testhosts.down('it-abc123')
@@ -59,13 +61,30 @@ IMAGE_LOCK = os.path.join(LOCK_DIR, 'hotswap-testhost-image.lock')
 # .deb cache shared by builds (used under IMAGE_LOCK): a recipe change does
 # not download everything again.
 DEB_CACHE = os.path.join(LOCK_DIR, 'hotswap-testhost-debcache')
+# apt's archive cache for variant builds (also used under IMAGE_LOCK).
+VARIANT_DEB_CACHE = os.path.join(LOCK_DIR, 'hotswap-testhost-debcache-apt')
 
 SUITE = 'bookworm'
 VARIANT = 'minbase'
 PACKAGES = (
     'python3', 'python3-jmespath', 'systemd', 'systemd-sysv', 'dbus',
     'openssh-server', 'iproute2', 'procps', 'curl', 'ca-certificates',
+    'nginx-light',
 )
+# Installed but not started at boot (port 80 stays free unless a role
+# enables them). Disabled, not masked: roles must be able to enable them.
+DISABLED_UNITS = ('nginx.service',)
+
+# Images derived from the base one: apt-get install -t SUITE PACKAGES in a
+# container, then podman commit. Tag: <hash of base tag + recipe>-<variant>.
+VARIANTS = {
+    # Type=notify-reload needs systemd >= 253; bookworm has 252.
+    'systemd254': {
+        'suite': 'bookworm-backports',
+        'packages': ('systemd', 'systemd-sysv', 'libsystemd0', 'libsystemd-shared'),
+        'min_systemd': 253,
+    },
+}
 
 SSH_PORT = 22
 APP_PORT_BASE = 8080
@@ -73,9 +92,13 @@ DEFAULT_APP_PORT_COUNT = 3             # 8080, 8081, 8082
 EXTRA_PORTS = (80,)                    # the load balancer port (blue-green)
 DEFAULT_PORTS = (SSH_PORT,) + tuple(APP_PORT_BASE + i for i in range(DEFAULT_APP_PORT_COUNT)) + EXTRA_PORTS
 
-RUN_FLAGS = (
-    '--runtime', 'runc', '--systemd=always',
-    '--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=4000:4000',
+# Build containers need them too: podman's default nofile exceeds the hard
+# limit here, and runc then fails to start anything.
+ULIMIT_FLAGS = ('--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=4000:4000')
+RUN_FLAGS = ('--runtime', 'runc', '--systemd=always') + ULIMIT_FLAGS + (
+    # SO_REUSEPORT hand-over: a closing listener's queued connections move
+    # to the remaining one (kernel >= 5.14; per network namespace).
+    '--sysctl', 'net.ipv4.tcp_migrate_req=1',
 )
 
 SSH_OPTS = (
@@ -153,7 +176,7 @@ CONFIG_FILES = {
 
 # Bump when the build steps below change in a way CONFIG_FILES/MASKED_UNITS
 # do not show.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 
 def log(msg):
@@ -231,17 +254,36 @@ def recipe():
         'variant': VARIANT,
         'packages': sorted(PACKAGES),
         'masked_units': sorted(MASKED_UNITS),
+        'disabled_units': sorted(DISABLED_UNITS),
         'config_files': CONFIG_FILES,
     }
 
 
-def image_tag():
+def _check_variant(variant):
+    if variant is not None and variant not in VARIANTS:
+        raise TestHostError('choosing image variant %r: unknown. Known: %s (or none for the '
+                            'base image).' % (variant, ', '.join(sorted(VARIANTS))))
+
+
+def image_tag(variant=None):
     blob = json.dumps(recipe(), sort_keys=True).encode('utf-8')
-    return hashlib.sha256(blob).hexdigest()[:12]
+    tag = hashlib.sha256(blob).hexdigest()[:12]
+    if variant is None:
+        return tag
+    _check_variant(variant)
+    # The base tag is hashed in: a base recipe change gives a new variant tag.
+    blob = json.dumps({'base': tag, 'variant': variant, 'recipe': VARIANTS[variant]},
+                      sort_keys=True).encode('utf-8')
+    return '%s-%s' % (hashlib.sha256(blob).hexdigest()[:12], variant)
 
 
-def image_name():
-    return '%s:%s' % (IMAGE_REPO, image_tag())
+def image_name(variant=None):
+    return '%s:%s' % (IMAGE_REPO, image_tag(variant))
+
+
+def current_image_names():
+    """The base image and every variant of the current recipe."""
+    return [image_name(v) for v in (None,) + tuple(sorted(VARIANTS))]
 
 
 def image_exists(name=None):
@@ -326,12 +368,27 @@ def _mask(root, unit):
     os.symlink('/dev/null', dest)
 
 
+def _disable(root, unit):
+    """What `systemctl disable` does: drop the unit's .wants/.requires links
+    (and deb-systemd-helper's record of them, so upgrades keep it disabled)."""
+    for base in ('etc/systemd/system', 'var/lib/systemd/deb-systemd-helper-enabled'):
+        d = os.path.join(root, base)
+        if not os.path.isdir(d):
+            continue
+        for sub in os.listdir(d):
+            link = os.path.join(d, sub, unit)
+            if sub.endswith(('.wants', '.requires')) and os.path.lexists(link):
+                os.unlink(link)
+
+
 def configure_rootfs(root):
     """Turn a debootstrapped tree into a container test host."""
     for rel, content in CONFIG_FILES.items():
         _write(root, rel, content)
     for unit in MASKED_UNITS:
         _mask(root, unit)
+    for unit in DISABLED_UNITS:
+        _disable(root, unit)
     # No host keys in the image: each container generates its own.
     sshdir = os.path.join(root, 'etc/ssh')
     for name in os.listdir(sshdir):
@@ -393,9 +450,16 @@ def configure_rootfs(root):
             os.unlink(q)
 
 
-def ensure_image(force=False):
-    """Build the test host image unless it exists; return its name."""
-    name = image_name()
+def _image_id(name):
+    return _run(['podman', 'image', 'inspect', '--format', '{{.Id}}', name]).stdout.strip()
+
+
+def ensure_image(variant=None, force=False):
+    """Build the base test host image, or `variant` (a key of VARIANTS; the
+    base is built first if needed), unless it exists; return its name.
+    force rebuilds only the image asked for."""
+    _check_variant(variant)
+    name = image_name(variant)
     if not force and image_exists(name):
         return name
     if os.geteuid() != 0:
@@ -405,12 +469,24 @@ def ensure_image(force=False):
         if not shutil.which(tool):
             raise TestHostError('building %s: %s not found. Install it '
                                 '(apt-get install -y podman runc debootstrap).' % (name, tool))
+    if variant is not None:
+        base = ensure_image()           # takes IMAGE_LOCK itself (flock is not reentrant)
+        with _flock(IMAGE_LOCK):
+            if not force and image_exists(name):      # built while we waited
+                return name
+            if not image_exists(base):
+                raise TestHostError('building %s: base image %s vanished meanwhile. Retry.'
+                                    % (name, base))
+            old_id = _image_id(name) if image_exists(name) else None
+            _build_variant(variant, base, name)
+            if old_id and _image_id(name) != old_id:
+                _run(['podman', 'rmi', old_id], check=False)   # still in use: keep it
+            prune_old_images()
+        return name
     with _flock(IMAGE_LOCK):
         if not force and image_exists(name):      # built while we waited
             return name
-        old_id = None
-        if image_exists(name):
-            old_id = _run(['podman', 'image', 'inspect', '--format', '{{.Id}}', name]).stdout.strip()
+        old_id = _image_id(name) if image_exists(name) else None
         mirror = debian_mirror()
         t0 = time.time()
         tmp = tempfile.mkdtemp(prefix='hotswap-testhost-', dir='/var/tmp')
@@ -452,21 +528,97 @@ def ensure_image(force=False):
             log('import took %.1f s; image %s built in %.1f s' % (t2 - t1, name, t2 - t0))
         finally:
             _remove_tree(tmp)
-        if old_id:
-            new_id = _run(['podman', 'image', 'inspect', '--format', '{{.Id}}', name]).stdout.strip()
-            if new_id != old_id:
-                _run(['podman', 'rmi', old_id], check=False)   # still in use: keep it
+        if old_id and _image_id(name) != old_id:
+            # Variants of this tag sit on the old base: drop them so they
+            # get rebuilt (those in use stay, and so does the old base).
+            for v in sorted(VARIANTS):
+                if image_exists(image_name(v)):
+                    _run(['podman', 'rmi', image_name(v)], check=False)
+            _run(['podman', 'rmi', old_id], check=False)   # still in use: keep it
         prune_old_images(keep=name)
     return name
 
 
+# Runs in a container from the base image: sh -c SCRIPT sh MIRROR SUITE PKG...
+_VARIANT_SCRIPT = r"""
+set -eu
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mirror=$1 suite=$2
+shift 2
+export DEBIAN_FRONTEND=noninteractive
+src=/etc/apt/sources.list.d/hotswap-variant.list
+echo "deb $mirror $suite main" >"$src"
+apt-get -q -o Acquire::Retries=3 update
+apt-get -q -y -o Acquire::Retries=3 install -t "$suite" "$@"
+rm -f "$src"
+rm -rf /var/lib/apt/lists/*_* /var/cache/apt/*.bin
+rm -rf /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/*
+rm -f /var/log/dpkg.log /var/log/alternatives.log /var/log/apt/*.log /var/log/apt/eipp.log.xz
+# same per-container identity rules as the base image (see configure_rootfs)
+: >/etc/machine-id
+rm -f /var/lib/dbus/machine-id /etc/ssh/ssh_host_*
+echo "HOTSWAP-SYSTEMD-VERSION: $(systemctl --version | head -n 1)"
+"""
+
+
+def _build_variant(variant, base, name):
+    """apt-get install the variant's packages in a container from `base`,
+    then podman commit it as `name`. Called under IMAGE_LOCK."""
+    spec = VARIANTS[variant]
+    cname = 'hotswap-testhost-build-%s' % variant
+    mirror = debian_mirror()
+    t0 = time.time()
+    # A leftover of an interrupted build (the name is ours; we hold the lock).
+    if _run(['podman', 'container', 'exists', cname], check=False).returncode == 0:
+        _run(['podman', 'rm', '-f', '-t', '0', cname], check=False)
+    os.makedirs(VARIANT_DEB_CACHE, exist_ok=True)
+    log('building %s: %s from %s in a container from %s'
+        % (name, ' '.join(spec['packages']), spec['suite'], base))
+    try:
+        # Host network: the same access to the mirror as debootstrap has.
+        # --unsetenv-all: commit would keep podman's PATH/TERM in the image.
+        proc = _run(['podman', 'run', '--name', cname, '--runtime', 'runc', '--network', 'host',
+                     '--unsetenv-all'] + list(ULIMIT_FLAGS)
+                    + ['-v', '%s:/var/cache/apt/archives' % VARIANT_DEB_CACHE, base,
+                       '/bin/sh', '-c', _VARIANT_SCRIPT, 'sh', mirror, spec['suite']]
+                    + list(spec['packages']), check=False)
+        out = (proc.stdout or '') + (proc.stderr or '')
+        if proc.returncode != 0:
+            raise TestHostError('building %s: apt-get in container %s failed (exit %d): %s'
+                                % (name, cname, proc.returncode, out.strip()[-3000:]))
+        m = re.search(r'^HOTSWAP-SYSTEMD-VERSION: systemd (\d+)', out, re.M)
+        if not m or int(m.group(1)) < spec['min_systemd']:
+            raise TestHostError('building %s: systemd %s after installing from %s; need >= %d. '
+                                'Check that the mirror has %s.'
+                                % (name, m.group(1) if m else '(unknown)', spec['suite'],
+                                   spec['min_systemd'], spec['suite']))
+        t1 = time.time()
+        log('apt-get took %.1f s (systemd %s)' % (t1 - t0, m.group(1)))
+        # The container ran /bin/sh: restore the base image's settings.
+        _run(['podman', 'commit', '-q',
+              '--change', 'CMD ["/sbin/init"]',
+              '--change', 'STOPSIGNAL SIGRTMIN+3',
+              '--change', 'ENV container=podman',
+              '--change', 'LABEL %s.recipe=%s' % (LABEL, image_tag(variant)),
+              '--change', 'LABEL %s.variant=%s' % (LABEL, variant),
+              cname, name])
+        t2 = time.time()
+        log('commit took %.1f s; image %s built in %.1f s' % (t2 - t1, name, t2 - t0))
+    finally:
+        _run(['podman', 'rm', '-f', '-t', '0', cname], check=False)
+
+
 def prune_old_images(keep=None):
-    """Remove images of older recipes (ours only; those in use stay)."""
-    keep = keep or image_name()
+    """Remove images of older recipes (ours only; those in use stay). The
+    current base and variant images are always kept."""
+    keeps = set(current_image_names())
+    if keep:
+        keeps.add(keep)
     out = _run(['podman', 'images', '--filter', 'reference=%s' % IMAGE_REPO,
                 '--format', '{{.Repository}}:{{.Tag}}'], check=False).stdout
-    for ref in sorted(set(out.split())):
-        if ref != keep and ref.startswith(IMAGE_REPO + ':'):
+    # variants ("<hash>-<variant>") first: a base with child images cannot go
+    for ref in sorted(set(out.split()), key=lambda r: ('-' not in r.rsplit(':', 1)[-1], r)):
+        if ref not in keeps and ref.startswith(IMAGE_REPO + ':'):
             if _run(['podman', 'rmi', ref], check=False).returncode == 0:
                 log('removed old image %s' % ref)
     # untagged leftovers of `image --force` (recognised by our image label)
@@ -639,14 +791,17 @@ def _wait_ready(host, deadline, accept_degraded=True):
 
 
 def up(prefix, count, ports=None, app_port_count=None, sdir=None, timeout=120,
-       replace=False, accept_degraded=True, keep_on_failure=False):
+       replace=False, accept_degraded=True, keep_on_failure=False, variant=None):
     """Start `count` hosts `<prefix>-1..N`; write inventory.yml and hosts.json.
+
+    variant: None for the base image, or a key of VARIANTS (e.g. 'systemd254').
 
     ports: container ports to publish on 127.0.0.1 (default 22, 8080-8082, 80;
     or 22 + 8080..8080+app_port_count-1 + 80 when app_port_count is given).
     Returns a list of host dicts (see hosts.json).
     """
     check_prefix(prefix)
+    _check_variant(variant)
     if count < 1:
         raise TestHostError('starting hosts: --count must be >= 1.')
     if ports is None:
@@ -667,7 +822,7 @@ def up(prefix, count, ports=None, app_port_count=None, sdir=None, timeout=120,
                                 % (prefix, ', '.join(existing), prefix))
         down(prefix, sdir=sdir)
 
-    image = ensure_image()
+    image = ensure_image(variant=variant)
     key = ensure_key(sdir)
     pdir = prefix_dir(prefix, sdir)
     os.makedirs(pdir, exist_ok=True)
@@ -692,6 +847,7 @@ def up(prefix, count, ports=None, app_port_count=None, sdir=None, timeout=120,
                 'ssh_key': key,
                 'ports': s['ports'],
                 'image': image,
+                'variant': variant,
                 '_t0': t0,
             })
         deadline = time.time() + timeout
@@ -744,6 +900,8 @@ def write_inventory(prefix, hosts, sdir=None, path=None):
             '          ansible_port: %d' % h['ssh_port'],
             '          ansible_ssh_private_key_file: %s' % _yaml_str(h['ssh_key']),
             '          test_container: %s' % _yaml_str(h['container']),
+            '          test_image: %s' % _yaml_str(h.get('image', '')),
+            '          test_image_variant: %s' % _yaml_str(h.get('variant') or ''),
             '          test_published_ports:',
         ]
         for cport, hport in sorted(h['ports'].items(), key=lambda kv: int(kv[0])):
@@ -830,13 +988,13 @@ def list_hosts():
 # --------------------------------------------------------------------------
 
 def _cmd_image(args):
-    name = image_name()
+    name = image_name(args.variant)
     if image_exists(name) and not args.force:
         prune_old_images(keep=name)
         print('%s (exists)' % name)
         return 0
     t0 = time.time()
-    ensure_image(force=args.force)
+    ensure_image(variant=args.variant, force=args.force)
     print('%s (built in %.1f s)' % (name, time.time() - t0))
     return 0
 
@@ -848,7 +1006,8 @@ def _cmd_up(args):
     t0 = time.time()
     hosts = up(args.prefix, args.count, ports=ports, app_port_count=args.app_port_count,
                sdir=args.state_dir, timeout=args.timeout, replace=args.replace,
-               accept_degraded=not args.strict, keep_on_failure=args.keep_on_failure)
+               accept_degraded=not args.strict, keep_on_failure=args.keep_on_failure,
+               variant=args.variant)
     for h in hosts:
         print('%-24s ssh 127.0.0.1:%-5d %-8s ports %s' % (
             h['name'], h['ssh_port'], h['system_state'],
@@ -896,7 +1055,8 @@ def _cmd_list(args):
     for r in rows:
         other = '' if r['state_dir'] in ('', mine) else '  [state dir %s]' % r['state_dir']
         print('%-24s %-16s %-8s %s%s' % (r['name'], r['prefix'], r['state'], r['ports'], other))
-    print('image: %s (%s)' % (image_name(), 'present' if image_exists() else 'absent'))
+    for name in current_image_names():
+        print('image: %s (%s)' % (name, 'present' if image_exists(name) else 'absent'))
     return 0
 
 
@@ -917,6 +1077,8 @@ def main(argv=None):
 
     p = sub.add_parser('image', parents=[common], help='build the image if absent (%s:<recipe hash>)' % IMAGE_REPO)
     p.add_argument('--force', action='store_true', help='rebuild even if present')
+    p.add_argument('--variant', choices=sorted(VARIANTS), default=None,
+                   help='build a variant derived from the base image (built first if absent)')
     p.set_defaults(func=_cmd_image)
 
     p = sub.add_parser('up', parents=[common], help='start N hosts and write the inventory')
@@ -934,6 +1096,8 @@ def main(argv=None):
     p.add_argument('--strict', action='store_true', help='fail when systemd is degraded')
     p.add_argument('--keep-on-failure', action='store_true',
                    help='leave containers for debugging when startup fails')
+    p.add_argument('--variant', choices=sorted(VARIANTS), default=None,
+                   help='start the hosts from this image variant (default: the base image)')
     p.set_defaults(func=_cmd_up)
 
     p = sub.add_parser('down', parents=[common], help='remove the hosts of a prefix (or all of ours)')

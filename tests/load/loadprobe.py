@@ -2,33 +2,48 @@
 """A bounded, fixed-rate HTTP load probe for loopback targets.
 
 Every request is recorded: when it was sent, how long it took, which version
-answered (the body of GET / is the version), or why it failed. It refuses any
-target that is not a loopback address and stops by itself after --duration
-seconds or --max-requests requests, whichever comes first.
+answered (the X-Hotswap-Version header, else the body of the response), or why
+it failed. It refuses any target that is not a loopback address and stops by
+itself after --duration seconds or --max-requests requests, whichever comes
+first.
+
+The engine is a Go program (probe/, built on first use by build.sh into
+build/loadprobe/ under the repository); this module starts it and reads its
+JSON summary.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import http.client
+import fcntl
+import glob
 import ipaddress
 import json
-import socket
+import os
+import signal
+import subprocess
 import sys
-import threading
-import time
 from urllib.parse import urlsplit
 
 MAX_DURATION = 600
 MAX_REQUESTS = 2000000
+MAX_WORKERS = 4096
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SOURCE_DIR = os.path.join(HERE, 'probe')
+BINARY = os.path.join(REPO, 'build', 'loadprobe', 'loadprobe')
+READY = b'loadprobe: started'
 
 
 def require_loopback(url):
     parts = urlsplit(url)
     if parts.scheme != 'http':
         raise ValueError('load probe: only http:// targets are supported, got %s' % url)
-    host = parts.hostname or ''
+    try:
+        host, _port = parts.hostname or '', parts.port  # a bad port raises ValueError
+    except ValueError:
+        raise ValueError('load probe: refusing %s: not a valid URL' % url) from None
     addr = '127.0.0.1' if host == 'localhost' else host
     try:
         ok = ipaddress.ip_address(addr).is_loopback
@@ -39,127 +54,139 @@ def require_loopback(url):
     return parts
 
 
+def _sources():
+    return glob.glob(os.path.join(SOURCE_DIR, '*.go')) + [os.path.join(SOURCE_DIR, 'go.mod')]
+
+
+def _stale(sources):
+    try:
+        built = os.stat(BINARY).st_mtime
+    except FileNotFoundError:
+        return True
+    return any(os.stat(s).st_mtime > built for s in sources if os.path.exists(s))
+
+
+def binary():
+    """Path of the Go probe, built first when missing or older than its sources."""
+    sources = _sources()
+    if not any(os.path.exists(s) for s in sources):
+        if os.path.exists(BINARY):
+            return BINARY
+        raise RuntimeError('load probe: neither %s nor its sources in %s exist' % (BINARY, SOURCE_DIR))
+    if not _stale(sources):
+        return BINARY
+    os.makedirs(os.path.dirname(BINARY), exist_ok=True)
+    # Parallel test workers: one builds, the others wait and then find it fresh.
+    with open(os.path.join(os.path.dirname(BINARY), '.build.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _stale(sources):
+            proc = subprocess.run(['bash', os.path.join(HERE, 'build.sh'), BINARY], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError('load probe: building %s failed:\n%s' % (BINARY, proc.stdout))
+    return BINARY
+
+
 class Probe(object):
-    """Sends `rate` requests/s spread over `targets` from `workers` threads."""
+    """Sends `rate` requests/s spread round-robin over `targets`, with at most `workers` in flight."""
 
     def __init__(self, targets, rate=200, duration=10.0, max_requests=None, keepalive=True,
                  timeout=5.0, workers=None):
         if not targets:
             raise ValueError('load probe: no targets')
-        self.targets = [require_loopback(t) for t in targets]
+        self.targets = list(targets)
+        for t in self.targets:
+            require_loopback(t)
         self.rate = float(rate)
+        if not 0 < self.rate <= 1000000:
+            raise ValueError('load probe: rate %r: want more than 0 and at most 1000000' % rate)
         self.duration = min(float(duration), MAX_DURATION)
+        if not self.duration > 0:
+            raise ValueError('load probe: duration %r: want more than 0' % duration)
         self.max_requests = min(int(max_requests or self.rate * self.duration), MAX_REQUESTS)
+        if self.max_requests < 1:
+            raise ValueError('load probe: max_requests %r: want at least 1' % max_requests)
         self.keepalive = keepalive
-        self.timeout = timeout
-        self.workers = workers or max(4, min(64, int(self.rate / 25) + 1))
-        self.records = []
-        self._lock = threading.Lock()
-        self._next = 0
-        self._stop = threading.Event()
-        self.started = None
+        self.timeout = float(timeout)
+        if not 0 < self.timeout <= MAX_DURATION:
+            raise ValueError('load probe: timeout %r: want more than 0 and at most %d' % (timeout, MAX_DURATION))
+        self.workers = workers
+        if workers is not None and not 1 <= int(workers) <= MAX_WORKERS:
+            raise ValueError('load probe: workers %r: want 1 to %d' % (workers, MAX_WORKERS))
+        self._proc = None
+        self._stdin = None
+        self._summary = None
 
-    def _claim(self):
-        """Next request number and the moment it is due, or None when done."""
-        with self._lock:
-            n = self._next
-            if n >= self.max_requests:
-                return None
-            self._next += 1
-        due = self.started + n / self.rate
-        if due - self.started > self.duration:
-            return None
-        return n, due
-
-    def _worker(self):
-        conns = {}
-        while not self._stop.is_set():
-            claim = self._claim()
-            if claim is None:
-                break
-            n, due = claim
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            target = self.targets[n % len(self.targets)]
-            key = target.netloc
-            rec = {'n': n, 'target': key, 't': time.monotonic() - self.started}
-            conn = conns.get(key) if self.keepalive else None
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=self.timeout)
-                headers = {} if self.keepalive else {'Connection': 'close'}
-                conn.request('GET', target.path or '/', headers=headers)
-                resp = conn.getresponse()
-                body = resp.read().decode('utf-8', 'replace').strip()
-                rec['status'] = resp.status
-                rec['version'] = body[:64]
-                rec['ok'] = resp.status == 200
-                if not rec['ok']:
-                    rec['error'] = 'HTTP %d' % resp.status
-                if self.keepalive and not resp.will_close:
-                    conns[key] = conn
-                else:
-                    conn.close()
-                    conns.pop(key, None)
-            except (OSError, http.client.HTTPException) as e:
-                rec['ok'] = False
-                rec['error'] = '%s: %s' % (type(e).__name__, e)
-                conns.pop(key, None)
-                try:
-                    conn.close()
-                except Exception:  # closing a broken connection may fail too; nothing to do
-                    pass
-            rec['latency_ms'] = (time.monotonic() - self.started - rec['t']) * 1000.0
-            with self._lock:
-                self.records.append(rec)
-        for c in conns.values():
-            c.close()
-
-    def run(self):
-        self.started = time.monotonic()
-        threads = [threading.Thread(target=self._worker, name='loadprobe-%d' % number, daemon=True)
-                   for number in range(self.workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(self.duration + self.timeout + 30)
-        return self.summary()
+    def argv(self):
+        argv = [binary(), '--rate', repr(self.rate), '--duration', repr(self.duration),
+                '--max-requests', str(self.max_requests), '--timeout', repr(self.timeout), '--watch-stdin']
+        if not self.keepalive:
+            argv.append('--no-keepalive')
+        if self.workers is not None:
+            argv += ['--workers', str(int(self.workers))]
+        return argv + ['--'] + self.targets
 
     def start_background(self):
-        self._thread = threading.Thread(target=self.run, daemon=True)
-        self._thread.start()
+        if self._proc is not None:
+            raise RuntimeError('load probe: already started')
+        argv = self.argv()
+        # The probe stops when this pipe closes, so it never outlives this process.
+        read_end, write_end = os.pipe()
+        self._stdin = os.fdopen(write_end, 'wb')
+        try:
+            self._proc = subprocess.Popen(argv, stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          bufsize=0)
+        finally:
+            os.close(read_end)
+        # Unbuffered: reads exactly the ready line; communicate() gets the rest.
+        line = self._proc.stderr.readline()
+        if not line.startswith(READY):
+            self._proc.wait()
+            rest = line + self._proc.stderr.read()
+            self._close_stdin()
+            raise RuntimeError('load probe: %s exited with %s: %s' % (
+                argv[0], self._proc.returncode, rest.decode('utf-8', 'replace').strip()))
         return self
 
+    def run(self):
+        self.start_background()
+        try:
+            return self.summary()
+        except KeyboardInterrupt:
+            return self.stop()
+
     def stop(self):
-        self._stop.set()
-        self._thread.join(self.timeout + 30)
+        """Ends the run early (SIGINT: requests in flight finish) and returns the summary."""
+        if self._proc is None:
+            raise RuntimeError('load probe: not started')
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)
         return self.summary()
 
     def summary(self):
-        with self._lock:
-            recs = sorted(self.records, key=lambda r: r['n'])
-        failed = [r for r in recs if not r['ok']]
-        lat = sorted(r['latency_ms'] for r in recs if r['ok'])
+        """Waits for the probe to end and returns its summary (a dict)."""
+        if self._summary is not None:
+            return self._summary
+        if self._proc is None:
+            raise RuntimeError('load probe: not started')
+        try:
+            out, err = self._proc.communicate(timeout=self.duration + self.timeout + 60)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            out, err = self._proc.communicate()
+        finally:
+            if self._proc.returncode is not None:
+                self._close_stdin()
+        if self._proc.returncode not in (0, 1):
+            raise RuntimeError('load probe: exited with %s: %s' % (
+                self._proc.returncode, err.decode('utf-8', 'replace').strip()))
+        self._summary = json.loads(out.decode('utf-8'))
+        return self._summary
 
-        def pct(p):
-            return round(lat[min(len(lat) - 1, int(len(lat) * p))], 2) if lat else None
-
-        versions = collections.defaultdict(collections.Counter)
-        for r in recs:
-            if r['ok']:
-                versions[r['target']][r['version']] += 1
-        causes = collections.Counter(r['error'].split(':')[0] for r in failed)
-        return {
-            'sent': len(recs), 'failed': len(failed), 'ok': len(recs) - len(failed),
-            'elapsed_s': round(recs[-1]['t'], 2) if recs else 0.0,
-            'achieved_rate': round(len(recs) / recs[-1]['t'], 1) if recs and recs[-1]['t'] > 0 else 0.0,
-            'latency_ms': {'p50': pct(0.50), 'p99': pct(0.99), 'max': round(lat[-1], 2) if lat else None},
-            'versions': {k: dict(v) for k, v in versions.items()},
-            'failure_causes': dict(causes),
-            'failures': failed[:200],
-            'keepalive': self.keepalive,
-        }
+    def _close_stdin(self):
+        if self._stdin is not None:
+            self._stdin.close()
+            self._stdin = None
 
 
 def main(argv=None):
@@ -170,11 +197,12 @@ def main(argv=None):
     p.add_argument('--max-requests', type=int, default=None)
     p.add_argument('--no-keepalive', action='store_true', help='new connection per request')
     p.add_argument('--timeout', type=float, default=5)
+    p.add_argument('--workers', type=int, default=None, help='most requests in flight (default 512)')
     p.add_argument('--json', action='store_true', help='print the summary as JSON')
     a = p.parse_args(argv)
     try:
         probe = Probe(a.targets, rate=a.rate, duration=a.duration, max_requests=a.max_requests,
-                      keepalive=not a.no_keepalive, timeout=a.timeout)
+                      keepalive=not a.no_keepalive, timeout=a.timeout, workers=a.workers)
     except ValueError as e:
         print(e, file=sys.stderr)
         return 2
@@ -182,7 +210,7 @@ def main(argv=None):
     if a.json:
         print(json.dumps(s, indent=2))
     else:
-        print('sent=%(sent)d ok=%(ok)d failed=%(failed)d rate=%(achieved_rate)s/s' % s,
+        print('sent=%(sent)d ok=%(ok)d failed=%(failed)d retried=%(retried)d rate=%(achieved_rate)s/s' % s,
               'p50=%(p50)sms p99=%(p99)sms max=%(max)sms' % s['latency_ms'])
         for cause, n in s['failure_causes'].items():
             print('  %6d  %s' % (n, cause))
@@ -190,5 +218,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    socket.setdefaulttimeout(30)
     sys.exit(main())

@@ -1,0 +1,3 @@
+module hotswap.invalid/loadprobe
+
+go 1.19
