@@ -49,6 +49,7 @@ unit: venv collection
 
 go-test: deps
 	cd tests/app && go vet ./... && go test -count=1 ./...
+	cd tests/load/probe && go vet ./... && go test -count=1 ./...
 
 lint: venv collection
 	ansible-lint --profile production playbooks/ roles/ 

@@ -80,7 +80,7 @@ def parse_stat_start_time(stat_text):
 def parse_pid(text, source):
     """A PID from a PID file's text; raises HotswapError naming ``source``."""
     value = (text or '').strip()
-    if not value.isdigit() or int(value) < 2:
+    if not re.match(r'^[0-9]+$', value) or int(value) < 2:
         raise HotswapError('reading the main PID from %s: %r is not a process id. Check that the app '
                            'writes only its PID there.' % (source, value[:40]))
     return int(value)
@@ -96,9 +96,10 @@ def signal_number(name):
     else:
         if not text.startswith('SIG'):
             text = 'SIG' + text
-        number = getattr(signals, text, None)
-        if isinstance(number, int):
-            return int(number)
+        try:
+            return int(signals.Signals[text])
+        except KeyError:
+            pass
     raise HotswapError('restarting with signal_reexec: %r is not a signal. Give a name such as SIGHUP '
                        'or SIGUSR2.' % (name,))
 
@@ -271,12 +272,12 @@ class Options(object):
                 or '@' in service:
             raise RestartFailed('check', 'restarting %r: not a service name. Give the unit name without '
                                 '.service and without @ (for example myapp).' % (service,))
-        for name, value in (('ready_timeout', ready_timeout), ('drain_timeout', drain_timeout),
-                            ('health_timeout', health_timeout)):
+        for name, value, default in (('ready_timeout', ready_timeout, 60), ('drain_timeout', drain_timeout, 60),
+                                     ('health_timeout', health_timeout, 3)):
             if value is None or float(value) <= 0:
                 raise RestartFailed('check', 'restarting %s: %s must be more than 0 seconds, got %r. Give '
-                                    'the number of seconds to wait (the default is 60).'
-                                    % (service, name, value))
+                                    'the number of seconds to wait (the default is %d).'
+                                    % (service, name, value, default))
         if strategy == 'signal_reexec' and not pid_file:
             raise RestartFailed('check', 'restarting %s with signal_reexec: pid_file is required; it is how '
                                 'the new process is found. Give the path the app writes its PID to once '
@@ -369,7 +370,13 @@ class Restart(object):
                 self.fail('check', '%s: systemctl daemon-reload failed (rc %d): %s. Fix the unit files '
                                    '(systemd-analyze verify) and retry.' % (self._what(), rc, (err or out).strip()))
         method = getattr(self, 'run_' + self.o.strategy)
-        method()
+        try:
+            method()
+        except RestartFailed:
+            raise
+        except HotswapError as exc:
+            # systemctl itself failed: report the stage it happened in, not 'check'.
+            self.fail(self.result['stage'], exc.msg)
         if self.o.enable:
             self.enable_at_boot()
         self.result['elapsed'] = round(self.clock() - self._started, 3)
@@ -472,7 +479,8 @@ class Restart(object):
         self.result['old_version'] = self.current_version() if proc else None
 
     def nothing_to_do(self, proc, why):
-        self.result.update(changed=False, stage='done', new_pid=proc.pid, no_restart_reason=why)
+        self.result.update(changed=bool(self.result.get('transition')), stage='done', new_pid=proc.pid,
+                           no_restart_reason=why)
         self.result['old_pid'] = proc.pid
 
     def trigger(self, *args):
@@ -686,6 +694,7 @@ class Restart(object):
             old_unit, old = running[0]
             self.record_before(old)
             if self.is_current(old):
+                self.result['old_unit'] = self.result['new_unit'] = old_unit
                 return self.nothing_to_do(old, 'the main process already runs %s' % self.o.executable)
         else:
             old_unit, old = None, None

@@ -1,0 +1,184 @@
+# -*- coding: utf-8 -*-
+"""Socket-preserving restarts under real load: deploy.yml on three hosts per strategy.
+
+Each test runs its own app on container port 8080 (published on 127.0.0.1, so the load probe
+on the controller reaches every host) and removes it at the end. notify_reload needs systemd
+>= 253 and runs on hosts of the systemd254 image variant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import testhosts
+import testlib
+
+sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'load'))
+import loadprobe  # noqa: E402
+
+PORT = 8080
+GRACEFUL = ('systemd_socket', 'signal_reexec', 'notify_reload', 'reuseport')
+# Strategies whose old process serves until the new one is verified (or hands over gracefully).
+KEEPS_OLD_SERVING = ('signal_reexec', 'notify_reload', 'reuseport')
+FAULTS = (('exit-at-start', 'ready'), ('never-ready', 'ready'), ('wrong-version', 'version'))
+RESULTS = os.path.join(testlib.REPO, 'build', 'test-results')
+
+
+@pytest.fixture(scope='session')
+def fleet254():
+    prefix = 'hs-it254-%d' % os.getpid()
+    hosts = testhosts.up(prefix, 3, variant='systemd254')
+    try:
+        yield testhosts_fleet(prefix, hosts)
+    finally:
+        testhosts.down(prefix)
+
+
+def testhosts_fleet(prefix, hosts):
+    from conftest import Fleet
+    return Fleet(prefix, hosts, testhosts.inventory_path(prefix))
+
+
+@pytest.fixture
+def zd(request, fleet):
+    """(fleet, app) for the strategy under test; the app's units and tree are removed afterwards."""
+    strategy = request.node.callspec.params['strategy']
+    hosts = request.getfixturevalue('fleet254') if strategy == 'notify_reload' else fleet
+    app = 'zd' + strategy.replace('_', '')[:10]
+    yield hosts, app
+    for host in hosts:
+        testlib.host_sh(host, (
+            'systemctl disable --now {a}.socket {a}.service {a}@a.service {a}@b.service >/dev/null 2>&1; '
+            'rm -f /etc/systemd/system/{a}.socket /etc/systemd/system/{a}.service '
+            '/etc/systemd/system/{a}@.service; systemctl daemon-reload; systemctl reset-failed; '
+            'rm -rf /opt/{a}').format(a=app), check=False)
+
+
+def deploy(hosts, app, strategy, version, fault='', tmp_path=None, **extra):
+    artifact = testlib.build_app(version, fault=fault)
+    v = dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
+             restart_strategy=strategy, service_type='notify', ready_timeout=15, drain_timeout=20)
+    v.update(extra)
+    return testlib.playbook(hosts.inventory, 'deploy', v, tmp_path=tmp_path)
+
+
+def start_load(hosts, keepalive, rate):
+    targets = ['http://127.0.0.1:%d/' % h['ports'][PORT] for h in hosts]
+    probe = loadprobe.Probe(targets, rate=rate, duration=300, keepalive=keepalive, timeout=10)
+    probe.start_background()
+    return probe
+
+
+def finish_load(probe, name):
+    probe.stop()
+    summary = probe.summary()
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, '%s.json' % name), 'w') as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def brief(summary):
+    return dict((k, summary.get(k)) for k in ('sent', 'failed', 'retried', 'failure_causes', 'versions', 'failures'))
+
+
+@pytest.mark.parametrize('strategy', GRACEFUL)
+def test_two_deploys_in_a_row_under_load_drop_nothing(strategy, zd, tmp_path):
+    hosts, app = zd
+    r = deploy(hosts, app, strategy, '1.0.0', tmp_path=tmp_path)
+    assert r.rc == 0, r
+    for host in hosts:
+        assert testlib.served_version(host, PORT) == '1.0.0'
+
+    loads = {'keepalive': start_load(hosts, True, 120), 'close': start_load(hosts, False, 80)}
+    time.sleep(1)
+    for version in ('2.0.0', '2.1.0'):
+        r = deploy(hosts, app, strategy, version, tmp_path=tmp_path)
+        assert r.rc == 0, r
+        assert 'Restart the service on the new release' in r.out
+    time.sleep(1)
+    for kind, probe in loads.items():
+        s = finish_load(probe, 'zero-downtime-%s-%s' % (strategy, kind))
+        assert s['sent'] > 500, brief(s)
+        assert s['failed'] == 0, brief(s)
+        # Every host served all three versions, in order, and now serves the last one.
+        for target, seen in s['versions'].items():
+            assert {'1.0.0', '2.0.0', '2.1.0'} <= set(seen), (target, brief(s))
+    for host in hosts:
+        assert testlib.served_version(host, PORT) == '2.1.0'
+
+    # Nothing new: no restart, nothing changed.
+    r = deploy(hosts, app, strategy, '2.1.0', tmp_path=tmp_path)
+    assert r.rc == 0, r
+    for host, counts in r.recap.items():
+        assert counts['changed'] == 0, (host, r)
+
+
+@pytest.mark.parametrize('strategy', GRACEFUL)
+def test_faulty_binary_fails_at_its_stage_and_old_version_serves(strategy, zd, tmp_path):
+    hosts, app = zd
+    r = deploy(hosts, app, strategy, '1.0.0', tmp_path=tmp_path)
+    assert r.rc == 0, r
+    for fault, stage in FAULTS:
+        probe = start_load(hosts, True, 100)
+        r = deploy(hosts, app, strategy, '3.0.0', fault=fault, tmp_path=tmp_path)
+        time.sleep(1)
+        s = finish_load(probe, 'fault-%s-%s' % (strategy, fault))
+        assert r.rc != 0, r
+        assert "(stage %s)" % stage in r.out, (fault, r)
+        assert 'Switched back to 1.0.0-' in r.out, (fault, r)
+        for host in hosts:
+            assert testlib.served_version(host, PORT) == '1.0.0', (fault, host['name'])
+        if strategy in KEEPS_OLD_SERVING:
+            assert s['failed'] == 0, (fault, brief(s))
+
+
+def test_killed_controller_mid_restart_rerun_converges(fleet, tmp_path):
+    """The controller dies while the hosts restart; the same deploy run again finishes the job."""
+    hosts, app, strategy = fleet, 'zdkill', 'signal_reexec'
+    try:
+        r = deploy(hosts, app, strategy, '1.0.0', tmp_path=tmp_path)
+        assert r.rc == 0, r
+        artifact = testlib.build_app('2.0.0')
+        vars_file = os.path.join(str(tmp_path), 'kill-vars.json')
+        with open(vars_file, 'w') as f:
+            json.dump(dict(app=app, version='2.0.0', artifact=artifact, checksum=testlib.sha256(artifact),
+                           listen_port=PORT, restart_strategy=strategy, service_type='notify',
+                           ready_timeout=15), f)
+        argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', hosts.inventory,
+                'hotswap.deploy.deploy', '-e', '@' + vars_file]
+        proc = subprocess.Popen(argv, env=testlib.ansible_env('ssh'), cwd=testlib.REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, universal_newlines=True, start_new_session=True)
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if 'Restart the service on the new release' in line:
+                time.sleep(0.3)
+                os.killpg(proc.pid, signal.SIGKILL)      # ansible-playbook and its ssh connections
+                break
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, ''.join(seen)
+        # The lock of the killed run is still there on every host.
+        for host in hosts:
+            assert testlib.host_sh(host, 'test -e /opt/%s/.hotswap/lock && echo held' % app).strip() == 'held'
+
+        r = deploy(hosts, app, strategy, '2.0.0', tmp_path=tmp_path)
+        assert r.rc == 0, r
+        for host in hosts:
+            assert testlib.served_version(host, PORT) == '2.0.0'
+            assert testlib.host_sh(host, 'test ! -e /opt/%s/.hotswap/lock && echo free' % app).strip() == 'free'
+            pids = testlib.host_sh(host, 'pgrep -fc "^/opt/%s/current/%s " || true' % (app, app)).strip()
+            assert pids == '1', (host['name'], pids)
+        r = deploy(hosts, app, strategy, '2.0.0', tmp_path=tmp_path)
+        assert r.rc == 0 and all(c['changed'] == 0 for c in r.recap.values()), r
+    finally:
+        for host in hosts:
+            testlib.host_sh(host, 'systemctl disable --now %s.service >/dev/null 2>&1; rm -f '
+                                  '/etc/systemd/system/%s.service; rm -rf /opt/%s' % (app, app, app), check=False)
