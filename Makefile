@@ -12,13 +12,15 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_DIR)
 
 SOURCES := $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null)
 
-.PHONY: help deps venv image collection unit go-test lint sanity integration test demo hosts-up hosts-down clean
+.PHONY: help deps venv image collection unit go-test lint sanity integration test demo hosts-up hosts-down clean \
+        bench-zero-downtime
 
 help:
 	@echo "make demo   - start 3 local test hosts, deploy v1 then v2 of the demo service under load"
 	@echo "make test   - the whole test suite (unit, go, lint, sanity, integration)"
 	@echo "make clean  - remove build/ and this checkout's test containers"
 	@echo "make hosts-up / hosts-down [PREFIX=hs-dev COUNT=3] - test hosts to try things by hand"
+	@echo "make bench-zero-downtime [BENCH_ARGS=--quick] - every restart strategy under load (~15 min; docs/zero-downtime.md)"
 
 deps: build/.deps
 build/.deps: scripts/install-deps.sh
@@ -76,6 +78,17 @@ hosts-up: venv image
 
 hosts-down:
 	python3 tests/hosts/testhosts.py down --prefix $(PREFIX)
+
+# Not part of `make test`. run.py builds its own collection copy (build/bench-collections) and hosts;
+# matplotlib lives in its own venv so the dev venv stays as requirements-dev.txt says.
+BENCH_VENV := build/bench-venv
+bench-zero-downtime: venv image $(BENCH_VENV)/.installed
+	$(PY) benchmarks/zero_downtime/run.py $(BENCH_ARGS)
+
+$(BENCH_VENV)/.installed: benchmarks/requirements.txt | build/.deps
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q -r benchmarks/requirements.txt
+	@touch $@
 
 clean:
 	-python3 tests/hosts/testhosts.py down --all-mine

@@ -400,8 +400,8 @@ class Restart(object):
             if not self.check_mode:
                 rc, out, err = self.systemd.run('enable', unit)
                 if rc != 0:
-                    self.fail('enable', '%s: the restart worked but `systemctl enable %s` failed (rc %d): %s. Check '
-                                      'the [Install] section of the unit.'
+                    self.fail('enable', '%s: the restart worked but `systemctl enable %s` failed (rc %d): %s. '
+                                        'Check the [Install] section of the unit.'
                               % (self._what(), unit, rc, (err or out).strip()))
         self.result['enabled'] = enabled
         if enabled:
@@ -493,6 +493,13 @@ class Restart(object):
                                'never said it was ready; see `journalctl -u %s`.'
                       % (self._what(), ' '.join(args), self.o.ready_timeout, self.o.service))
         if rc != 0:
+            # A synchronous start fails when the new process dies: that is readiness, not the trigger.
+            ran = self.systemd.show(args[-1], 'ExecMainPID', 'ExecMainStatus', 'Result')
+            new_pid = int(ran.get('ExecMainPID') or 0)
+            if new_pid and new_pid != (self.result.get('old_pid') or 0):
+                self.fail('ready', '%s: the new process %d exited before it was ready (status %s, Result=%s). '
+                                   'See `journalctl -u %s`.'
+                          % (self._what(), new_pid, ran.get('ExecMainStatus'), ran.get('Result'), self.o.service))
             self.fail('trigger', '%s: `systemctl %s` failed (rc %d): %s. See `systemctl status %s` and '
                                  '`journalctl -u %s`.'
                       % (self._what(), ' '.join(args), rc, (err or out).strip(), self.o.service, self.o.service))

@@ -36,12 +36,12 @@ def fleet254():
     prefix = 'hs-it254-%d' % os.getpid()
     hosts = testhosts.up(prefix, 3, variant='systemd254')
     try:
-        yield testhosts_fleet(prefix, hosts)
+        yield as_fleet(prefix, hosts)
     finally:
         testhosts.down(prefix)
 
 
-def testhosts_fleet(prefix, hosts):
+def as_fleet(prefix, hosts):
     from conftest import Fleet
     return Fleet(prefix, hosts, testhosts.inventory_path(prefix))
 
@@ -57,7 +57,8 @@ def zd(request, fleet):
         testlib.host_sh(host, (
             'systemctl disable --now {a}.socket {a}.service {a}@a.service {a}@b.service >/dev/null 2>&1; '
             'rm -f /etc/systemd/system/{a}.socket /etc/systemd/system/{a}.service '
-            '/etc/systemd/system/{a}@.service; systemctl daemon-reload; systemctl reset-failed; '
+            '/etc/systemd/system/{a}@.service /etc/systemd/system/.hotswap-{a}.*; systemctl daemon-reload; '
+            'systemctl reset-failed; '
             'rm -rf /opt/{a}').format(a=app), check=False)
 
 
@@ -180,5 +181,30 @@ def test_killed_controller_mid_restart_rerun_converges(fleet, tmp_path):
         assert r.rc == 0 and all(c['changed'] == 0 for c in r.recap.values()), r
     finally:
         for host in hosts:
-            testlib.host_sh(host, 'systemctl disable --now %s.service >/dev/null 2>&1; rm -f '
-                                  '/etc/systemd/system/%s.service; rm -rf /opt/%s' % (app, app, app), check=False)
+            testlib.host_sh(host, 'systemctl disable --now {a}.service >/dev/null 2>&1; rm -f '
+                                  '/etc/systemd/system/{a}.service /etc/systemd/system/.hotswap-{a}.*; '
+                                  'rm -rf /opt/{a}'.format(a=app), check=False)
+
+
+def test_changing_strategy_on_a_running_service(fleet, tmp_path):
+    """Each change of strategy stops the old units once and serves the new version under the new ones."""
+    hosts, app = fleet, 'zdchange'
+    steps = (('restart', '1.0.0'), ('systemd_socket', '2.0.0'), ('signal_reexec', '2.1.0'),
+             ('restart', '2.2.0'), ('reuseport', '2.3.0'), ('systemd_socket', '2.4.0'))
+    try:
+        for strategy, version in steps:
+            r = deploy(hosts, app, strategy, version, tmp_path=tmp_path)
+            assert r.rc == 0, (strategy, r)
+            for host in hosts:
+                assert testlib.served_version(host, PORT) == version, (strategy, host['name'])
+                units = testlib.host_sh(host, 'ls -A /etc/systemd/system | grep -F %s || true' % app).split()
+                marker = '.hotswap-%s.%s' % (app, strategy)
+                expected = {'systemd_socket': {app + '.service', app + '.socket', marker},
+                            'reuseport': {app + '@.service', marker}}.get(strategy, {app + '.service', marker})
+                assert set(units) == expected, (strategy, units)
+    finally:
+        for host in hosts:
+            testlib.host_sh(host, (
+                'systemctl disable --now {a}.socket {a}.service {a}@a.service {a}@b.service >/dev/null 2>&1; '
+                'rm -f /etc/systemd/system/{a}* /etc/systemd/system/.hotswap-{a}.*; systemctl daemon-reload; '
+                'rm -rf /opt/{a}').format(a=app), check=False)

@@ -1,0 +1,307 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Zero-downtime benchmark: each restart strategy during a rolling deploy under fixed-rate load.
+
+    build/venv/bin/python benchmarks/zero_downtime/run.py [--quick] [--rate 1000] [--duration 55]
+        [--strategies restart,systemd_socket,...] [--keepalive on|off|both] [--hosts 3]
+
+Needs the venv and the test host image (`make bench-zero-downtime` does both). Builds and installs
+its own copy of the collection (build/bench-collections), starts its own hosts (systemd254 image
+for every strategy, so all runs face identical hosts) and removes them at the end. A full run writes
+results/latest.json and docs/zero-downtime.png; --quick writes under build/bench-zero-downtime/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+for sub in ('tests/hosts', 'tests/integration', 'tests/load'):
+    sys.path.insert(0, os.path.join(REPO, sub))
+
+import loadprobe  # noqa: E402
+import testhosts  # noqa: E402
+import testlib  # noqa: E402
+
+STRATEGIES = ('restart', 'systemd_socket', 'signal_reexec', 'notify_reload', 'reuseport')
+SHORT = {'restart': 'rs', 'systemd_socket': 'ss', 'signal_reexec': 'sr', 'notify_reload': 'nr', 'reuseport': 'rp'}
+VARIANT = 'systemd254'          # notify_reload needs systemd >= 253; every run uses it so hosts are identical
+PORT = 8080
+V1, V2 = '1.0.0', '2.0.0'
+DIST = os.path.join(REPO, 'build', 'bench-dist')
+COLLECTIONS = os.path.join(REPO, 'build', 'bench-collections')
+WORK = os.path.join(REPO, 'build', 'bench-zero-downtime')
+PLOT_PY = os.path.join(REPO, 'build', 'bench-venv', 'bin', 'python')
+
+
+def sh(argv, **kw):
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          check=False, **kw).stdout.strip()
+
+
+def install_collection():
+    """Our own tarball and install: `make collection` run by others at the same time is left alone."""
+    galaxy = os.path.join(testlib.VENV_BIN, 'ansible-galaxy')
+    shutil.rmtree(DIST, ignore_errors=True)
+    shutil.rmtree(COLLECTIONS, ignore_errors=True)
+    subprocess.run([galaxy, 'collection', 'build', '--force', '--output-path', DIST, REPO], check=True,
+                   stdout=subprocess.DEVNULL, cwd=REPO)
+    subprocess.run([galaxy, 'collection', 'install', '--force', '-p', COLLECTIONS] +
+                   glob.glob(os.path.join(DIST, 'hotswap-deploy-*.tar.gz')), check=True, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS))
+
+
+def playbook(inventory, extra, events=None):
+    """ansible-playbook hotswap.deploy.deploy with our collection copy; events: graceful_restart timings file."""
+    vars_file = os.path.join(WORK, 'vars-%d.json' % time.monotonic_ns())
+    with open(vars_file, 'w') as f:
+        json.dump(extra, f)
+    env = testlib.ansible_env()
+    env['ANSIBLE_COLLECTIONS_PATH'] = COLLECTIONS
+    if events:
+        env.update(ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, 'callback_plugins'),
+                   ANSIBLE_CALLBACKS_ENABLED='bench_events', HOTSWAP_BENCH_EVENTS=events)
+    argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', inventory, 'hotswap.deploy.deploy',
+            '-e', '@' + vars_file]
+    start = time.time()
+    proc = subprocess.run(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=900, check=False)
+    return proc.returncode, proc.stdout, time.time() - start
+
+
+def deploy_vars(app, strategy, version, artifact, serial):
+    return dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
+                restart_strategy=strategy, service_type='notify', ready_timeout=15, drain_timeout=20,
+                deploy_serial=serial)
+
+
+def remove_app(hosts, app):
+    for host in hosts:
+        testlib.host_sh(host, (
+            'systemctl disable --now {a}.socket {a}.service {a}@a.service {a}@b.service >/dev/null 2>&1; '
+            'rm -f /etc/systemd/system/{a}.socket /etc/systemd/system/{a}.service '
+            '/etc/systemd/system/{a}@.service; systemctl daemon-reload; systemctl reset-failed; '
+            'rm -rf /opt/{a}').format(a=app), check=False)
+
+
+def journal(hosts, app, since):
+    """The app's journal on every host since `since` (epoch s): evidence when a graceful run failed."""
+    out = {}
+    for host in hosts:
+        out[host['name']] = testlib.host_sh(host, "journalctl --no-pager -o short-precise --since @%d -u '%s*'"
+                                            % (int(since), app), check=False)[-20000:]
+    return out
+
+
+def load_avg():
+    with open('/proc/loadavg') as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def one_run(hosts, inventory, strategy, keepalive, args, artifacts):
+    app = 'hb%s%s' % (SHORT[strategy], 'k' if keepalive else 'c')
+    run = dict(strategy=strategy, keepalive=keepalive, app=app, load_before=load_avg())
+    rc, out = playbook(inventory, deploy_vars(app, strategy, V1, artifacts[V1], '100%'))[:2]
+    if rc != 0:
+        run['error'] = 'deploy of %s failed:\n%s' % (V1, out[-4000:])
+        return run
+    events = os.path.join(WORK, '%s-events.jsonl' % app)
+    if os.path.exists(events):
+        os.unlink(events)
+    targets = ['http://127.0.0.1:%d/' % h['ports'][PORT] for h in hosts]
+    # Open-ended duration: stopped below, once the deploy is done and the wanted time has passed.
+    probe = loadprobe.Probe(targets, rate=args.rate, duration=args.duration + 300, keepalive=keepalive,
+                            timeout=args.timeout, workers=args.workers)
+    probe.start_background()
+    t0 = time.time()
+    try:
+        time.sleep(args.warmup)
+        rc, out, seconds = playbook(inventory, deploy_vars(app, strategy, V2, artifacts[V2], 1), events=events)
+        # Steady state after the deploy: to --duration, and at least --tail seconds.
+        stop_at = max(args.duration, time.time() - t0 + args.tail)
+        time.sleep(max(0.0, stop_at - (time.time() - t0)))
+    finally:
+        summary = probe.stop()
+    run.update(deploy_rc=rc, deploy_seconds=round(seconds, 1), t0=t0, load_after=load_avg())
+    if rc != 0:
+        run['deploy_output'] = out[-6000:]
+    run['restarts'] = []
+    if os.path.exists(events):
+        with open(events) as f:
+            run['restarts'] = [json.loads(line) for line in f if line.strip()]
+    if summary['failed'] or rc != 0:
+        run['journal'] = journal(hosts, app, t0 - 5)
+    run.update(analyse(summary, run, hosts, t0))
+    run['probe'] = dict((k, summary[k]) for k in ('sent', 'ok', 'failed', 'retried', 'elapsed_s', 'achieved_rate',
+                                                  'workers', 'stopped', 'latency_ms', 'versions', 'version_switch',
+                                                  'failure_causes', 'timeline', 'failures'))
+    return run
+
+
+def analyse(s, run, hosts, t0):
+    """Switch windows per host: restart task start/end and the first answer of V2, widened by 1 s."""
+    target_of = dict((h['name'], '127.0.0.1:%d' % h['ports'][PORT]) for h in hosts)
+    windows, per_host = [], {}
+    for ev in run['restarts']:
+        if ev.get('event') != 'restart':
+            continue
+        flip = s['version_switch'].get(target_of[ev['host']], {}).get(V2)
+        start = None if ev['start'] is None else round(ev['start'] - t0, 2)
+        points = [x for x in (start, ev['end'] - t0, flip) if x is not None]
+        windows.append((min(points) - 1, max(points) + 1))
+        res = ev['result']
+        per_host[ev['host']] = dict(task_start=start, task_end=round(ev['end'] - t0, 2), version_flip=flip,
+                                    elapsed=res.get('elapsed'), timings=res.get('timings'),
+                                    transition=res.get('transition'), stage=res.get('stage'))
+    timeline = s['timeline']
+    last = len(timeline) - 1
+    switch, steady = [], []
+    for sec in timeline:
+        if sec['p99_ms'] is None:
+            continue
+        if any(a < sec['t'] + 1 and sec['t'] < b for a, b in windows):
+            switch.append(sec['p99_ms'])
+        elif 0 < sec['t'] < last:       # first and last second: connection set-up, partial second
+            steady.append(sec['p99_ms'])
+    steady_p99 = statistics.median(steady) if steady else None
+    switch_p99 = max(switch) if switch else None
+    in_window = sum(1 for f in s['failures'] if any(a <= f['t'] <= b for a, b in windows))
+    elapsed = [h['elapsed'] for h in per_host.values() if h['elapsed'] is not None]
+    return dict(sent=s['sent'], failed=s['failed'], retried=s['retried'], failure_causes=s['failure_causes'],
+                failures_in_switch_windows=in_window, failures_listed=len(s['failures']),
+                p50=s['latency_ms']['p50'], p99=s['latency_ms']['p99'], max=s['latency_ms']['max'],
+                switch_p99=switch_p99, steady_p99=steady_p99, steady_worst_p99=max(steady) if steady else None,
+                switch_ratio=round(switch_p99 / steady_p99, 2) if switch_p99 and steady_p99 else None,
+                switch_windows=[(round(a, 2), round(b, 2)) for a, b in windows], hosts=per_host,
+                switch_s_median=statistics.median(elapsed) if elapsed else None,
+                switch_s_max=max(elapsed) if elapsed else None, achieved_rate=s['achieved_rate'])
+
+
+def machine(hosts):
+    first = hosts[0]['container']
+    return dict(cpus=os.cpu_count(), kernel=platform.release(), podman=sh(['podman', '--version']),
+                ansible=sh([os.path.join(testlib.VENV_BIN, 'ansible'), '--version']).splitlines()[0],
+                host_systemd=dict((h['name'], sh(['podman', 'exec', h['container'], 'systemctl', '--version'])
+                                   .splitlines()[0]) for h in hosts),
+                host_image=sh(['podman', 'inspect', '-f', '{{.ImageName}}', first]),
+                other_containers=[n for n in sh(['podman', 'ps', '--format', '{{.Names}}']).split()
+                                  if not n.startswith(hosts[0]['prefix'] + '-')],
+                load_avg=load_avg(), date=time.strftime('%Y-%m-%d %H:%M:%S %Z'))
+
+
+def ratio(a, b):
+    if a is None or b is None:
+        return 'n/a'
+    if b == 0:
+        return '0' if a == 0 else 'inf'
+    return '%.2f' % (a / b)
+
+
+def table(runs):
+    """Markdown: one row per strategy x keep-alive, ratios to `restart` with the same keep-alive."""
+    base = dict((r['keepalive'], r) for r in runs if r['strategy'] == 'restart' and 'error' not in r)
+    rows = ['| strategy | keep-alive | sent | failed (causes) | retried | p50 ms | p99 ms | max ms '
+            '| switch p99 / steady p99 ms (ratio) | steady worst-second p99 ms | switch s per host (median / max) '
+            '| deploy s | failed / restart | p99 / restart |',
+            '|' + '---|' * 14]
+    for r in runs:
+        ka = 'on' if r['keepalive'] else 'off'
+        if 'error' in r:
+            rows.append('| %s | %s | %s |' % (r['strategy'], ka, r['error'].splitlines()[0]) + ' |' * 11)
+            continue
+        causes = ', '.join('%s %d' % kv for kv in sorted(r['failure_causes'].items()))
+        b = base.get(r['keepalive'], {})
+        rows.append('| %s | %s | %d | %d%s | %d | %s | %s | %s | %s / %s (%s) | %s | %s / %s | %s%s | %s | %s |' % (
+            r['strategy'], ka, r['sent'], r['failed'], ' (%s)' % causes if causes else '', r['retried'],
+            r['p50'], r['p99'], r['max'], r['switch_p99'], r['steady_p99'], r['switch_ratio'], r['steady_worst_p99'],
+            r['switch_s_median'], r['switch_s_max'], r['deploy_seconds'], '' if r['deploy_rc'] == 0 else ' (rc %d)'
+            % r['deploy_rc'], ratio(r['failed'], b.get('failed')), ratio(r['p99'], b.get('p99'))))
+    return '\n'.join(rows)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--rate', type=float, default=None, help='requests/s over all hosts (default 1000; quick 200)')
+    p.add_argument('--duration', type=float, default=None, help='seconds of load per run (default 55; quick 15)')
+    p.add_argument('--strategies', default=None, help='comma-separated; default all: %s' % ','.join(STRATEGIES))
+    p.add_argument('--keepalive', choices=('on', 'off', 'both'), default=None, help='default both; quick on')
+    p.add_argument('--hosts', type=int, default=3)
+    p.add_argument('--quick', action='store_true', help='smoke test: 200 req/s, 15 s, systemd_socket, keep-alive on')
+    p.add_argument('--warmup', type=float, default=3, help='seconds of load before the deploy starts')
+    p.add_argument('--tail', type=float, default=5, help='least seconds of load after the deploy ends')
+    p.add_argument('--timeout', type=float, default=10, help='seconds allowed per request')
+    # A 1 s stall at 1000 req/s needs ~1000 requests in flight; fewer workers turn it into client_overload.
+    p.add_argument('--workers', type=int, default=2048, help='most requests in flight')
+    p.add_argument('--out', default=None, help='results JSON (default results/latest.json; quick: under build/)')
+    a = p.parse_args(argv)
+    a.rate = a.rate or (200 if a.quick else 1000)
+    a.duration = a.duration or (15 if a.quick else 55)
+    a.strategies = a.strategies.split(',') if a.strategies else (['systemd_socket'] if a.quick else list(STRATEGIES))
+    bad = [s for s in a.strategies if s not in STRATEGIES]
+    if bad:
+        p.error('unknown strategies %s; known: %s' % (', '.join(bad), ', '.join(STRATEGIES)))
+    a.keepalive = a.keepalive or ('on' if a.quick else 'both')
+    out_dir = WORK if a.quick else os.path.join(HERE, 'results')
+    a.out = a.out or os.path.join(out_dir, 'quick.json' if a.quick else 'latest.json')
+    a.png = os.path.join(WORK, 'quick.png') if a.quick else os.path.join(REPO, 'docs', 'zero-downtime.png')
+    return a
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(WORK, exist_ok=True)
+    command = 'build/venv/bin/python benchmarks/zero_downtime/run.py ' + ' '.join(argv if argv is not None
+                                                                                  else sys.argv[1:])
+    install_collection()
+    artifacts = dict((v, testlib.build_app(v)) for v in (V1, V2))
+    prefix = 'hs-bench-%d' % os.getpid()
+    kas = {'on': [True], 'off': [False], 'both': [True, False]}[args.keepalive]
+    result = dict(command=command.strip(), rate=args.rate, duration=args.duration, hosts=args.hosts,
+                  variant=VARIANT, warmup=args.warmup, tail=args.tail, timeout=args.timeout, workers=args.workers,
+                  runs=[])
+    started = time.time()
+    try:
+        hosts = testhosts.up(prefix, args.hosts, variant=VARIANT)
+        inventory = testhosts.inventory_path(prefix)
+        result['machine'] = machine(hosts)
+        # Interleaved: every strategy meets the same machine state, keep-alive on then off.
+        for keepalive in kas:
+            for strategy in args.strategies:
+                print('== %s keep-alive %s' % (strategy, 'on' if keepalive else 'off'), flush=True)
+                run = one_run(hosts, inventory, strategy, keepalive, args, artifacts)
+                remove_app(hosts, run['app'])
+                result['runs'].append(run)
+                print('   ' + ('error: ' + run['error'][:300] if 'error' in run else
+                               'sent %(sent)d failed %(failed)d retried %(retried)d p99 %(p99)s switch/steady '
+                               '%(switch_p99)s/%(steady_p99)s deploy %(deploy_seconds)ss' % run), flush=True)
+    finally:
+        testhosts.down(prefix)
+        result['wall_seconds'] = round(time.time() - started, 1)
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=1)
+    md = table(result['runs'])
+    with open(os.path.splitext(args.out)[0] + '.md', 'w') as f:
+        f.write(md + '\n')
+    print(md)
+    if os.path.exists(PLOT_PY):
+        subprocess.run([PLOT_PY, os.path.join(HERE, 'plot.py'), args.out, args.png], check=True)
+    else:
+        print('no %s: skipped the plot (make bench-zero-downtime creates it)' % PLOT_PY)
+    print('results: %s (%.0f s)' % (args.out, result['wall_seconds']))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
