@@ -188,6 +188,18 @@ def analyse(s, run, hosts, t0):
                 switch_s_max=max(elapsed) if elapsed else None, achieved_rate=s['achieved_rate'])
 
 
+def start_hosts(prefix, count, attempts=3):
+    """testhosts.up, tried again: a parallel `up` elsewhere can take a port it picked as free."""
+    for attempt in range(attempts):
+        try:
+            return testhosts.up(prefix, count, variant=VARIANT, replace=True)
+        except testhosts.TestHostError as exc:
+            if attempt == attempts - 1:
+                raise
+            print('starting hosts failed, again: %s' % exc, flush=True)
+    return None
+
+
 def machine(hosts):
     first = hosts[0]['container']
     return dict(cpus=os.cpu_count(), kernel=platform.release(), podman=sh(['podman', '--version']),
@@ -270,9 +282,9 @@ def main(argv=None):
     result = dict(command=command.strip(), rate=args.rate, duration=args.duration, hosts=args.hosts,
                   variant=VARIANT, warmup=args.warmup, tail=args.tail, timeout=args.timeout, workers=args.workers,
                   runs=[])
-    started = time.time()
+    started, done = time.time(), False
     try:
-        hosts = testhosts.up(prefix, args.hosts, variant=VARIANT)
+        hosts = start_hosts(prefix, args.hosts)
         inventory = testhosts.inventory_path(prefix)
         result['machine'] = machine(hosts)
         # Interleaved: every strategy meets the same machine state, keep-alive on then off.
@@ -285,9 +297,12 @@ def main(argv=None):
                 print('   ' + ('error: ' + run['error'][:300] if 'error' in run else
                                'sent %(sent)d failed %(failed)d retried %(retried)d p99 %(p99)s switch/steady '
                                '%(switch_p99)s/%(steady_p99)s deploy %(deploy_seconds)ss' % run), flush=True)
+        done = True
     finally:
         testhosts.down(prefix)
         result['wall_seconds'] = round(time.time() - started, 1)
+        if not done:        # keep the last complete results; what there is goes under build/
+            args.out = os.path.join(WORK, 'interrupted.json')
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=1)

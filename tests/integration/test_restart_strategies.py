@@ -129,7 +129,7 @@ def test_faulty_binary_fails_at_its_stage_and_old_version_serves(strategy, zd, t
     assert r.rc == 0, r
     for fault, stage in FAULTS:
         probe = start_load(hosts, True, 100)
-        r = deploy(hosts, app, strategy, '3.0.0', fault=fault, tmp_path=tmp_path)
+        r = deploy(hosts, app, strategy, '3.0.0', fault=fault, tmp_path=tmp_path, ready_timeout=10)
         time.sleep(1)
         s = finish_load(probe, 'fault-%s-%s' % (strategy, fault))
         assert r.rc != 0, r
@@ -190,7 +190,7 @@ def test_changing_strategy_on_a_running_service(fleet, tmp_path):
     """Each change of strategy stops the old units once and serves the new version under the new ones."""
     hosts, app = fleet, 'zdchange'
     steps = (('restart', '1.0.0'), ('systemd_socket', '2.0.0'), ('signal_reexec', '2.1.0'),
-             ('restart', '2.2.0'), ('reuseport', '2.3.0'), ('systemd_socket', '2.4.0'))
+             ('reuseport', '2.2.0'), ('systemd_socket', '2.3.0'))
     try:
         for strategy, version in steps:
             r = deploy(hosts, app, strategy, version, tmp_path=tmp_path)
