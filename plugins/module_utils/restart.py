@@ -478,6 +478,17 @@ class Restart(object):
         self.result['old_start_time'] = proc.start_time if proc else None
         self.result['old_version'] = self.current_version() if proc else None
 
+    def proceed(self, old):
+        """False when there is nothing to restart (``old`` already runs the binary) or only to report (check mode)."""
+        if old is not None and self.is_current(old):
+            self.nothing_to_do(old, 'the main process already runs %s' % self.o.executable)
+            return False
+        self.result['changed'] = True
+        if self.check_mode:
+            self.result['stage'] = 'done'
+            return False
+        return True
+
     def nothing_to_do(self, proc, why):
         self.result.update(changed=bool(self.result.get('transition')), stage='done', new_pid=proc.pid,
                            no_restart_reason=why)
@@ -545,11 +556,7 @@ class Restart(object):
         old = ProcessRef.of(state['MainPID'], self.proc_root) if state.get('ActiveState') == 'active' else None
         if old is not None and self.result['old_pid'] is None:
             self.record_before(old)
-        if old is not None and self.is_current(old):
-            return self.nothing_to_do(old, 'the main process already runs %s' % self.o.executable)
-        self.result['changed'] = True
-        if self.check_mode:
-            self.result['stage'] = 'done'
+        if not self.proceed(old):
             return None
         # A unit in a crash loop counts toward its start limit; clear it so this restart is not refused.
         self.systemd.run('reset-failed', unit)
@@ -595,11 +602,7 @@ class Restart(object):
                                'pid_file.' % (self._what(), self.o.pid_file, pid, self.o.unit,
                                               ', '.join(process_cgroups(pid, self.proc_root)), state.get('ControlGroup')))
         self.record_before(old)
-        if self.is_current(old):
-            return self.nothing_to_do(old, 'the main process already runs %s' % self.o.executable)
-        self.result['changed'] = True
-        if self.check_mode:
-            self.result['stage'] = 'done'
+        if not self.proceed(old):
             return None
         since = self.clock()
         self.result['stage'] = 'trigger'
@@ -663,11 +666,7 @@ class Restart(object):
             return self._restart_unit(self.o.unit, 'The service did not start.')
         old = ProcessRef.of(state['MainPID'], self.proc_root)
         self.record_before(old)
-        if self.is_current(old):
-            return self.nothing_to_do(old, 'the main process already runs %s' % self.o.executable)
-        self.result['changed'] = True
-        if self.check_mode:
-            self.result['stage'] = 'done'
+        if not self.proceed(old):
             return None
         since = self.trigger('reload', self.o.unit)
         state, proc = self.main_process(self.o.unit)
