@@ -75,8 +75,11 @@ def playbook(inventory, extra, events=None):
     argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', inventory, 'hotswap.deploy.deploy',
             '-e', '@' + vars_file]
     start = time.time()
-    proc = subprocess.run(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=900, check=False)
+    try:
+        proc = subprocess.run(argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=900, check=False)
+    finally:
+        os.unlink(vars_file)
     return proc.returncode, proc.stdout, time.time() - start
 
 
@@ -111,7 +114,8 @@ def load_avg():
 
 def one_run(hosts, inventory, strategy, keepalive, args, artifacts):
     app = 'hb%s%s' % (SHORT[strategy], 'k' if keepalive else 'c')
-    run = dict(strategy=strategy, keepalive=keepalive, app=app, load_before=load_avg())
+    run = dict(strategy=strategy, keepalive=keepalive, app=app, load_before=load_avg(),
+               targets=dict((h['name'], '127.0.0.1:%d' % h['ports'][PORT]) for h in hosts))
     rc, out = playbook(inventory, deploy_vars(app, strategy, V1, artifacts[V1], '100%'))[:2]
     if rc != 0:
         run['error'] = 'deploy of %s failed:\n%s' % (V1, out[-4000:])
@@ -119,10 +123,10 @@ def one_run(hosts, inventory, strategy, keepalive, args, artifacts):
     events = os.path.join(WORK, '%s-events.jsonl' % app)
     if os.path.exists(events):
         os.unlink(events)
-    targets = ['http://127.0.0.1:%d/' % h['ports'][PORT] for h in hosts]
     # Open-ended duration: stopped below, once the deploy is done and the wanted time has passed.
-    probe = loadprobe.Probe(targets, rate=args.rate, duration=args.duration + 300, keepalive=keepalive,
-                            timeout=args.timeout, workers=args.workers)
+    probe = loadprobe.Probe(['http://%s/' % t for t in run['targets'].values()], rate=args.rate,
+                            duration=args.duration + 300, keepalive=keepalive, timeout=args.timeout,
+                            workers=args.workers)
     probe.start_background()
     t0 = time.time()
     try:
@@ -136,27 +140,39 @@ def one_run(hosts, inventory, strategy, keepalive, args, artifacts):
     run.update(deploy_rc=rc, deploy_seconds=round(seconds, 1), t0=t0, load_after=load_avg())
     if rc != 0:
         run['deploy_output'] = out[-6000:]
-    run['restarts'] = []
+    run['events'] = []
     if os.path.exists(events):
         with open(events) as f:
-            run['restarts'] = [json.loads(line) for line in f if line.strip()]
+            run['events'] = [json.loads(line) for line in f if line.strip()]
     if summary['failed'] or rc != 0:
         run['journal'] = journal(hosts, app, t0 - 5)
-    run.update(analyse(summary, run, hosts, t0))
     run['probe'] = dict((k, summary[k]) for k in ('sent', 'ok', 'failed', 'retried', 'elapsed_s', 'achieved_rate',
                                                   'workers', 'stopped', 'latency_ms', 'versions', 'version_switch',
                                                   'failure_causes', 'timeline', 'failures'))
+    run.update(analyse(run))
     return run
 
 
-def analyse(s, run, hosts, t0):
-    """Switch windows per host: restart task start/end and the first answer of V2, widened by 1 s."""
-    target_of = dict((h['name'], '127.0.0.1:%d' % h['ports'][PORT]) for h in hosts)
-    windows, per_host = [], {}
-    for ev in run['restarts']:
-        if ev.get('event') != 'restart':
+def median(xs):
+    return round(statistics.median(xs), 2) if xs else None
+
+
+def analyse(run):
+    """Figures of one run from its probe summary and events (also for --report on saved results).
+
+    Switch window of a host: its restart task (start to end) and its first answer from V2, widened
+    by 1 s. The probe gives a p99 per second, so window p99s are per-second p99s: `switch_p99` is the
+    worst second in a window, compared with the median second outside (steady: `idle` before and
+    after the playbook, `busy` while it works on other hosts).
+    """
+    s, t0 = run['probe'], run['t0']
+    windows, per_host, playbook_span = [], {}, []
+    for ev in run['events']:
+        if ev['event'] in ('playbook_start', 'playbook_end'):
+            playbook_span.append(ev['wall'] - t0)
+        if ev['event'] != 'restart':
             continue
-        flip = s['version_switch'].get(target_of[ev['host']], {}).get(V2)
+        flip = s['version_switch'].get(run['targets'][ev['host']], {}).get(V2)
         start = None if ev['start'] is None else round(ev['start'] - t0, 2)
         points = [x for x in (start, ev['end'] - t0, flip) if x is not None]
         windows.append((min(points) - 1, max(points) + 1))
@@ -164,28 +180,31 @@ def analyse(s, run, hosts, t0):
         per_host[ev['host']] = dict(task_start=start, task_end=round(ev['end'] - t0, 2), version_flip=flip,
                                     elapsed=res.get('elapsed'), timings=res.get('timings'),
                                     transition=res.get('transition'), stage=res.get('stage'))
-    timeline = s['timeline']
-    last = len(timeline) - 1
-    switch, steady = [], []
-    for sec in timeline:
+    pb_start, pb_end = (playbook_span + [0, 1e9])[:2]
+    last = len(s['timeline']) - 1
+    switch, idle, busy = [], [], []
+    for sec in s['timeline']:
+        t = sec['t']
         if sec['p99_ms'] is None:
             continue
-        if any(a < sec['t'] + 1 and sec['t'] < b for a, b in windows):
+        if any(a < t + 1 and t < b for a, b in windows):
             switch.append(sec['p99_ms'])
-        elif 0 < sec['t'] < last:       # first and last second: connection set-up, partial second
-            steady.append(sec['p99_ms'])
-    steady_p99 = statistics.median(steady) if steady else None
-    switch_p99 = max(switch) if switch else None
-    in_window = sum(1 for f in s['failures'] if any(a <= f['t'] <= b for a, b in windows))
+        elif 0 < t < last:       # first and last second: connection set-up, partial second
+            (busy if pb_start < t + 1 and t < pb_end else idle).append(sec['p99_ms'])
+    steady = idle + busy
+    switch_p99, steady_p99 = (max(switch) if switch else None), median(steady)
     elapsed = [h['elapsed'] for h in per_host.values() if h['elapsed'] is not None]
     return dict(sent=s['sent'], failed=s['failed'], retried=s['retried'], failure_causes=s['failure_causes'],
-                failures_in_switch_windows=in_window, failures_listed=len(s['failures']),
+                failures_in_switch_windows=sum(1 for f in s['failures'] if any(a <= f['t'] <= b for a, b in windows)),
+                failures_listed=len(s['failures']), achieved_rate=s['achieved_rate'],
                 p50=s['latency_ms']['p50'], p99=s['latency_ms']['p99'], max=s['latency_ms']['max'],
-                switch_p99=switch_p99, steady_p99=steady_p99, steady_worst_p99=max(steady) if steady else None,
+                switch_p99=switch_p99, switch_p99_median=median(switch), steady_p99=steady_p99,
+                steady_worst_p99=max(steady) if steady else None, idle_p99=median(idle), busy_p99=median(busy),
+                busy_worst_p99=max(busy) if busy else None,
                 switch_ratio=round(switch_p99 / steady_p99, 2) if switch_p99 and steady_p99 else None,
+                switch_busy_ratio=round(median(switch) / median(busy), 2) if switch and busy else None,
                 switch_windows=[(round(a, 2), round(b, 2)) for a, b in windows], hosts=per_host,
-                switch_s_median=statistics.median(elapsed) if elapsed else None,
-                switch_s_max=max(elapsed) if elapsed else None, achieved_rate=s['achieved_rate'])
+                switch_s_median=median(elapsed), switch_s_max=max(elapsed) if elapsed else None)
 
 
 def start_hosts(prefix, count, attempts=3):
@@ -224,22 +243,47 @@ def table(runs):
     """Markdown: one row per strategy x keep-alive, ratios to `restart` with the same keep-alive."""
     base = dict((r['keepalive'], r) for r in runs if r['strategy'] == 'restart' and 'error' not in r)
     rows = ['| strategy | keep-alive | sent | failed (causes) | retried | p50 ms | p99 ms | max ms '
-            '| switch p99 / steady p99 ms (ratio) | steady worst-second p99 ms | switch s per host (median / max) '
-            '| deploy s | failed / restart | p99 / restart |',
-            '|' + '---|' * 14]
+            '| switch p99 / steady p99 ms (ratio) | switch s per host (median / max) | deploy s '
+            '| failed ÷ restart | p99 ÷ restart |', '|' + '---|' * 13]
+    detail = ['| strategy | keep-alive | switch seconds: worst / median | steady seconds: median idle / busy / all '
+              '| steady worst second | median switch ÷ median busy |', '|' + '---|' * 6]
     for r in runs:
         ka = 'on' if r['keepalive'] else 'off'
         if 'error' in r:
-            rows.append('| %s | %s | %s |' % (r['strategy'], ka, r['error'].splitlines()[0]) + ' |' * 11)
+            rows.append('| %s | %s | %s |' % (r['strategy'], ka, r['error'].splitlines()[0]) + ' |' * 10)
             continue
         causes = ', '.join('%s %d' % kv for kv in sorted(r['failure_causes'].items()))
         b = base.get(r['keepalive'], {})
-        rows.append('| %s | %s | %d | %d%s | %d | %s | %s | %s | %s / %s (%s) | %s | %s / %s | %s%s | %s | %s |' % (
+        rows.append('| %s | %s | %d | %d%s | %d | %s | %s | %s | %s / %s (%s) | %s / %s | %s%s | %s | %s |' % (
             r['strategy'], ka, r['sent'], r['failed'], ' (%s)' % causes if causes else '', r['retried'],
-            r['p50'], r['p99'], r['max'], r['switch_p99'], r['steady_p99'], r['switch_ratio'], r['steady_worst_p99'],
-            r['switch_s_median'], r['switch_s_max'], r['deploy_seconds'], '' if r['deploy_rc'] == 0 else ' (rc %d)'
-            % r['deploy_rc'], ratio(r['failed'], b.get('failed')), ratio(r['p99'], b.get('p99'))))
-    return '\n'.join(rows)
+            r['p50'], r['p99'], r['max'], r['switch_p99'], r['steady_p99'], r['switch_ratio'],
+            r['switch_s_median'], r['switch_s_max'], r['deploy_seconds'],
+            '' if r['deploy_rc'] == 0 else ' (rc %d)' % r['deploy_rc'],
+            ratio(r['failed'], b.get('failed')), ratio(r['p99'], b.get('p99'))))
+        detail.append('| %s | %s | %s / %s | %s / %s / %s | %s | %s |' % (
+            r['strategy'], ka, r['switch_p99'], r['switch_p99_median'], r['idle_p99'], r['busy_p99'],
+            r['steady_p99'], r['steady_worst_p99'], r['switch_busy_ratio']))
+    return '\n'.join(rows) + '\n\nPer-second p99 in ms:\n\n' + '\n'.join(detail)
+
+
+def report(result, out, png):
+    """latest.md (machine, command, tables) beside the JSON, and the figure."""
+    m = result.get('machine', {})
+    md = ['Command: `%s`' % result['command'],
+          'Machine: %s CPUs, kernel %s, %s, %s; hosts: %s (%s); other containers running at start: %s; '
+          'load average at start %s.' % (m.get('cpus'), m.get('kernel'), m.get('podman'), m.get('ansible'),
+                                         ', '.join(sorted(set(m.get('host_systemd', {}).values()))),
+                                         m.get('host_image'), len(m.get('other_containers', [])), m.get('load_avg')),
+          '%g req/s over %d hosts, >= %g s per run, %s, whole benchmark %s s.' % (
+              result['rate'], result['hosts'], result['duration'], m.get('date'), result.get('wall_seconds')),
+          '', table(result['runs'])]
+    with open(os.path.splitext(out)[0] + '.md', 'w') as f:
+        f.write('\n'.join(md) + '\n')
+    print('\n'.join(md))
+    if os.path.exists(PLOT_PY):
+        subprocess.run([PLOT_PY, os.path.join(HERE, 'plot.py'), out, png], check=True)
+    else:
+        print('no %s: skipped the plot (make bench-zero-downtime creates it)' % PLOT_PY)
 
 
 def parse_args(argv):
@@ -256,6 +300,7 @@ def parse_args(argv):
     # A 1 s stall at 1000 req/s needs ~1000 requests in flight; fewer workers turn it into client_overload.
     p.add_argument('--workers', type=int, default=2048, help='most requests in flight')
     p.add_argument('--out', default=None, help='results JSON (default results/latest.json; quick: under build/)')
+    p.add_argument('--report', metavar='JSON', help='no run: figures, tables and plot again from saved results')
     a = p.parse_args(argv)
     a.rate = a.rate or (200 if a.quick else 1000)
     a.duration = a.duration or (15 if a.quick else 55)
@@ -265,7 +310,7 @@ def parse_args(argv):
         p.error('unknown strategies %s; known: %s' % (', '.join(bad), ', '.join(STRATEGIES)))
     a.keepalive = a.keepalive or ('on' if a.quick else 'both')
     out_dir = WORK if a.quick else os.path.join(HERE, 'results')
-    a.out = a.out or os.path.join(out_dir, 'quick.json' if a.quick else 'latest.json')
+    a.out = a.out or a.report or os.path.join(out_dir, 'quick.json' if a.quick else 'latest.json')
     a.png = os.path.join(WORK, 'quick.png') if a.quick else os.path.join(REPO, 'docs', 'zero-downtime.png')
     return a
 
@@ -273,6 +318,16 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(WORK, exist_ok=True)
+    if args.report:
+        with open(args.report) as f:
+            result = json.load(f)
+        for run in result['runs']:
+            if 'probe' in run:
+                run.update(analyse(run))
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=1)
+        report(result, args.out, args.png)
+        return 0
     command = 'build/venv/bin/python benchmarks/zero_downtime/run.py ' + ' '.join(argv if argv is not None
                                                                                   else sys.argv[1:])
     install_collection()
@@ -306,14 +361,7 @@ def main(argv=None):
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=1)
-    md = table(result['runs'])
-    with open(os.path.splitext(args.out)[0] + '.md', 'w') as f:
-        f.write(md + '\n')
-    print(md)
-    if os.path.exists(PLOT_PY):
-        subprocess.run([PLOT_PY, os.path.join(HERE, 'plot.py'), args.out, args.png], check=True)
-    else:
-        print('no %s: skipped the plot (make bench-zero-downtime creates it)' % PLOT_PY)
+    report(result, args.out, args.png)
     print('results: %s (%.0f s)' % (args.out, result['wall_seconds']))
     return 0
 
