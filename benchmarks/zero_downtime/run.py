@@ -269,7 +269,7 @@ def table(runs):
 def report(result, out, png):
     """latest.md (machine, command, tables) beside the JSON, and the figure."""
     m = result.get('machine', {})
-    md = ['Command: `%s`' % result['command'],
+    md = ['Command: `%s` (collection from work tree %s)' % (result['command'], result.get('commit', '?')),
           'Machine: %s CPUs, kernel %s, %s, %s; hosts: %s (%s); other containers running at start: %s; '
           'load average at start %s.' % (m.get('cpus'), m.get('kernel'), m.get('podman'), m.get('ansible'),
                                          ', '.join(sorted(set(m.get('host_systemd', {}).values()))),
@@ -330,11 +330,13 @@ def main(argv=None):
         return 0
     command = 'build/venv/bin/python benchmarks/zero_downtime/run.py ' + ' '.join(argv if argv is not None
                                                                                   else sys.argv[1:])
+    # The collection under test is the work tree as it is now: say which.
+    commit = sh(['git', '-C', REPO, 'describe', '--always', '--dirty'])
     install_collection()
     artifacts = dict((v, testlib.build_app(v)) for v in (V1, V2))
     prefix = 'hs-bench-%d' % os.getpid()
     kas = {'on': [True], 'off': [False], 'both': [True, False]}[args.keepalive]
-    result = dict(command=command.strip(), rate=args.rate, duration=args.duration, hosts=args.hosts,
+    result = dict(command=command.strip(), commit=commit, rate=args.rate, duration=args.duration, hosts=args.hosts,
                   variant=VARIANT, warmup=args.warmup, tail=args.tail, timeout=args.timeout, workers=args.workers,
                   runs=[])
     started, done = time.time(), False

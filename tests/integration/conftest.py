@@ -17,18 +17,26 @@ import testlib  # noqa: E402
 HOST_COUNT = 3
 
 
-@pytest.fixture(scope='session')
-def fleet():
-    """Three hosts for the whole session; each test uses its own app name so they don't interfere."""
+def _fleet(prefix, variant=None):
     assert os.path.exists(os.path.join(testlib.INSTALLED, 'MANIFEST.json')), \
         'the built collection is not installed under build/collections: run `make collection`'
-    prefix = 'hs-it-%d' % os.getpid()
-    testhosts.ensure_image()
-    hosts = testhosts.up(prefix, HOST_COUNT)
+    hosts = testhosts.up(prefix, HOST_COUNT, variant=variant)
     try:
         yield Fleet(prefix, hosts, testhosts.inventory_path(prefix))
     finally:
         testhosts.down(prefix)
+
+
+@pytest.fixture(scope='session')
+def fleet():
+    """Three hosts for the whole session; each test uses its own app name so they don't interfere."""
+    yield from _fleet('hs-it-%d' % os.getpid())
+
+
+@pytest.fixture(scope='session')
+def fleet254():
+    """Three hosts with systemd 254 (Type=notify-reload needs >= 253), started only when a test asks."""
+    yield from _fleet('hs-it254-%d' % os.getpid(), variant='systemd254')
 
 
 class Fleet(object):
