@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 
 def main(src, dest):
@@ -40,9 +41,15 @@ def main(src, dest):
                 ax.axvline(h['version_flip'], color='tab:green', lw=0.8, label='host serves v2')
             if h['task_start'] is not None:
                 ax.axvline(h['task_start'], color='grey', lw=0.6, ls=':', label='restart task starts')
+        # symlog: a few failed requests stay visible next to 1000 answered ones.
+        ax.set_yscale('symlog', linthresh=10)
+        ax.set_ylim(0, 2000)
         p99 = ax.twinx()
-        p99.plot(t, [s['p99_ms'] for s in tl], color='tab:orange', lw=0.7, label='p99 ms (right)')
+        p99.plot(t, [s['p99_ms'] for s in tl], color='tab:orange', lw=0.7, label='p99 ms of the second (right)')
         p99.set_yscale('log')
+        p99.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+        p99.yaxis.set_major_formatter(ticker.FormatStrFormatter('%g'))
+        p99.yaxis.set_minor_formatter(ticker.NullFormatter())
         p99.tick_params(labelsize=7)
         ax.set_title('%s, keep-alive %s: %d failed' % (r['strategy'], 'on' if r['keepalive'] else 'off',
                                                        r['failed']), fontsize=9)
@@ -53,8 +60,8 @@ def main(src, dest):
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
     fig.legend(handles.values(), handles.keys(), loc='lower center', ncol=len(handles), fontsize=8)
-    fig.suptitle('Rolling deploy (serial 1, %d hosts) at %g req/s: requests per second' % (data['hosts'], data['rate']),
-                 fontsize=10)
+    fig.suptitle('Rolling deploy (serial 1, %d hosts) at %g req/s: requests per second (left, symlog), '
+                 'p99 latency per second (right)' % (data['hosts'], data['rate']), fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     fig.savefig(dest, dpi=90)
 

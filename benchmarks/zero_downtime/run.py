@@ -192,6 +192,9 @@ def analyse(run):
         elif 0 < t < last:       # first and last second: connection set-up, partial second
             (busy if pb_start < t + 1 and t < pb_end else idle).append(sec['p99_ms'])
     steady = idle + busy
+    # The probe sends late slots in a burst: a short second means the client itself was starved of CPU.
+    rate = s['achieved_rate'] or 0
+    client_stalls = [sec['t'] for sec in s['timeline'][1:-1] if sec['sent'] < 0.9 * rate]
     switch_p99, steady_p99 = (max(switch) if switch else None), median(steady)
     elapsed = [h['elapsed'] for h in per_host.values() if h['elapsed'] is not None]
     return dict(sent=s['sent'], failed=s['failed'], retried=s['retried'], failure_causes=s['failure_causes'],
@@ -204,7 +207,8 @@ def analyse(run):
                 switch_ratio=round(switch_p99 / steady_p99, 2) if switch_p99 and steady_p99 else None,
                 switch_busy_ratio=round(median(switch) / median(busy), 2) if switch and busy else None,
                 switch_windows=[(round(a, 2), round(b, 2)) for a, b in windows], hosts=per_host,
-                switch_s_median=median(elapsed), switch_s_max=max(elapsed) if elapsed else None)
+                switch_s_median=median(elapsed), switch_s_max=max(elapsed) if elapsed else None,
+                client_stall_seconds=client_stalls)
 
 
 def start_hosts(prefix, count, attempts=3):
@@ -246,7 +250,8 @@ def table(runs):
             '| switch p99 / steady p99 ms (ratio) | switch s per host (median / max) | deploy s '
             '| failed ÷ restart | p99 ÷ restart |', '|' + '---|' * 13]
     detail = ['| strategy | keep-alive | switch seconds: worst / median | steady seconds: median idle / busy / all '
-              '| steady worst second | median switch ÷ median busy |', '|' + '---|' * 6]
+              '| steady worst second | median switch ÷ median busy | seconds the client itself lagged |',
+              '|' + '---|' * 7]
     for r in runs:
         ka = 'on' if r['keepalive'] else 'off'
         if 'error' in r:
@@ -260,9 +265,10 @@ def table(runs):
             r['switch_s_median'], r['switch_s_max'], r['deploy_seconds'],
             '' if r['deploy_rc'] == 0 else ' (rc %d)' % r['deploy_rc'],
             ratio(r['failed'], b.get('failed')), ratio(r['p99'], b.get('p99'))))
-        detail.append('| %s | %s | %s / %s | %s / %s / %s | %s | %s |' % (
+        detail.append('| %s | %s | %s / %s | %s / %s / %s | %s | %s | %s |' % (
             r['strategy'], ka, r['switch_p99'], r['switch_p99_median'], r['idle_p99'], r['busy_p99'],
-            r['steady_p99'], r['steady_worst_p99'], r['switch_busy_ratio']))
+            r['steady_p99'], r['steady_worst_p99'], r['switch_busy_ratio'],
+            ', '.join(str(t) for t in r['client_stall_seconds']) or 'none'))
     return '\n'.join(rows) + '\n\nPer-second p99 in ms:\n\n' + '\n'.join(detail)
 
 
