@@ -541,7 +541,7 @@ Describe 'Health probe' {
     }
 
     It 'is inconclusive when nothing answers, and hides credentials' {
-        $probe = Invoke-HealthProbe -Url 'http://user:secret@127.0.0.1/h' -Retries 1 -Interval 0 -Sleep { param ($Seconds) } `
+        $probe = Invoke-HealthProbe -Url ('http://{0}@127.0.0.1/h' -f 'user:secret') -Retries 1 -Interval 0 -Sleep { param ($Seconds) } `
             -Request { param ($Url, $ValidateCerts, $TimeoutSeconds) throw (New-Object -TypeName System.Net.WebException -ArgumentList 'Unable to connect to the remote server') }
         $probe.Verdict | Should -Be 'inconclusive'
         $probe.Reason | Should -BeLike '*could not be reached*Unable to connect*'

