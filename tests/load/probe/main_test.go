@@ -138,7 +138,7 @@ func TestHTTPErrorIsFailure(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(versionHeader, "9.9.9")
 		if r.URL.Path == "/moved" {
-			http.Redirect(w, r, "http://example.com/", http.StatusFound)
+			http.Redirect(w, r, "/elsewhere", http.StatusFound) // never followed, even on loopback
 			return
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)
