@@ -35,6 +35,7 @@ const (
 	faultNeverReady   = "never-ready"
 	faultUnhealthy    = "unhealthy"
 	faultWrongVersion = "wrong-version"
+	faultErrors       = "errors"
 )
 
 // activeFault returns the build-time fault, or HOTSWAP_FAULT when none was built in.
@@ -44,11 +45,11 @@ func activeFault() (string, error) {
 		f = os.Getenv("HOTSWAP_FAULT")
 	}
 	switch f {
-	case "", faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion:
+	case "", faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors:
 		return f, nil
 	}
-	return "", fmt.Errorf("unknown fault %q (known: %s, %s, %s, %s)", f,
-		faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion)
+	return "", fmt.Errorf("unknown fault %q (known: %s, %s, %s, %s, %s)", f,
+		faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors)
 }
 
 func defaultListen() string {

@@ -92,11 +92,14 @@ func TestFaultResponses(t *testing.T) {
 	for _, tc := range []struct {
 		fault, status, version string
 		code                   int
+		rootCode               int
+		rootBody               string
 	}{
-		{"", "ok", "2.0.0", 200},
-		{faultUnhealthy, "unhealthy", "2.0.0", 503},
-		{faultNeverReady, "starting", "2.0.0", 503},
-		{faultWrongVersion, "ok", "2.0.0-wrong", 200},
+		{"", "ok", "2.0.0", 200, 200, "2.0.0\n"},
+		{faultUnhealthy, "unhealthy", "2.0.0", 503, 200, "2.0.0\n"},
+		{faultNeverReady, "starting", "2.0.0", 503, 200, "2.0.0\n"},
+		{faultWrongVersion, "ok", "2.0.0-wrong", 200, 200, "2.0.0-wrong\n"},
+		{faultErrors, "ok", "2.0.0", 200, 500, "injected error\n"},
 	} {
 		t.Run("fault="+tc.fault, func(t *testing.T) {
 			base := serve(t, newService("2.0.0", tc.fault))
@@ -105,56 +108,98 @@ func TestFaultResponses(t *testing.T) {
 			if code != tc.code || h.Status != tc.status || h.Version != tc.version {
 				t.Errorf("/healthz = %d %+v, want %d status=%s version=%s", code, h, tc.code, tc.status, tc.version)
 			}
-			if _, body, _ = get(t, base+"/"); body != tc.version+"\n" {
-				t.Errorf("/ = %q, want %q", body, tc.version+"\n")
+			if code, body, _ = get(t, base+"/"); code != tc.rootCode || body != tc.rootBody {
+				t.Errorf("/ = %d %q, want %d %q", code, body, tc.rootCode, tc.rootBody)
+			}
+			if code, body, _ = get(t, base+"/slow?ms=1"); code != tc.rootCode || body != tc.rootBody {
+				t.Errorf("/slow = %d %q, want %d %q", code, body, tc.rootCode, tc.rootBody)
 			}
 		})
 	}
 }
 
-func TestSlow(t *testing.T) {
-	base := serve(t, newService("1.0.0", ""))
-	start := time.Now()
-	code, body, hdr := get(t, base+"/slow?ms=150")
-	if took := time.Since(start); took < 150*time.Millisecond {
-		t.Errorf("/slow?ms=150 took only %s", took)
+// stats GETs /stats and decodes it strictly.
+func stats(t *testing.T, base string) statsReply {
+	t.Helper()
+	code, body, hdr := get(t, base+"/stats")
+	if code != 200 || hdr.Get("Content-Type") != "application/json" {
+		t.Fatalf("/stats = %d %q (Content-Type %q)", code, body, hdr.Get("Content-Type"))
 	}
-	if code != 200 || body != "1.0.0\n" || hdr.Get("X-Slept-Ms") != "150" {
-		t.Errorf("/slow = %d %q %v", code, body, hdr)
+	var st statsReply
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		t.Fatalf("/stats body %q: %v", body, err)
 	}
-	for _, q := range []string{"", "?ms=abc", "?ms=-5", "?ms=1.5"} {
-		if code, _, _ := get(t, base+"/slow"+q); code != 400 {
-			t.Errorf("/slow%s status %d, want 400", q, code)
-		}
+	return st
+}
+
+func TestStatsCountsServedResponses(t *testing.T) {
+	base := serve(t, newService("1.2.3", ""))
+	_, body, _ := get(t, base+"/stats")
+	if body != `{"version":"1.2.3","requests":0,"errors":0,"error_rate":0}`+"\n" {
+		t.Errorf("fresh /stats = %q", body)
 	}
-	for in, want := range map[string]time.Duration{"0": 0, "10000": maxSlow, "10001": maxSlow, "999999999999": maxSlow} {
-		if got, err := slowDuration(in); err != nil || got != want {
-			t.Errorf("slowDuration(%q) = %v, %v; want %v", in, got, err, want)
-		}
+	for _, path := range []string{"/", "/", "/slow?ms=1", "/nope", "/slow?ms=abc", "/healthz", "/stats", "/healthz"} {
+		get(t, base+path)
+	}
+	// 200, 200, 200, 404, 400 are counted; /healthz and /stats are not. None is a 5xx.
+	if st, want := stats(t, base), (statsReply{"1.2.3", 5, 0, 0}); st != want {
+		t.Errorf("/stats = %+v, want %+v", st, want)
 	}
 }
 
-func TestActiveFault(t *testing.T) {
-	saved := fault
-	t.Cleanup(func() { fault = saved })
+func TestStatsCountErrorsFault(t *testing.T) {
+	base := serve(t, newService("2.0.0", faultErrors))
+	for _, path := range []string{"/", "/", "/nope", "/healthz"} {
+		get(t, base+path)
+	}
+	st := stats(t, base)
+	if st.Version != "2.0.0" || st.Requests != 3 || st.Errors != 2 || st.ErrorRate != 2.0/3.0 {
+		t.Errorf("/stats = %+v, want 3 requests, 2 errors, rate 2/3", st)
+	}
+}
 
-	fault = ""
-	t.Setenv("HOTSWAP_FAULT", "")
-	if f, err := activeFault(); err != nil || f != "" {
-		t.Errorf("no fault: got %q, %v", f, err)
+func TestStatsUnderConcurrency(t *testing.T) {
+	base := serve(t, newService("1.0.0", ""))
+	const workers, each = 8, 25
+	errs := make(chan error, workers)
+	for i := 0; i < workers; i++ {
+		go func() {
+			c := &http.Client{Timeout: 15 * time.Second}
+			for j := 0; j < each; j++ {
+				resp, err := c.Get(base + "/")
+				if err != nil {
+					errs <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			errs <- nil
+		}()
 	}
-	t.Setenv("HOTSWAP_FAULT", faultUnhealthy)
-	if f, err := activeFault(); err != nil || f != faultUnhealthy {
-		t.Errorf("env fault: got %q, %v", f, err)
+	for i := 0; i < workers; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
-	fault = faultNeverReady // build-time fault wins over the environment
-	if f, err := activeFault(); err != nil || f != faultNeverReady {
-		t.Errorf("build-time fault: got %q, %v", f, err)
+	if st := stats(t, base); st.Requests != workers*each || st.Errors != 0 {
+		t.Errorf("/stats = %+v, want %d requests", st, workers*each)
 	}
-	fault = ""
-	t.Setenv("HOTSWAP_FAULT", "bogus")
-	if _, err := activeFault(); err == nil {
-		t.Error("unknown fault accepted")
+}
+
+func TestRequestStats(t *testing.T) {
+	var c requestStats
+	for _, status := range []int{200, 201, 301, 404, 499, 500, 502, 503} {
+		c.record(status)
+	}
+	if st := c.snapshot("v"); st.Requests != 8 || st.Errors != 3 || st.ErrorRate != 3.0/8.0 {
+		t.Errorf("snapshot = %+v", st)
+	}
+	// A handler that wrote nothing sent a 200; the first status written is the one sent.
+	if code := (&statusRecorder{}).statusCode(); code != 200 {
+		t.Errorf("empty recorder: status %d", code)
 	}
 }
 

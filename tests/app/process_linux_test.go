@@ -439,6 +439,33 @@ func TestProcFaults(t *testing.T) {
 	}
 }
 
+// TestProcErrorsFault: a binary built with the errors fault passes its health
+// check and signals readiness, but / answers 500, and /stats shows it.
+func TestProcErrorsFault(t *testing.T) {
+	ns := newNotifySocket(t)
+	addr := freeAddr(t)
+	p := start(t, binary(t, "5.0.0", faultErrors), []string{"--listen", addr}, []string{ns.env()})
+	base := "http://" + addr
+	waitUp(t, p, base)
+	ns.expect(t, 5*time.Second, map[string]string{"READY": "1"})
+	if r := mustFetch(t, base+"/healthz"); r.code != 200 || decodeHealth(t, r.body).Status != "ok" {
+		t.Errorf("/healthz = %d %q, want 200 ok", r.code, r.body)
+	}
+	for i := 0; i < 4; i++ {
+		if r := mustFetch(t, base+"/"); r.code != 500 || r.body != "injected error\n" || r.version != "5.0.0" {
+			t.Errorf("/ = %d %q (version %q), want 500 injected error", r.code, r.body, r.version)
+		}
+	}
+	r := mustFetch(t, base+"/stats")
+	if r.code != 200 || r.body != `{"version":"5.0.0","requests":4,"errors":4,"error_rate":1}`+"\n" {
+		t.Errorf("/stats = %d %q", r.code, r.body)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exitCode(t, 10*time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
 // listenerFile returns a fresh 127.0.0.1 listening socket as a file, as
 // systemd would hold it for a .socket unit.
 func listenerFile(t *testing.T) (*os.File, string) {

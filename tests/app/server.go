@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,7 @@ type service struct {
 	version string // as reported: "<version>-wrong" under the wrong-version fault
 	fault   string
 	pid     int
+	stats   requestStats
 }
 
 func newService(buildVersion, fault string) *service {
@@ -27,18 +29,97 @@ func newService(buildVersion, fault string) *service {
 	return &service{version: v, fault: fault, pid: os.Getpid()}
 }
 
-// handler serves /healthz, /slow and /. Every response carries
+// handler serves /healthz, /stats, /slow and /. Every response carries
 // X-Hotswap-Version and X-Hotswap-Pid, handy to see which process answered.
+// Responses other than /healthz and /stats are counted for /stats.
 func (s *service) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", s.healthz)
+	mux.HandleFunc("/stats", s.statsHandler)
 	mux.HandleFunc("/slow", s.slow)
 	mux.HandleFunc("/", s.root)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Hotswap-Version", s.version)
 		w.Header().Set("X-Hotswap-Pid", strconv.Itoa(s.pid))
-		mux.ServeHTTP(w, r)
+		if !counted(r.URL.Path) {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		mux.ServeHTTP(rec, r)
+		s.stats.record(rec.statusCode())
 	})
+}
+
+// counted tells whether a request is user traffic. Probes are not: an analysis
+// that reads /stats, or a health check, must not move the numbers it measures.
+func counted(path string) bool {
+	return path != "/healthz" && path != "/stats"
+}
+
+// requestStats counts the responses served since the process started.
+type requestStats struct {
+	requests atomic.Int64
+	errors   atomic.Int64 // 5xx responses
+}
+
+func (c *requestStats) record(status int) {
+	c.requests.Add(1)
+	if status >= 500 {
+		c.errors.Add(1)
+	}
+}
+
+type statsReply struct {
+	Version   string  `json:"version"`
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	ErrorRate float64 `json:"error_rate"`
+}
+
+func (c *requestStats) snapshot(version string) statsReply {
+	// errors first: a response counted in between can only lower the rate, never push it above 1.
+	errs := c.errors.Load()
+	reqs := c.requests.Load()
+	rate := 0.0
+	if reqs > 0 {
+		rate = float64(errs) / float64(reqs)
+	}
+	return statsReply{Version: version, Requests: reqs, Errors: errs, ErrorRate: rate}
+}
+
+// statusRecorder remembers the status code a handler sent.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// statusCode is what the client got: 200 when the handler wrote nothing.
+func (r *statusRecorder) statusCode() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}
+
+func (s *service) statsHandler(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(s.stats.snapshot(s.version))
 }
 
 type health struct {
@@ -64,6 +145,16 @@ func (s *service) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *service) root(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/" {
 		http.NotFound(w, r)
+		return
+	}
+	s.answer(w)
+}
+
+// answer writes what / and /slow reply: the version, or a 500 under the errors
+// fault (a release that passes its health checks but fails its users).
+func (s *service) answer(w http.ResponseWriter) {
+	if s.fault == faultErrors {
+		http.Error(w, "injected error", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -96,7 +187,6 @@ func (s *service) slow(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done(): // client went away
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Slept-Ms", strconv.FormatInt(d.Milliseconds(), 10))
-	fmt.Fprintln(w, s.version)
+	s.answer(w)
 }

@@ -17,10 +17,10 @@ import testlib  # noqa: E402
 HOST_COUNT = 3
 
 
-def _fleet(prefix, variant=None):
+def _fleet(prefix, variant=None, count=HOST_COUNT):
     assert os.path.exists(os.path.join(testlib.INSTALLED, 'MANIFEST.json')), \
         'the built collection is not installed under build/collections: run `make collection`'
-    hosts = testhosts.up(prefix, HOST_COUNT, variant=variant)
+    hosts = testhosts.up(prefix, count, variant=variant)
     try:
         yield Fleet(prefix, hosts, testhosts.inventory_path(prefix))
     finally:
@@ -37,6 +37,12 @@ def fleet():
 def fleet254():
     """Three hosts with systemd 254 (Type=notify-reload needs >= 253), started only when a test asks."""
     yield from _fleet('hs-it254-%d' % os.getpid(), variant='systemd254')
+
+
+@pytest.fixture(scope='session')
+def fleet5():
+    """Five hosts for canary batches of 1, 25% and 100%, started only when a test asks."""
+    yield from _fleet('hs-it5-%d' % os.getpid(), count=5)
 
 
 class Fleet(object):

@@ -14,7 +14,8 @@ import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO, 'build', 'venv', 'bin')
-COLLECTIONS = os.path.join(REPO, 'build', 'collections')
+# HOTSWAP_TEST_COLLECTIONS: another installed copy (a developer's own, while make collection runs).
+COLLECTIONS = os.environ.get('HOTSWAP_TEST_COLLECTIONS') or os.path.join(REPO, 'build', 'collections')
 INSTALLED = os.path.join(COLLECTIONS, 'ansible_collections', 'hotswap', 'deploy')
 APP_BUILD = os.path.join(REPO, 'tests', 'app', 'build.sh')
 APP_CACHE = os.path.join(REPO, 'build', 'test-app')
