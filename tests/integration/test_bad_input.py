@@ -19,7 +19,7 @@ def deployed(fleet, tmp_path_factory):
     """v1 of one app deployed on every host; each test checks it is left exactly as it was."""
     tmp = tmp_path_factory.mktemp('badinput')
     v1 = testlib.build_app('1.0.0')
-    r = testlib.playbook(fleet.inventory, 'deploy', dict(app=APP, version='1.0.0', artifact=v1,
+    r = testlib.playbook(fleet.inventory, 'deploy', dict(testlib.ONE_BATCH, app=APP, version='1.0.0', artifact=v1,
                                                          checksum=testlib.sha256(v1), listen_port=PORT),
                          tmp_path=tmp)
     assert r.rc == 0, r
@@ -38,7 +38,7 @@ def unchanged(deployed):
 
 def deploy(fleet, tmp_path, **overrides):
     v2 = testlib.build_app('2.0.0')
-    extra = dict(app=APP, version='2.0.0', artifact=v2, checksum=testlib.sha256(v2), listen_port=PORT)
+    extra = dict(testlib.ONE_BATCH, app=APP, version='2.0.0', artifact=v2, checksum=testlib.sha256(v2), listen_port=PORT)
     extra.update(overrides)
     return testlib.playbook(fleet.inventory, 'deploy', extra, tmp_path=tmp_path)
 
@@ -106,7 +106,7 @@ def test_current_is_a_real_directory(deployed, tmp_path):
     testlib.host_sh(host, 'mkdir -p /opt/%s/current && echo keep > /opt/%s/current/data' % (app, app))
     before = testlib.tree_state(host, '/opt/' + app, app)
     v1 = testlib.build_app('1.0.0')
-    r = testlib.playbook(deployed.inventory, 'deploy', dict(app=app, version='1.0.0', artifact=v1,
+    r = testlib.playbook(deployed.inventory, 'deploy', dict(testlib.ONE_BATCH, app=app, version='1.0.0', artifact=v1,
                                                             checksum=testlib.sha256(v1), listen_port=PORT + 1),
                          limit=host['name'], tmp_path=tmp_path)
     assert_refused(r, 'current', 'directory')

@@ -9,7 +9,7 @@ import testlib
 
 
 def deploy_vars(app, port, version, artifact, **extra):
-    v = dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=port)
+    v = dict(testlib.ONE_BATCH, app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=port)
     v.update(extra)
     return v
 

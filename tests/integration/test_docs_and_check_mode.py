@@ -31,7 +31,7 @@ def test_check_mode_changes_nothing(fleet, app_name, app_port, tmp_path):
     v1 = testlib.build_app('1.0.0')
     v2 = testlib.build_app('2.0.0')
     base = '/opt/' + app_name
-    common = dict(app=app_name, listen_port=app_port)
+    common = dict(testlib.ONE_BATCH, app=app_name, listen_port=app_port)
     first = dict(common, version='1.0.0', artifact=v1, checksum=testlib.sha256(v1))
     r = testlib.playbook(fleet.inventory, 'deploy', first, tmp_path=tmp_path)
     assert r.rc == 0, r

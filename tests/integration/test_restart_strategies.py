@@ -48,7 +48,7 @@ def zd(request, fleet):
 
 def deploy(hosts, app, strategy, version, fault='', tmp_path=None, **extra):
     artifact = testlib.build_app(version, fault=fault)
-    v = dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
+    v = dict(testlib.ONE_BATCH, app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
              restart_strategy=strategy, service_type='notify', ready_timeout=15, drain_timeout=20)
     v.update(extra)
     return testlib.playbook(hosts.inventory, 'deploy', v, tmp_path=tmp_path)

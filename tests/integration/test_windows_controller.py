@@ -106,7 +106,7 @@ def test_windows_mixed_fleet_linux_deploys_windows_goes_over_winrm(fleet, closed
     linux_bin = testlib.build_app('1.0.0')
     win_exe = testlib.build_app('1.0.0', goos='windows', goarch='amd64')
     inventory = write_inventory(tmp_path / 'mixed.yml', fleet.inventory, closed_port)
-    extra = dict(app=APP, version='1.0.0', listen_port=PORT,
+    extra = dict(testlib.ONE_BATCH, app=APP, version='1.0.0', listen_port=PORT,
                  artifact=linux_bin, checksum=testlib.sha256(linux_bin),
                  win_artifact=win_exe, win_checksum=testlib.sha256(win_exe))
     # -c ssh on the command line, as every other test: the inventory's ansible_connection wins.
@@ -158,7 +158,7 @@ def test_windows_mixed_fleet_linux_deploys_windows_goes_over_winrm(fleet, closed
 def run_windows_only(tmp_path, port, **overrides):
     win_exe = testlib.build_app('1.0.0', goos='windows', goarch='amd64')
     inventory = write_inventory(tmp_path / 'windows.yml', None, port)
-    extra = dict(app=APP, version='1.0.0', listen_port=PORT, win_artifact=win_exe,
+    extra = dict(testlib.ONE_BATCH, app=APP, version='1.0.0', listen_port=PORT, win_artifact=win_exe,
                  win_checksum=testlib.sha256(win_exe))
     extra.update(overrides)
     return testlib.playbook(inventory, 'deploy', extra, connection='ssh', tmp_path=tmp_path)

@@ -20,6 +20,9 @@ INSTALLED = os.path.join(COLLECTIONS, 'ansible_collections', 'hotswap', 'deploy'
 APP_BUILD = os.path.join(REPO, 'tests', 'app', 'build.sh')
 APP_CACHE = os.path.join(REPO, 'build', 'test-app')
 
+# deploy.yml extra vars for tests of the per-host steps: every host in one batch, no bake.
+ONE_BATCH = {'canary_steps': ['100%'], 'canary_bake_time': 0}
+
 RECAP_RE = re.compile(
     r'^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)'
     r'\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)',

@@ -1,0 +1,155 @@
+# -*- coding: utf-8 -*-
+"""rollback.yml on three real hosts, over ssh and paramiko_ssh, with a config file kept in each release.
+
+One scenario per connection (each on its own app and published port): hosts that disagree on the
+previous good release, check mode, a named release missing on one host (all refused with nothing
+changed on any host), the rollback to the previous good release under load (systemd_socket: no
+failed request), a rollback to a named release, and a re-run that changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+import testlib
+
+sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'load'))
+import loadprobe  # noqa: E402
+
+# Published container ports (the load probe on the controller must reach them); one per connection.
+PORTS = {'ssh': 8081, 'paramiko_ssh': 8082}
+CONFIG = 'app.conf'
+
+
+@pytest.fixture
+def rb_app(fleet, connection):
+    """(app, port) of this scenario; its units and tree are removed afterwards (the port is shared)."""
+    app = 'rb' + ('p' if connection == 'paramiko_ssh' else 's')
+    yield app, PORTS[connection]
+    for host in fleet:
+        testlib.host_sh(host, (
+            'systemctl disable --now {a}.socket {a}.service >/dev/null 2>&1; '
+            'rm -f /etc/systemd/system/{a}.socket /etc/systemd/system/{a}.service /etc/systemd/system/.hotswap-{a}.*; '
+            'systemctl daemon-reload; systemctl reset-failed; rm -rf /opt/{a}').format(a=app), check=False)
+
+
+def release_id(version, artifact):
+    return '%s-%s' % (version, testlib.sha256(artifact)[7:19])
+
+
+def deploy(fleet, app, port, version, connection, tmp_path, limit=None):
+    """deploy.yml (one batch, no bake) with a config file kept in the release; returns the release id."""
+    artifact = testlib.build_app(version)
+    rid = release_id(version, artifact)
+    v = dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=port,
+             canary_steps=['100%'], canary_bake_time=0,
+             deploy_host_release_files=[{'dest': CONFIG, 'content': 'version=%s\n' % version}])
+    r = testlib.playbook(fleet.inventory, 'deploy', v, connection=connection, limit=limit, tmp_path=tmp_path)
+    assert r.rc == 0, r
+    return rid
+
+
+def rollback(fleet, app, port, connection, tmp_path, check=False, **extra):
+    v = dict(app=app, listen_port=port)
+    v.update(extra)
+    return testlib.playbook(fleet.inventory, 'rollback', v, connection=connection, check=check, tmp_path=tmp_path)
+
+
+def states(fleet, app):
+    return {h['name']: testlib.tree_state(h, '/opt/' + app, app) for h in fleet}
+
+
+def ledger_states(host, app):
+    ledger = json.loads(testlib.host_sh(host, 'cat /opt/%s/.hotswap/ledger.json' % app))
+    return {rid: entry['state'] for rid, entry in ledger['releases'].items()}
+
+
+def assert_on(fleet, app, port, rid, version):
+    for host in fleet:
+        assert testlib.host_sh(host, 'readlink /opt/%s/current' % app).strip() == 'releases/' + rid, host['name']
+        assert testlib.served_version(host, port) == version, host['name']
+        # The config kept with the release came back with it.
+        assert testlib.host_sh(host, 'cat /opt/%s/current/%s' % (app, CONFIG)) == 'version=%s\n' % version
+
+
+def served_pids(fleet, port):
+    return [json.loads(testlib.host_sh(h, 'curl -fsS --max-time 3 http://127.0.0.1:%d/healthz' % port))['pid']
+            for h in fleet]
+
+
+def test_rollback_previous_good_named_and_refusals(fleet, connection, rb_app, tmp_path):
+    app, port = rb_app
+    hosts = list(fleet)
+    rid1 = deploy(fleet, app, port, '1.0.0', connection, tmp_path)
+    rid2 = deploy(fleet, app, port, '2.0.0', connection, tmp_path)
+
+    # v3 on the last two hosts only: the first host's previous good is v1, the others' v2.
+    rid3 = deploy(fleet, app, port, '3.0.0', connection, tmp_path, limit=','.join(h['name'] for h in hosts[1:]))
+    before = states(fleet, app)
+    r = rollback(fleet, app, port, connection, tmp_path)
+    assert r.rc != 0, r
+    assert 'do not agree on the previous good release' in r.out, r
+    assert '%s: %s' % (hosts[0]['name'], rid1) in r.out and '%s: %s' % (hosts[1]['name'], rid2) in r.out, r
+    assert '-e release_id=' in r.out, r
+    assert states(fleet, app) == before
+
+    rid3_first = deploy(fleet, app, port, '3.0.0', connection, tmp_path, limit=hosts[0]['name'])
+    assert rid3_first == rid3
+
+    # Check mode: reports the switch, changes nothing.
+    before = states(fleet, app)
+    r = rollback(fleet, app, port, connection, tmp_path, check=True)
+    assert r.rc == 0, r
+    assert 'would switch %s -> %s' % (rid3, rid2) in r.out, r
+    assert states(fleet, app) == before
+
+    # A named release missing on one host: refused on all hosts before any changes.
+    testlib.host_sh(hosts[2], 'mv /opt/%s/releases/%s /opt/%s/.hidden-%s' % (app, rid1, app, rid1))
+    before = states(fleet, app)
+    r = rollback(fleet, app, port, connection, tmp_path, release_id=rid1)
+    assert r.rc != 0, r
+    assert 'The release is not on %s (%s has %s, %s)' % (hosts[2]['name'], hosts[2]['name'], rid2, rid3) in r.out, r
+    assert 'nothing was changed on any host' in r.out, r
+    assert states(fleet, app) == before
+    testlib.host_sh(hosts[2], 'mv /opt/%s/.hidden-%s /opt/%s/releases/%s' % (app, rid1, app, rid1))
+
+    # Back to the previous good release (v2) under load: no failed request, v3 marked failed.
+    probe = loadprobe.Probe(['http://127.0.0.1:%d/' % h['ports'][port] for h in hosts], rate=150, duration=300,
+                            timeout=10).start_background()
+    try:
+        r = rollback(fleet, app, port, connection, tmp_path)
+    finally:
+        summary = probe.stop()
+    assert r.rc == 0, r
+    assert all(c['failed'] == 0 for c in r.recap.values()), r
+    assert '%s -> %s; changed; health pass' % (rid3, rid2) in r.out, r
+    assert_on(fleet, app, port, rid2, '2.0.0')
+    for host in hosts:
+        assert ledger_states(host, app)[rid3] == 'failed', host['name']
+        assert testlib.host_sh(host, 'test ! -e /opt/%s/.hotswap/lock && echo free' % app).strip() == 'free'
+    brief = dict((k, summary.get(k)) for k in ('sent', 'failed', 'failure_causes', 'versions'))
+    assert summary['failed'] == 0, brief
+    assert summary['sent'] > 300, brief
+    for seen in summary['versions'].values():
+        assert {'3.0.0', '2.0.0'} <= set(seen), brief
+
+    # A named release on every host: v1 everywhere, v2 (rolled back from) marked failed.
+    r = rollback(fleet, app, port, connection, tmp_path, release_id=rid1)
+    assert r.rc == 0, r
+    assert_on(fleet, app, port, rid1, '1.0.0')
+    for host in hosts:
+        assert ledger_states(host, app)[rid2] == 'failed', host['name']
+
+    # Again: every host is already on it; nothing changes, nothing restarts.
+    pids = served_pids(fleet, port)
+    before = states(fleet, app)
+    r = rollback(fleet, app, port, connection, tmp_path, release_id=rid1)
+    assert r.rc == 0, r
+    assert r.changed() == 0, r
+    assert '-> %s; unchanged; health pass' % rid1 in r.out, r
+    assert served_pids(fleet, port) == pids
+    assert states(fleet, app) == before
