@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""make demo: three local test hosts, deploy v1, then v2 under load, and say what happened."""
+"""make demo: three local test hosts; v1, then v2 as a canary under load, then an unhealthy v3 that the
+canary stops and rolls back at its first batch; says what happened."""
 
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ def say(msg):
     print('\n==> %s' % msg, flush=True)
 
 
-def deploy(inventory, version, binary, strategy):
+def deploy(inventory, version, binary, strategy, expect_failure=False, **more):
     extra = dict(app=APP, version=version, artifact=binary, checksum=testlib.sha256(binary), listen_port=PORT,
-                 restart_strategy=strategy, service_type='notify')
+                 restart_strategy=strategy, service_type='notify', **more)
     vars_file = os.path.join(REPO, 'build', 'demo-vars-%s.json' % version)
     with open(vars_file, 'w') as f:
         json.dump(extra, f)
@@ -40,9 +41,14 @@ def deploy(inventory, version, binary, strategy):
     proc = subprocess.run(argv, env=testlib.ansible_env(), cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     took = time.monotonic() - start
-    verdicts = dict(re.findall(r'"msg": "(\S+): .*?health (\S+?);', proc.stdout))
+    verdicts = dict(re.findall(r'"msg": "(\S+): \S+ -> \S+; (\S+?);', proc.stdout))
     recap = proc.stdout[proc.stdout.rfind('PLAY RECAP'):]
     print(recap.strip())
+    if expect_failure:
+        if proc.returncode == 0:
+            raise SystemExit('demo: the deploy of the unhealthy %s succeeded; it should have been stopped' % version)
+        summary = re.findall(r'"msg": "(Deploy of .*?failed on .*?)"', proc.stdout)
+        return summary, took
     if proc.returncode != 0:
         print(proc.stdout[-4000:])
         raise SystemExit('demo: the deploy of %s failed (rc=%d)' % (version, proc.returncode))
@@ -68,6 +74,7 @@ def main():
     say('building the demo service v1.0.0 and v2.0.0 (Go, standard library only)')
     v1 = testlib.build_app('1.0.0')
     v2 = testlib.build_app('2.0.0')
+    v3 = testlib.build_app('3.0.0', fault='unhealthy')
 
     say('starting 3 test hosts (podman: systemd + sshd, reached on 127.0.0.1 ports)')
     testhosts.ensure_image()
@@ -81,13 +88,14 @@ def main():
             print('  %-12s ssh 127.0.0.1:%d  app 127.0.0.1:%d' % (h['name'], h['ports'][22], ports[h['name']]))
 
         say('deploying v1.0.0 to all hosts (restart_strategy=%s)' % args.strategy)
-        deploy(inventory, '1.0.0', v1, args.strategy)
+        deploy(inventory, '1.0.0', v1, args.strategy, canary_steps=['100%'], canary_bake_time=0)
         before = {name: public_version(port) for name, port in ports.items()}
 
-        say('deploying v2.0.0 to all hosts while a load of %d requests/s runs against them' % args.rate)
+        say('deploying v2.0.0 as a canary (batches of 1, 25%%, 100%%; 5 s bake and health analysis after each)\n'
+            '    while a load of %d requests/s runs against all hosts' % args.rate)
         probe = loadprobe.Probe(['http://127.0.0.1:%d/' % port for port in ports.values()],
                                 rate=args.rate, duration=300).start_background()
-        verdicts, took = deploy(inventory, '2.0.0', v2, args.strategy)
+        verdicts, took = deploy(inventory, '2.0.0', v2, args.strategy, canary_bake_time=5)
         time.sleep(1)
         load = probe.stop()
         after = {name: public_version(port) for name, port in ports.items()}
@@ -109,7 +117,22 @@ def main():
                   '   the socket-preserving strategies remove that: docs/app-contract.md)')
         elif load['failed']:
             print('  requests failed with a socket-preserving strategy: that is a bug, please report it')
-        return 0 if all(v == '2.0.0' for v in after.values()) else 1
+        ok = all(v == '2.0.0' for v in after.values()) and (not load['failed'] or args.strategy == 'restart')
+
+        say('deploying v3.0.0, built to answer its health check with 503: the canary stops at the first batch')
+        probe = loadprobe.Probe(['http://127.0.0.1:%d/' % port for port in ports.values()],
+                                rate=args.rate, duration=300).start_background()
+        summary, took = deploy(inventory, '3.0.0', v3, args.strategy, expect_failure=True, canary_bake_time=5,
+                               ready_timeout=10)
+        time.sleep(1)
+        load = probe.stop()
+        final = {name: public_version(port) for name, port in ports.items()}
+        for line in summary:
+            print('  ' + line.replace('\\n', ' '))
+        print('  after %.1f s every host serves: %s' % (took, ', '.join('%s %s' % kv for kv in sorted(final.items()))))
+        print('  load during it: %(sent)d requests, %(failed)d failed' % load)
+        ok = ok and all(v == '2.0.0' for v in final.values()) and (not load['failed'] or args.strategy == 'restart')
+        return 0 if ok else 1
     finally:
         if args.keep:
             print('\nhosts left running; inventory: %s; remove with: make hosts-down PREFIX=%s' % (inventory, prefix))

@@ -86,7 +86,7 @@ def playbook(inventory, extra, events=None):
 def deploy_vars(app, strategy, version, artifact, serial):
     return dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
                 restart_strategy=strategy, service_type='notify', ready_timeout=15, drain_timeout=20,
-                deploy_serial=serial)
+                canary_steps=[serial], canary_bake_time=0)
 
 
 def remove_app(hosts, app):
