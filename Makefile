@@ -12,12 +12,13 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_DIR)
 
 SOURCES := $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null)
 
-.PHONY: help deps venv image collection unit go-test lint sanity integration test demo hosts-up hosts-down clean \
-        bench-zero-downtime
+.PHONY: help deps venv image collection unit go-test lint sanity integration molecule test demo hosts-up hosts-down \
+        clean bench-zero-downtime
 
 help:
 	@echo "make demo   - start 3 local test hosts, deploy v1 then v2 of the demo service under load"
-	@echo "make test   - the whole test suite (unit, go, lint, sanity, integration)"
+	@echo "make test   - the whole test suite (unit, go, lint, sanity, molecule, integration)"
+	@echo "make molecule [MOLECULE_SCENARIOS=canary] - the molecule scenario of every role (molecule/README.md)"
 	@echo "make clean  - remove build/ and this checkout's test containers"
 	@echo "make hosts-up / hosts-down [PREFIX=hs-dev COUNT=3] - test hosts to try things by hand"
 	@echo "make bench-zero-downtime [BENCH_ARGS=--quick] - every restart strategy under load (~15 min; docs/zero-downtime.md)"
@@ -62,9 +63,26 @@ sanity: venv
 integration: venv collection image
 	$(PY) -m pytest -q tests/integration
 
-# Order: quick static checks first; the last line is pytest's summary of all Python tests.
+# One molecule scenario per role (molecule/README.md), each against its own test hosts. Every scenario
+# runs even if one fails; each gets a fresh ephemeral directory, so parallel runs in one checkout
+# don't share molecule state; no colours in a log. MOLECULE_SCENARIOS=canary limits the run.
+MOLECULE_SCENARIOS ?= $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml))))
+molecule: venv collection image
+	@run="$$(mktemp -d /tmp/hotswap-molecule.XXXXXX)"; trap 'rm -rf "$$run"' EXIT; \
+	[ -t 1 ] || export NO_COLOR=1 ANSIBLE_NOCOLOR=1; \
+	eval "$$(molecule/shared/artifacts.sh "$$run/app")"; failed=""; summary=""; \
+	for s in $(MOLECULE_SCENARIOS); do \
+	  t0=$$(date +%s); \
+	  if MOLECULE_GLOB='molecule/*/molecule.yml' MOLECULE_EPHEMERAL_DIRECTORY="$$run/$$s" \
+	     molecule test -s "$$s"; then r=ok; else r=FAILED; failed="$$failed $$s"; fi; \
+	  summary="$$summary $$s=$$r($$(( $$(date +%s) - t0 ))s)"; \
+	done; \
+	echo "molecule:$$summary"; \
+	if [ -n "$$failed" ]; then echo "molecule: failed scenarios:$$failed" >&2; exit 1; fi
+
+# Order: quick static checks first, then molecule; the last line is pytest's summary of all Python tests.
 test: venv collection image
-	$(MAKE) --no-print-directory go-test lint sanity
+	$(MAKE) --no-print-directory go-test lint sanity molecule
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration
 
 demo: venv collection image
