@@ -17,7 +17,7 @@ SOURCES := $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-sta
 
 help:
 	@echo "make demo   - start 3 local test hosts, deploy v1 then v2 of the demo service under load"
-	@echo "make test   - the whole test suite (unit, go, lint, sanity, molecule, integration)"
+	@echo "make test   - the whole test suite (unit, go, lint, sanity, integration and molecule scenarios)"
 	@echo "make molecule [MOLECULE_SCENARIOS=canary] - the molecule scenario of every role (molecule/README.md)"
 	@echo "make clean  - remove build/ and this checkout's test containers"
 	@echo "make hosts-up / hosts-down [PREFIX=hs-dev COUNT=3] - test hosts to try things by hand"
@@ -80,10 +80,14 @@ molecule: venv collection image
 	echo "molecule:$$summary"; \
 	if [ -n "$$failed" ]; then echo "molecule: failed scenarios:$$failed" >&2; exit 1; fi
 
-# Order: quick static checks first, then molecule; the last line is pytest's summary of all Python tests.
+# Order: quick static checks first; the last line is pytest's summary of all Python tests, molecule
+# scenarios included (tests/integration/test_molecule.py). Three workers: most of a test is waiting on
+# hosts, so the suite takes about half the time on two cores; loadscope keeps each test module (or
+# class: one per restart strategy and molecule scenario) on one worker, with its own test hosts.
+PYTEST_WORKERS ?= 3
 test: venv collection image
-	$(MAKE) --no-print-directory go-test lint sanity molecule
-	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration
+	$(MAKE) --no-print-directory go-test lint sanity
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope tests/unit tests/integration
 
 demo: venv collection image
 	$(PY) scripts/demo.py

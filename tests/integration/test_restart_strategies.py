@@ -33,7 +33,7 @@ RESULTS = os.path.join(testlib.REPO, 'build', 'test-results')
 @pytest.fixture
 def zd(request, fleet):
     """(fleet, app) for the strategy under test; the app's units and tree are removed afterwards."""
-    strategy = request.node.callspec.params['strategy']
+    strategy = request.cls.strategy
     hosts = request.getfixturevalue('fleet254') if strategy == 'notify_reload' else fleet
     app = 'zd' + strategy.replace('_', '')[:10]
     yield hosts, app
@@ -74,8 +74,20 @@ def brief(summary):
     return dict((k, summary.get(k)) for k in ('sent', 'failed', 'retried', 'failure_causes', 'versions', 'failures'))
 
 
-@pytest.mark.parametrize('strategy', GRACEFUL)
-def test_deploys_under_load_drop_nothing_and_faults_leave_the_old_version(strategy, zd, tmp_path):
+class StrategyUnderLoad(object):
+    """One class per strategy (below), so pytest-xdist's loadscope runs the strategies on different workers."""
+    strategy = None
+
+    def test_deploys_under_load_drop_nothing_and_faults_leave_the_old_version(self, zd, tmp_path):
+        deploys_under_load(self.strategy, zd, tmp_path)
+
+
+for _s in GRACEFUL:
+    _cls = 'TestUnderLoad' + ''.join(p.capitalize() for p in _s.split('_'))
+    globals()[_cls] = type(_cls, (StrategyUnderLoad,), {'strategy': _s})
+
+
+def deploys_under_load(strategy, zd, tmp_path):
     hosts, app = zd
     r = deploy(hosts, app, strategy, '1.0.0', tmp_path=tmp_path)
     assert r.rc == 0, r

@@ -62,8 +62,12 @@ class Result(object):
 
 
 def run(argv, connection=None, timeout=600):
+    return run_env(argv, ansible_env(connection), timeout)
+
+
+def run_env(argv, env, timeout=600):
     start = time.monotonic()
-    proc = subprocess.run(argv, env=ansible_env(connection), cwd=REPO, stdout=subprocess.PIPE,
+    proc = subprocess.run(argv, env=env, cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=timeout, check=False)
     return Result(argv, proc, time.monotonic() - start)
 
