@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: metric_analysis
 short_description: Measure one metric from an HTTP JSON endpoint several times and compare it with a threshold
-version_added: 0.1.0
+version_added: 0.3.0
 description:
   - Analysis of one metric with the semantics of an Argo Rollouts AnalysisRun. Takes O(count) measurements,
     O(interval) seconds apart. A measurement C(GET)s O(url), parses the body as JSON, evaluates the JMESPath
