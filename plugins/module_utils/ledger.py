@@ -312,15 +312,16 @@ def derive_previous_good(releases, current_rid):
     return best['release_id'] if best else None
 
 
-def select_prunable(releases, current_rid, keep, previous_good=_DERIVE):
+def select_prunable(releases, current_rid, keep, previous_good=_DERIVE, protect=()):
     """Release ids to delete so that ``keep`` ledger releases remain, in deletion order.
 
     ``releases``: records with release_id, state, staged_at (and activated_at), e.g.
     ``Ledger.releases()``. Never selects ``current_rid``, ``previous_good`` (derived from
-    activated_at when not given) or ``unknown`` releases (not in the ledger; they do not
-    count toward ``keep`` either). ``failed`` releases go first, then the oldest by the
-    ledger's ``staged_at`` -- never by mtime. Protected releases count toward ``keep``, so
-    more than ``keep`` may remain.
+    activated_at when not given), the ids in ``protect`` (e.g. releases a blue-green slot
+    still runs) or ``unknown`` releases (not in the ledger; they do not count toward
+    ``keep`` either). ``failed`` releases go first, then the oldest by the ledger's
+    ``staged_at`` -- never by mtime. Protected releases count toward ``keep``, so more than
+    ``keep`` may remain.
     """
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise HotswapError('selecting releases to prune: keep must be an integer >= 1, not %r. The current '
@@ -328,7 +329,7 @@ def select_prunable(releases, current_rid, keep, previous_good=_DERIVE):
     known = [r for r in releases if r.get('state') != UNKNOWN]
     if previous_good is _DERIVE:
         previous_good = derive_previous_good(known, current_rid)
-    protected = set([current_rid, previous_good]) - set([None])
+    protected = (set([current_rid, previous_good]) | set(protect or ())) - set([None])
     excess = len(known) - keep
     if excess <= 0:
         return []
@@ -400,10 +401,12 @@ def info(base_dir):
     return result
 
 
-def prune(base_dir, keep, check_mode=False):
+def prune(base_dir, keep, check_mode=False, protect=()):
     """Delete old release directories so that ``keep`` ledger releases remain; what release_prune does.
 
-    See ``select_prunable`` for what is chosen. Ledger entries of removed releases, and of
+    See ``select_prunable`` for what is chosen; ``protect`` names releases never deleted
+    besides the current and previous good ones (they must be valid release ids, and may be
+    absent). Ledger entries of removed releases, and of
     releases whose directory is already gone (``forgotten``), are dropped from the ledger
     (history is kept). Directories not in the ledger (``unknown``) are never touched.
     Temp files of killed runs older than an hour (``find_leftovers``) are deleted (``cleaned``).
@@ -412,6 +415,11 @@ def prune(base_dir, keep, check_mode=False):
     p = paths(base_dir)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise HotswapError('pruning releases in %s: keep must be an integer >= 1, not %r.' % (p.base_dir, keep))
+    try:
+        protect = [validate_release_id(rid) for rid in (protect or ())]
+    except HotswapError as e:
+        raise HotswapError('pruning releases in %s: an entry of protect is not a release id: %s'
+                           % (p.base_dir, e.msg))
     result = dict(removed=[], kept=[], unknown=[], forgotten=[], cleaned=[], changed=False)
     if not os.path.isdir(p.base_dir):
         return result
@@ -422,7 +430,7 @@ def prune(base_dir, keep, check_mode=False):
     result['forgotten'] = [r['release_id'] for r in ledger.releases()
                            if r['release_id'] not in on_disk and r['release_id'] != current]
     result['unknown'] = sorted(on_disk - set(ledger.release_ids()))
-    remove = select_prunable(known, current, keep, previous_good=ledger.previous_good(current))
+    remove = select_prunable(known, current, keep, previous_good=ledger.previous_good(current), protect=protect)
     result['kept'] = [r['release_id'] for r in known if r['release_id'] not in remove]
     leftovers = [n for n in listdir_or_empty(p.releases_dir) if n.startswith(PRUNING_PREFIX)]
     result['cleaned'] = find_leftovers(p.base_dir)

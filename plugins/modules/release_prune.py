@@ -15,6 +15,8 @@ description:
   - Never deletes the release C(current) points at, nor the previous good release (the rollback
     target, see M(hotswap.deploy.release_info)); these count toward I(keep), so more than I(keep)
     releases may remain.
+  - Never deletes the releases named in I(protect), for example the ones the two slots of a blue-green
+    deploy (role C(hotswap.deploy.blue_green)) still run; these count toward I(keep) too.
   - C(failed) releases are deleted first, then the oldest by the ledger's C(staged_at). File times
     (mtime, ctime) are never used.
   - Directories that are not in the ledger (state C(unknown)) are never deleted and do not count
@@ -33,6 +35,14 @@ options:
       - How many releases known to the ledger to keep, at least 1.
     type: int
     default: 5
+  protect:
+    description:
+      - Release ids that must not be deleted, besides the current and the previous good release.
+      - Ids not on the host are ignored; a value that is not a valid release id is an error.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
 attributes:
   check_mode:
     support: full
@@ -56,6 +66,12 @@ EXAMPLES = r'''
     base_dir: /opt/myapp
     keep: 3
   register: pruned
+
+- name: Keep the releases both blue-green slots run, whatever their age
+  hotswap.deploy.release_prune:
+    base_dir: /opt/myapp
+    keep: 3
+    protect: [1.4.1-9f86d081884c, 1.4.2-3a7bd3e2360a]
 '''
 
 RETURN = r'''
@@ -100,11 +116,12 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import prune
 
 
 def main():
-    argument_spec = dict(keep=dict(type='int', default=5))
+    argument_spec = dict(keep=dict(type='int', default=5), protect=dict(type='list', elements='str', default=[]))
     argument_spec.update(BASE_DIR_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
-        result = prune(module.params['base_dir'], module.params['keep'], check_mode=module.check_mode)
+        result = prune(module.params['base_dir'], module.params['keep'], check_mode=module.check_mode,
+                       protect=module.params['protect'])
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     except OSError as e:

@@ -1,16 +1,19 @@
 # -*- coding: utf-8 -*-
 """rollback.yml on three real hosts, over ssh and paramiko_ssh, with a config file kept in each release.
 
-One scenario per connection (each on its own app and published port): hosts that disagree on the
-previous good release, check mode, a named release missing on one host (all refused with nothing
-changed on any host), the rollback to the previous good release under load (systemd_socket: no
-failed request), a rollback to a named release, and a re-run that changes nothing.
+One scenario per connection (each on its own app and published port): v1, v2, v3 deployed with
+deploy.yml, the rollback to the previous good release under load (systemd_socket: no failed
+request, the AWX summary), a rollback to a named release, and a re-run that changes nothing.
+Over ssh also: hosts that disagree on the previous good release, check mode, a named release
+missing on one host (all refused with nothing changed on any host), and a target that cannot
+start (every host switched back).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -23,6 +26,7 @@ import loadprobe  # noqa: E402
 # Published container ports (the load probe on the controller must reach them); one per connection.
 PORTS = {'ssh': 8081, 'paramiko_ssh': 8082}
 CONFIG = 'app.conf'
+RESULTS = os.path.join(testlib.REPO, 'build', 'test-results')
 
 
 @pytest.fixture
@@ -81,41 +85,52 @@ def served_pids(fleet, port):
             for h in fleet]
 
 
-def test_rollback_previous_good_named_and_refusals(fleet, connection, rb_app, tmp_path):
+def custom_stats(out):
+    """The set_stats data of a run (printed with ANSIBLE_SHOW_CUSTOM_STATS)."""
+    return json.loads(out.split('CUSTOM STATS:', 1)[1].split('RUN:', 1)[1].strip().split('\n', 1)[0])
+
+
+def test_rollback_previous_good_named_and_refusals(fleet, connection, rb_app, tmp_path, monkeypatch):
     app, port = rb_app
+    monkeypatch.setenv('ANSIBLE_SHOW_CUSTOM_STATS', '1')
     hosts = list(fleet)
     rid1 = deploy(fleet, app, port, '1.0.0', connection, tmp_path)
     rid2 = deploy(fleet, app, port, '2.0.0', connection, tmp_path)
 
-    # v3 on the last two hosts only: the first host's previous good is v1, the others' v2.
-    rid3 = deploy(fleet, app, port, '3.0.0', connection, tmp_path, limit=','.join(h['name'] for h in hosts[1:]))
-    before = states(fleet, app)
-    r = rollback(fleet, app, port, connection, tmp_path)
-    assert r.rc != 0, r
-    assert 'do not agree on the previous good release' in r.out, r
-    assert '%s: %s' % (hosts[0]['name'], rid1) in r.out and '%s: %s' % (hosts[1]['name'], rid2) in r.out, r
-    assert '-e release_id=' in r.out, r
-    assert states(fleet, app) == before
+    # The refusals and the failure path below do not depend on the connection plugin: ssh only, to
+    # keep the file short (deploys are most of its time).
+    full = connection == 'ssh'
+    if not full:
+        rid3 = deploy(fleet, app, port, '3.0.0', connection, tmp_path)
+    else:
+        # v3 on the last two hosts only: the first host's previous good is v1, the others' v2.
+        rid3 = deploy(fleet, app, port, '3.0.0', connection, tmp_path, limit=','.join(h['name'] for h in hosts[1:]))
+        before = states(fleet, app)
+        r = rollback(fleet, app, port, connection, tmp_path)
+        assert r.rc != 0, r
+        assert 'do not agree on the previous good release' in r.out, r
+        assert '%s: %s' % (hosts[0]['name'], rid1) in r.out and '%s: %s' % (hosts[1]['name'], rid2) in r.out, r
+        assert '-e release_id=' in r.out, r
+        assert states(fleet, app) == before
 
-    rid3_first = deploy(fleet, app, port, '3.0.0', connection, tmp_path, limit=hosts[0]['name'])
-    assert rid3_first == rid3
+        assert deploy(fleet, app, port, '3.0.0', connection, tmp_path, limit=hosts[0]['name']) == rid3
 
-    # Check mode: reports the switch, changes nothing.
-    before = states(fleet, app)
-    r = rollback(fleet, app, port, connection, tmp_path, check=True)
-    assert r.rc == 0, r
-    assert 'would switch %s -> %s' % (rid3, rid2) in r.out, r
-    assert states(fleet, app) == before
+        # Check mode: reports the switch, changes nothing.
+        before = states(fleet, app)
+        r = rollback(fleet, app, port, connection, tmp_path, check=True)
+        assert r.rc == 0, r
+        assert 'would switch %s -> %s' % (rid3, rid2) in r.out, r
+        assert states(fleet, app) == before
 
-    # A named release missing on one host: refused on all hosts before any changes.
-    testlib.host_sh(hosts[2], 'mv /opt/%s/releases/%s /opt/%s/.hidden-%s' % (app, rid1, app, rid1))
-    before = states(fleet, app)
-    r = rollback(fleet, app, port, connection, tmp_path, release_id=rid1)
-    assert r.rc != 0, r
-    assert 'The release is not on %s (%s has %s, %s)' % (hosts[2]['name'], hosts[2]['name'], rid2, rid3) in r.out, r
-    assert 'nothing was changed on any host' in r.out, r
-    assert states(fleet, app) == before
-    testlib.host_sh(hosts[2], 'mv /opt/%s/.hidden-%s /opt/%s/releases/%s' % (app, rid1, app, rid1))
+        # A named release missing on one host: refused on all hosts before any changes.
+        testlib.host_sh(hosts[2], 'mv /opt/%s/releases/%s /opt/%s/.hidden-%s' % (app, rid1, app, rid1))
+        before = states(fleet, app)
+        r = rollback(fleet, app, port, connection, tmp_path, release_id=rid1)
+        assert r.rc != 0, r
+        assert 'The release is not on %s (%s has %s, %s)' % (hosts[2]['name'], hosts[2]['name'], rid2, rid3) in r.out, r
+        assert 'nothing was changed on any host' in r.out, r
+        assert states(fleet, app) == before
+        testlib.host_sh(hosts[2], 'mv /opt/%s/.hidden-%s /opt/%s/releases/%s' % (app, rid1, app, rid1))
 
     # Back to the previous good release (v2) under load: no failed request, v3 marked failed.
     probe = loadprobe.Probe(['http://127.0.0.1:%d/' % h['ports'][port] for h in hosts], rate=150, duration=300,
@@ -127,10 +142,19 @@ def test_rollback_previous_good_named_and_refusals(fleet, connection, rb_app, tm
     assert r.rc == 0, r
     assert all(c['failed'] == 0 for c in r.recap.values()), r
     assert '%s -> %s; changed; health pass' % (rid3, rid2) in r.out, r
+    # The summary AWX/Tower workflows read.
+    stats = custom_stats(r.out)['hotswap_rollback']
+    assert set(stats) == {h['name'] for h in hosts}, stats
+    for result in stats.values():
+        assert dict(result, seconds=0) == dict(previous_release=rid3, release=rid2, changed=True, verdict='pass',
+                                               seconds=0), stats
     assert_on(fleet, app, port, rid2, '2.0.0')
     for host in hosts:
         assert ledger_states(host, app)[rid3] == 'failed', host['name']
         assert testlib.host_sh(host, 'test ! -e /opt/%s/.hotswap/lock && echo free' % app).strip() == 'free'
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, 'rollback-under-load-%s.json' % connection), 'w') as f:
+        json.dump(summary, f, indent=2)
     brief = dict((k, summary.get(k)) for k in ('sent', 'failed', 'failure_causes', 'versions'))
     assert summary['failed'] == 0, brief
     assert summary['sent'] > 300, brief
@@ -153,3 +177,22 @@ def test_rollback_previous_good_named_and_refusals(fleet, connection, rb_app, tm
     assert '-> %s; unchanged; health pass' % rid1 in r.out, r
     assert served_pids(fleet, port) == pids
     assert states(fleet, app) == before
+
+    # A target that cannot start (a release put there by hand, so the ledger has no version): every host
+    # fails at the restart's ready stage, goes back to v1 and serves it; the broken release is marked failed.
+    if not full:
+        return
+    bad = testlib.build_app('4.0.0', fault='exit-at-start')
+    for host in hosts:
+        testlib.host_sh(host, 'mkdir -p /opt/%s/releases/4.0.0-bad' % app)
+        subprocess.run(['podman', 'cp', bad, '%s:/opt/%s/releases/4.0.0-bad/%s' % (host['container'], app, app)],
+                       check=True)
+    r = rollback(fleet, app, port, connection, tmp_path, release_id='4.0.0-bad', ready_timeout=10)
+    assert r.rc != 0, r
+    assert all(c['failed'] == 1 for c in r.recap.values()), r
+    assert "at 'Restart the service on the target release (stage ready)'" in r.out, r
+    assert 'Switched current back to %s and marked 4.0.0-bad failed; health of %s: pass' % (rid1, rid1) in r.out, r
+    assert_on(fleet, app, port, rid1, '1.0.0')
+    for host in hosts:
+        assert ledger_states(host, app)['4.0.0-bad'] == 'failed', host['name']
+        assert testlib.host_sh(host, 'test ! -e /opt/%s/.hotswap/lock && echo free' % app).strip() == 'free'

@@ -309,6 +309,17 @@ def test_select_prunable_staged_never_activated():
     assert select_prunable(rels, None, 1) == ['s1', 's2']
 
 
+def test_select_prunable_protect():
+    rels = [rec('r%d' % i, 'retired', day(i), day(i)) for i in range(1, 6)]
+    rels[-1]['state'] = 'active'
+    # r4 is the previous good one; r1 (a blue-green slot) and the failed-first order still apply.
+    assert select_prunable(rels, 'r5', 1) == ['r1', 'r2', 'r3']
+    assert select_prunable(rels, 'r5', 1, protect=['r1', 'gone']) == ['r2', 'r3']
+    assert select_prunable(rels, 'r5', 3, protect=('r1', 'r2')) == ['r3']
+    assert select_prunable(rels, 'r5', 2, protect=('r1', 'r2', 'r3')) == []
+    assert select_prunable(rels, 'r5', 1, protect=None) == ['r1', 'r2', 'r3']
+
+
 @pytest.mark.parametrize('keep', [0, -1, '3', True, None])
 def test_select_prunable_bad_keep(keep):
     with pytest.raises(HotswapError) as e:
@@ -516,6 +527,25 @@ def test_prune_after_failed_deploys_keeps_live(tmp_path):
     assert res['removed'] == ['r3', 'r4', 'r5', 'r6']
     assert sorted(os.listdir(str(tmp_path / 'releases'))) == ['r1', 'r2']
     assert os.readlink(str(tmp_path / 'current')) == 'releases/r2'
+
+
+def test_prune_protect_keeps_a_slot_release(tmp_path):
+    # Blue-green: the idle slot still runs r1 although r1 is neither current nor previous good.
+    base = deploy_series(tmp_path, 4)
+    res = L.prune(base, 1, check_mode=True, protect=['r1'])
+    assert res['removed'] == ['r2'] and res['kept'] == ['r1', 'r3', 'r4']
+    res = L.prune(base, 1, protect=['r1', 'not-here'])
+    assert res['removed'] == ['r2']
+    assert sorted(os.listdir(str(tmp_path / 'releases'))) == ['r1', 'r3', 'r4']
+
+
+@pytest.mark.parametrize('bad', ['../etc', '', '.hidden'])
+def test_prune_protect_refuses_a_bad_id_before_deleting(tmp_path, bad):
+    base = deploy_series(tmp_path, 4)
+    with pytest.raises(HotswapError) as e:
+        L.prune(base, 1, protect=['r1', bad])
+    assert 'protect' in e.value.msg
+    assert len(os.listdir(str(tmp_path / 'releases'))) == 4
 
 
 def test_prune_missing_base_dir_and_bad_keep(tmp_path):

@@ -51,3 +51,12 @@ def test_keep_below_one_fails(tmp_path, run_module, deploy, keep):
     res = run_module(MODULE, base_dir=str(tmp_path), keep=keep)
     assert res['failed'] is True and 'keep' in res['msg']
     assert len(os.listdir(str(tmp_path / 'releases'))) == 2
+
+
+def test_protect(tmp_path, run_module, deploy):
+    deploy(tmp_path, 4)
+    res = run_module(MODULE, base_dir=str(tmp_path), keep=1, protect=['r1'])
+    assert res['removed'] == ['r2'] and res['kept'] == ['r1', 'r3', 'r4']
+    assert sorted(os.listdir(str(tmp_path / 'releases'))) == ['r1', 'r3', 'r4']
+    res = run_module(MODULE, base_dir=str(tmp_path), keep=1, protect=['../x'])
+    assert res['failed'] is True and 'protect' in res['msg']

@@ -1,0 +1,254 @@
+# -*- coding: utf-8 -*-
+"""hotswap.deploy.blue_green on two real hosts, with real nginx and real load.
+
+The load probe runs on the controller against each host's published port 80 (nginx, the public
+port of the role). Each test runs its own app and removes it afterwards, so the next one gets
+port 80. HOTSWAP_TEST_COLLECTIONS points the runs at another installed copy of the collection
+(default build/collections, as `make collection` installs it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+
+import pytest
+
+import testlib
+
+sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'hosts'))
+sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'load'))
+import loadprobe  # noqa: E402
+import testhosts  # noqa: E402
+
+PUBLIC = 80
+PLAYBOOK = os.path.join(testlib.REPO, 'tests', 'integration', 'playbooks', 'blue_green.yml')
+# after_activate hook: the new slot dies right after nginx switched to it, as a crashing release would.
+CRASH_HOOK = '''---
+- name: Stop the slot nginx has just switched to
+  ansible.builtin.systemd_service:
+    name: "{{ blue_green_context.app }}-{{ blue_green_context.target_slot }}.service"
+    state: stopped
+'''
+RESULTS = os.path.join(testlib.REPO, 'build', 'test-results')
+RESULT_RE = re.compile(r'BLUE_GREEN_RESULT (\{.*\})"?\s*$', re.M)
+
+
+@pytest.fixture(scope='module')
+def bg_fleet(monkeypatch_module):
+    if os.environ.get('HOTSWAP_TEST_COLLECTIONS'):
+        monkeypatch_module.setattr(testlib, 'COLLECTIONS', os.environ['HOTSWAP_TEST_COLLECTIONS'])
+    installed = os.path.join(testlib.COLLECTIONS, 'ansible_collections', 'hotswap', 'deploy', 'MANIFEST.json')
+    assert os.path.exists(installed), 'the built collection is not installed: run `make collection`'
+    prefix = 'hs-bg-%d' % os.getpid()
+    hosts = testhosts.up(prefix, 2)
+    try:
+        yield hosts, testhosts.inventory_path(prefix)
+    finally:
+        testhosts.down(prefix)
+
+
+@pytest.fixture(scope='module')
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def cleanup(hosts, app):
+    """Remove the app's slots, timer, nginx config and tree, so the next test gets port 80."""
+    for host in hosts:
+        testlib.host_sh(host, (
+            'systemctl stop {a}-scale-down.timer {a}-scale-down.service >/dev/null 2>&1; '
+            'systemctl disable --now {a}-blue.service {a}-green.service >/dev/null 2>&1; '
+            'rm -f /etc/systemd/system/{a}-blue.service /etc/systemd/system/{a}-green.service '
+            '/etc/nginx/conf.d/hotswap-{a}.conf; systemctl daemon-reload; systemctl reset-failed; '
+            'systemctl reload nginx >/dev/null 2>&1; rm -rf /opt/{a}').format(a=app), check=False)
+
+
+@pytest.fixture
+def app(request, bg_fleet):
+    name = 'bg' + re.sub('[^a-z]', '', request.node.name.split('[')[-1].rstrip(']'))[:6]
+    yield name
+    cleanup(bg_fleet[0], name)
+
+
+def rid(version, artifact):
+    return '%s-%s' % (version, testlib.sha256(artifact)[7:19])
+
+
+def run(inventory, connection, tmp_path, check=False, **extra):
+    vars_file = os.path.join(str(tmp_path), 'bg-vars-%d.json' % time.monotonic_ns())
+    with open(vars_file, 'w') as f:
+        json.dump(extra, f)
+    argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', inventory, '-c', connection, PLAYBOOK,
+            '-e', '@' + vars_file]
+    if check:
+        argv.append('--check')
+    r = testlib.run(argv, connection)
+    r.results = {d['host']: d for d in (json.loads(m.replace('\\"', '"')) for m in RESULT_RE.findall(r.out))}
+    return r
+
+
+def deploy(inventory, connection, tmp_path, app, version, fault='', **extra):
+    artifact = testlib.build_app(version, fault=fault)
+    v = dict(blue_green_app=app, blue_green_version=version, blue_green_artifact=artifact,
+             blue_green_checksum=testlib.sha256(artifact), blue_green_ready_timeout=15)
+    v.update(extra)
+    return run(inventory, connection, tmp_path, **v)
+
+
+def start_load(hosts, keepalive, rate):
+    targets = ['http://127.0.0.1:%d/' % h['ports'][PUBLIC] for h in hosts]
+    probe = loadprobe.Probe(targets, rate=rate, duration=240, keepalive=keepalive, timeout=10)
+    probe.start_background()
+    return probe
+
+
+def finish_load(probe, name):
+    time.sleep(1)
+    probe.stop()
+    summary = probe.summary()
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, '%s.json' % name), 'w') as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def brief(summary):
+    return dict((k, summary.get(k)) for k in ('sent', 'failed', 'retried', 'failure_causes', 'versions', 'failures'))
+
+
+def slot_state(host, app):
+    """What a deploy may change on a host (tree, ledger, units, nginx, processes), as text."""
+    return testlib.host_sh(host, (
+        "find /opt/{a} /etc/nginx/conf.d /etc/nginx/sites-enabled /etc/systemd/system -maxdepth 3 "
+        "-printf '%p %y %l %s %T@\\n' 2>/dev/null | sort; cat /opt/{a}/.hotswap/*.json 2>/dev/null; "
+        "for u in {a}-blue {a}-green nginx; do systemctl show -p ActiveState,MainPID,UnitFileState $u; done; "
+        "systemctl is-active {a}-scale-down.timer; true").format(a=app), check=False)
+
+
+def is_active(host, unit):
+    return testlib.host_sh(host, 'systemctl is-active %s || true' % unit, check=False).strip()
+
+
+def test_switch_and_switch_back_under_load(bg_fleet, connection, app, tmp_path):
+    hosts, inventory = bg_fleet
+    v1, v2 = testlib.build_app('1.0.0'), testlib.build_app('2.0.0')
+    r = deploy(inventory, connection, tmp_path, app, '1.0.0', blue_green_scale_down_delay=120)
+    assert r.rc == 0, r
+    for host in hosts:
+        assert testlib.served_version(host, PUBLIC) == '1.0.0'
+        assert r.results[host['name']]['slot'] == 'blue'
+
+    # v2 into green under load, with and without keep-alive: nothing fails, nginx ends on v2.
+    loads = {'keepalive': start_load(hosts, True, 60), 'close': start_load(hosts, False, 30)}
+    time.sleep(1)
+    r = deploy(inventory, connection, tmp_path, app, '2.0.0', blue_green_scale_down_delay=120)
+    assert r.rc == 0, r
+    for kind, probe in loads.items():
+        s = finish_load(probe, 'blue-green-%s-switch-%s' % (connection, kind))
+        assert s['sent'] > 100 and s['failed'] == 0, brief(s)
+        for target, seen in s['versions'].items():
+            assert {'1.0.0', '2.0.0'} <= set(seen), (target, brief(s))
+    for host in hosts:
+        res = r.results[host['name']]
+        assert (res['slot'], res['previous_release'], res['release'], res['verdict'], res['changed']) == \
+            ('green', rid('1.0.0', v1), rid('2.0.0', v2), 'pass', True), res
+        assert testlib.served_version(host, PUBLIC) == '2.0.0'
+        # The old slot still runs (instant switch back) until its scale-down timer fires.
+        assert is_active(host, '%s-blue' % app) == 'active'
+        assert is_active(host, '%s-scale-down.timer' % app) == 'active'
+        assert testlib.host_sh(host, 'readlink /opt/%s/current' % app).strip() == 'releases/' + rid('2.0.0', v2)
+        state = json.loads(testlib.host_sh(host, 'cat /opt/%s/.hotswap/blue_green.json' % app))
+        assert (state['live'], state['blue'], state['green']) == ('green', rid('1.0.0', v1), rid('2.0.0', v2))
+
+    # The same release again: nothing changes.
+    r = deploy(inventory, connection, tmp_path, app, '2.0.0', blue_green_scale_down_delay=120)
+    assert r.rc == 0, r
+    for host, counts in r.recap.items():
+        assert counts['changed'] == 0, (host, r)
+
+    # Switch back under load: nginx goes back to the still-running blue slot; keep=1 must not prune
+    # the release the green slot holds (neither current nor a good release any more).
+    loads = {'keepalive': start_load(hosts, True, 60), 'close': start_load(hosts, False, 30)}
+    time.sleep(1)
+    r = run(inventory, connection, tmp_path, blue_green_app=app, blue_green_action='switch_back', blue_green_keep=1)
+    assert r.rc == 0, r
+    for kind, probe in loads.items():
+        s = finish_load(probe, 'blue-green-%s-switch-back-%s' % (connection, kind))
+        assert s['sent'] > 100 and s['failed'] == 0, brief(s)
+        for target, seen in s['versions'].items():
+            assert '1.0.0' in seen, (target, brief(s))
+    times = {}
+    for host in hosts:
+        res = r.results[host['name']]
+        assert (res['slot'], res['release'], res['verdict']) == ('blue', rid('1.0.0', v1), 'pass'), res
+        assert testlib.served_version(host, PUBLIC) == '1.0.0'
+        ledger = json.loads(testlib.host_sh(host, 'cat /opt/%s/.hotswap/ledger.json' % app))
+        assert ledger['releases'][rid('2.0.0', v2)]['state'] == 'failed'
+        assert testlib.host_sh(host, 'test -d /opt/%s/slots/green/ && echo kept' % app).strip() == 'kept'
+        times[host['name']] = res['switch_seconds']
+    # The switch (config write, nginx -t, graceful reload) as the role measured it on each host.
+    print('switch back (nginx switch task) seconds per host: %s; whole play %.1f s' % (times, r.seconds))
+    with open(os.path.join(RESULTS, 'blue-green-%s-switch-back-times.json' % connection), 'w') as f:
+        json.dump({'switch_seconds': times, 'play_seconds': round(r.seconds, 1)}, f, indent=2)
+    assert all(isinstance(t, (int, float)) and t > 0 for t in times.values()), times
+
+
+def test_failed_releases_leave_the_old_one_serving(bg_fleet, app, tmp_path):
+    hosts, inventory = bg_fleet
+    v1 = testlib.build_app('1.0.0')
+    r = deploy(inventory, 'ssh', tmp_path, app, '1.0.0', blue_green_scale_down_delay=0)
+    assert r.rc == 0, r
+
+    # Reports the wrong version: the direct check on the idle slot fails; nginx never moves.
+    probe = start_load(hosts, True, 60)
+    r = deploy(inventory, 'ssh', tmp_path, app, '3.0.0', fault='wrong-version', blue_green_ready_timeout=5)
+    s = finish_load(probe, 'blue-green-fault-wrong-version')
+    assert r.rc != 0, r
+    assert "at 'Start the release in the idle slot (stage version)'" in r.out, r
+    assert 'it was not switched' in r.out, r
+    assert s['failed'] == 0 and set().union(*s['versions'].values()) == {'1.0.0'}, brief(s)
+    for host in hosts:
+        assert testlib.served_version(host, PUBLIC) == '1.0.0'
+        assert is_active(host, '%s-green' % app) == 'inactive'
+        assert testlib.host_sh(host, 'test -e /opt/%s/slots/green || echo none' % app).strip() == 'none'
+
+    # Passes the direct check, then dies right after nginx switched to it (an after_activate hook
+    # stops it, as a crash would): the check through nginx fails and nginx goes back to blue. The
+    # old slot is nginx's backup meanwhile, so no request fails.
+    hook = tmp_path / 'crash.yml'
+    hook.write_text(CRASH_HOOK)
+    probe = start_load(hosts, True, 60)
+    r = deploy(inventory, 'ssh', tmp_path, app, '3.1.0', blue_green_health_retries=3,
+               blue_green_hooks={'after_activate': str(hook)})
+    s = finish_load(probe, 'blue-green-fault-crash-after-switch')
+    assert r.rc != 0, r
+    assert "at 'Verify through the load balancer'" in r.out, r
+    assert 'nginx was switched back to the blue slot' in r.out and 'its check through port 80: pass' in r.out, r
+    assert s['failed'] == 0, brief(s)
+    rid31 = rid('3.1.0', testlib.build_app('3.1.0'))
+    for host in hosts:
+        assert testlib.served_version(host, PUBLIC) == '1.0.0'
+        assert testlib.host_sh(host, 'readlink /opt/%s/current' % app).strip() == 'releases/' + rid('1.0.0', v1)
+        ledger = json.loads(testlib.host_sh(host, 'cat /opt/%s/.hotswap/ledger.json' % app))
+        assert ledger['releases'][rid31]['state'] == 'failed'
+        assert json.loads(testlib.host_sh(host, 'cat /opt/%s/.hotswap/blue_green.json' % app))['live'] == 'blue'
+
+    # Bad input (both slots on one port) and a check-mode run change nothing on any host.
+    before = {h['name']: slot_state(h, app) for h in hosts}
+    r = deploy(inventory, 'ssh', tmp_path, app, '2.0.0', blue_green_ports={'blue': 8081, 'green': 8081})
+    assert r.rc != 0, r
+    assert 'blue slot 8081, green slot 8081' in r.out and 'Each slot needs its own port' in r.out, r
+    assert all(c['failed'] == 1 and c['changed'] == 0 for c in r.recap.values()), r
+    assert {h['name']: slot_state(h, app) for h in hosts} == before
+    r = deploy(inventory, 'ssh', tmp_path, app, '2.0.0', check=True)
+    assert r.rc == 0, r
+    assert all(res['slot'] == 'green' and res['changed'] for res in r.results.values()), r.results
+    assert {h['name']: slot_state(h, app) for h in hosts} == before
+    for host in hosts:
+        assert testlib.served_version(host, PUBLIC) == '1.0.0'
