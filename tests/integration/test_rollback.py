@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -131,6 +132,17 @@ def test_rollback_previous_good_named_and_refusals(fleet, connection, rb_app, tm
         assert 'nothing was changed on any host' in r.out, r
         assert states(fleet, app) == before
         testlib.host_sh(hosts[2], 'mv /opt/%s/.hidden-%s /opt/%s/releases/%s' % (app, rid1, app, rid1))
+
+        # A deploy in progress on one host (its lock): refused on all hosts before any changes.
+        lock = dict(owner='other-deploy:%s-9.9.9' % app, acquired_at=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+                    acquired_epoch=int(time.time()), host='x')
+        testlib.host_sh(hosts[1], "printf '%%s' '%s' > /opt/%s/.hotswap/lock" % (json.dumps(lock), app))
+        before = states(fleet, app)
+        r = rollback(fleet, app, port, connection, tmp_path)
+        assert r.rc != 0, r
+        assert 'Another deploy holds the lock on %s' % hosts[1]['name'] in r.out and 'other-deploy:' in r.out, r
+        assert states(fleet, app) == before
+        testlib.host_sh(hosts[1], 'rm /opt/%s/.hotswap/lock' % app)
 
     # Back to the previous good release (v2) under load: no failed request, v3 marked failed.
     probe = loadprobe.Probe(['http://127.0.0.1:%d/' % h['ports'][port] for h in hosts], rate=150, duration=300,
