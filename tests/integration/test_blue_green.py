@@ -83,7 +83,7 @@ def rid(version, artifact):
 def run(inventory, connection, tmp_path, check=False, **extra):
     vars_file = os.path.join(str(tmp_path), 'bg-vars-%d.json' % time.monotonic_ns())
     with open(vars_file, 'w') as f:
-        json.dump(extra, f)
+        json.dump(dict(FAST_CHECKS, **extra), f)
     argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', inventory, '-c', connection, PLAYBOOK,
             '-e', '@' + vars_file]
     if check:
@@ -99,6 +99,10 @@ def deploy(inventory, connection, tmp_path, app, version, fault='', **extra):
              blue_green_checksum=testlib.sha256(artifact), blue_green_ready_timeout=15)
     v.update(extra)
     return run(inventory, connection, tmp_path, **v)
+
+
+# Two passing probes 0.3 s apart instead of 1 s: the checks stay real, the runs get shorter.
+FAST_CHECKS = dict(blue_green_health_interval=0.3)
 
 
 def start_load(hosts, keepalive, rate):
