@@ -38,9 +38,7 @@ RESULT_RE = re.compile(r'BLUE_GREEN_RESULT (\{.*\})"?\s*$', re.M)
 
 
 @pytest.fixture(scope='module')
-def bg_fleet(monkeypatch_module):
-    if os.environ.get('HOTSWAP_TEST_COLLECTIONS'):
-        monkeypatch_module.setattr(testlib, 'COLLECTIONS', os.environ['HOTSWAP_TEST_COLLECTIONS'])
+def bg_fleet():
     installed = os.path.join(testlib.COLLECTIONS, 'ansible_collections', 'hotswap', 'deploy', 'MANIFEST.json')
     assert os.path.exists(installed), 'the built collection is not installed: run `make collection`'
     prefix = 'hs-bg-%d' % os.getpid()
@@ -49,13 +47,6 @@ def bg_fleet(monkeypatch_module):
         yield hosts, testhosts.inventory_path(prefix)
     finally:
         testhosts.down(prefix)
-
-
-@pytest.fixture(scope='module')
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
 
 
 def cleanup(hosts, app):
@@ -256,3 +247,19 @@ def test_failed_releases_leave_the_old_one_serving(bg_fleet, app, tmp_path):
     assert {h['name']: slot_state(h, app) for h in hosts} == before
     for host in hosts:
         assert testlib.served_version(host, PUBLIC) == '1.0.0'
+
+
+def test_deploy_playbook_rolls_out_blue_green_and_switches_back(bg_fleet, app, tmp_path):
+    """deploy.yml -e rollout=blue_green, as users run it; switch back needs only the app."""
+    hosts, inventory = bg_fleet
+    common = dict(FAST_CHECKS, app=app, rollout='blue_green', blue_green_scale_down_delay=60)
+    for version in ('1.0.0', '2.0.0'):
+        artifact = testlib.build_app(version)
+        r = testlib.playbook(inventory, 'deploy', dict(common, version=version, artifact=artifact,
+                                                       checksum=testlib.sha256(artifact)), tmp_path=tmp_path)
+        assert r.rc == 0, r
+        assert [testlib.served_version(h, PUBLIC) for h in hosts] == [version] * len(hosts)
+    assert ' -> %s; pass;' % rid('2.0.0', testlib.build_app('2.0.0')) in r.out, r
+    r = testlib.playbook(inventory, 'deploy', dict(common, blue_green_action='switch_back'), tmp_path=tmp_path)
+    assert r.rc == 0, r
+    assert [testlib.served_version(h, PUBLIC) for h in hosts] == ['1.0.0'] * len(hosts)
