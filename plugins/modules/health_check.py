@@ -124,18 +124,8 @@ options:
         not start before the deadline, and an attempt's O(timeout) is cut to the time left.
       - The first attempt always runs. Without a deadline only O(retries) limits the probe.
     type: float
-  fail_on:
-    description:
-      - Which verdicts make the task fail. The result is returned either way.
-      - V(fail_or_inconclusive) - the task fails unless the verdict is V(pass).
-      - V(fail) - the task fails only when the app answered wrongly; an V(inconclusive) verdict is returned
-        for the playbook to judge (for example to count it against an error budget).
-      - V(never) - the task never fails on the verdict; C(register) the result and decide with C(when) or
-        C(failed_when). Invalid options still fail the task.
-    type: str
-    choices: [fail, fail_or_inconclusive, never]
-    default: fail_or_inconclusive
 extends_documentation_fragment:
+  - hotswap.deploy.verdict
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:

@@ -102,18 +102,8 @@ options:
         Errors that are not consecutive never trip it.
     type: int
     default: 4
-  fail_on:
-    description:
-      - Which verdicts make the task fail. The result is returned either way.
-      - V(fail_or_inconclusive) - the task fails unless the verdict is V(pass) (or V(skipped) in check mode).
-      - V(fail) - the task fails only when the metric was measured and is out of bounds; an V(inconclusive)
-        verdict is returned for the play to decide (for example to pause for a human).
-      - V(never) - the task never fails on the verdict; C(register) the result and decide with C(when) or
-        C(failed_when). Invalid options still fail the task.
-    type: str
-    choices: [fail, fail_or_inconclusive, never]
-    default: fail_or_inconclusive
 extends_documentation_fragment:
+  - hotswap.deploy.verdict
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:

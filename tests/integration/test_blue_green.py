@@ -20,8 +20,6 @@ import pytest
 import testlib
 
 sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'hosts'))
-sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'load'))
-import loadprobe  # noqa: E402
 import testhosts  # noqa: E402
 
 PUBLIC = 80
@@ -33,7 +31,7 @@ CRASH_HOOK = '''---
     name: "{{ blue_green_context.app }}-{{ blue_green_context.target_slot }}.service"
     state: stopped
 '''
-RESULTS = os.path.join(testlib.REPO, 'build', 'test-results')
+RESULTS = testlib.RESULTS
 RESULT_RE = re.compile(r'BLUE_GREEN_RESULT (\{.*\})"?\s*$', re.M)
 
 
@@ -97,24 +95,15 @@ FAST_CHECKS = dict(blue_green_health_interval=0.3)
 
 
 def start_load(hosts, keepalive, rate):
-    targets = ['http://127.0.0.1:%d/' % h['ports'][PUBLIC] for h in hosts]
-    probe = loadprobe.Probe(targets, rate=rate, duration=240, keepalive=keepalive, timeout=10)
-    probe.start_background()
-    return probe
+    return testlib.start_load(hosts, PUBLIC, rate, keepalive=keepalive, duration=240)
 
 
 def finish_load(probe, name):
     time.sleep(1)
-    probe.stop()
-    summary = probe.summary()
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, '%s.json' % name), 'w') as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    return testlib.finish_load(probe, name)
 
 
-def brief(summary):
-    return dict((k, summary.get(k)) for k in ('sent', 'failed', 'retried', 'failure_causes', 'versions', 'failures'))
+brief = testlib.brief
 
 
 def slot_state(host, app):

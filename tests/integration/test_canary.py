@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import pytest
 
 import testlib
 
-sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'load'))
-import loadprobe  # noqa: E402
 
 PORT = 8080
-RESULTS = os.path.join(testlib.REPO, 'build', 'test-results')
+RESULTS = testlib.RESULTS
 # Per request: 1 s bake, short readiness so a broken release fails fast.
 QUICK = dict(canary_bake_time=1, ready_timeout=10, drain_timeout=10, listen_port=PORT, service_type='notify')
 
@@ -53,19 +50,11 @@ def ledger_states(host, app):
 
 
 def start_load(hosts, rate=150):
-    targets = ['http://127.0.0.1:%d/' % h['ports'][PORT] for h in hosts]
-    probe = loadprobe.Probe(targets, rate=rate, duration=300, keepalive=False, timeout=10)
-    probe.start_background()
-    return probe
+    return testlib.start_load(hosts, PORT, rate, keepalive=False)
 
 
 def finish_load(probe, name):
-    probe.stop()
-    summary = probe.summary()
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, '%s.json' % name), 'w') as f:
-        json.dump(summary, f, indent=2)
-    return dict((k, summary.get(k)) for k in ('sent', 'failed', 'retried', 'failure_causes', 'versions'))
+    return testlib.brief(testlib.finish_load(probe, name))
 
 
 def test_unhealthy_release_touches_only_the_first_batch(canary_app, tmp_path):

@@ -12,22 +12,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 import testlib
 
-sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'load'))
-import loadprobe  # noqa: E402
 
 PORT = 8080
 GRACEFUL = ('systemd_socket', 'signal_reexec', 'notify_reload', 'reuseport')
 # Strategies whose old process serves until the new one is verified (or hands over gracefully).
 KEEPS_OLD_SERVING = ('signal_reexec', 'notify_reload', 'reuseport')
 FAULTS = (('exit-at-start', 'ready'), ('never-ready', 'ready'), ('wrong-version', 'version'))
-RESULTS = os.path.join(testlib.REPO, 'build', 'test-results')
+RESULTS = testlib.RESULTS
 
 
 @pytest.fixture
@@ -54,26 +51,6 @@ def deploy(hosts, app, strategy, version, fault='', tmp_path=None, **extra):
     return testlib.playbook(hosts.inventory, 'deploy', v, tmp_path=tmp_path)
 
 
-def start_load(hosts, keepalive, rate):
-    targets = ['http://127.0.0.1:%d/' % h['ports'][PORT] for h in hosts]
-    probe = loadprobe.Probe(targets, rate=rate, duration=300, keepalive=keepalive, timeout=10)
-    probe.start_background()
-    return probe
-
-
-def finish_load(probe, name):
-    probe.stop()
-    summary = probe.summary()
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, '%s.json' % name), 'w') as f:
-        json.dump(summary, f, indent=2)
-    return summary
-
-
-def brief(summary):
-    return dict((k, summary.get(k)) for k in ('sent', 'failed', 'retried', 'failure_causes', 'versions', 'failures'))
-
-
 class StrategyUnderLoad(object):
     """One class per strategy (below), so pytest-xdist's loadscope runs the strategies on different workers."""
     strategy = None
@@ -85,6 +62,13 @@ class StrategyUnderLoad(object):
 for _s in GRACEFUL:
     _cls = 'TestUnderLoad' + ''.join(p.capitalize() for p in _s.split('_'))
     globals()[_cls] = type(_cls, (StrategyUnderLoad,), {'strategy': _s})
+
+
+def start_load(hosts, keepalive, rate):
+    return testlib.start_load(hosts, PORT, rate, keepalive=keepalive)
+
+
+finish_load, brief = testlib.finish_load, testlib.brief
 
 
 def deploys_under_load(strategy, zd, tmp_path):

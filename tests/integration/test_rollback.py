@@ -27,7 +27,7 @@ import loadprobe  # noqa: E402
 # Published container ports (the load probe on the controller must reach them); one per connection.
 PORTS = {'ssh': 8081, 'paramiko_ssh': 8082}
 CONFIG = 'app.conf'
-RESULTS = os.path.join(testlib.REPO, 'build', 'test-results')
+RESULTS = testlib.RESULTS
 
 
 @pytest.fixture

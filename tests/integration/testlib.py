@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -19,6 +20,7 @@ COLLECTIONS = os.environ.get('HOTSWAP_TEST_COLLECTIONS') or os.path.join(REPO, '
 INSTALLED = os.path.join(COLLECTIONS, 'ansible_collections', 'hotswap', 'deploy')
 APP_BUILD = os.path.join(REPO, 'tests', 'app', 'build.sh')
 APP_CACHE = os.path.join(REPO, 'build', 'test-app')
+RESULTS = os.path.join(REPO, 'build', 'test-results')
 
 # deploy.yml extra vars for tests of the per-host steps: every host in one batch, no bake.
 ONE_BATCH = {'canary_steps': ['100%'], 'canary_bake_time': 0}
@@ -144,3 +146,28 @@ def tree_state(host, base_dir, app):
 def http_get(url, timeout=3):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()
+
+
+def start_load(hosts, port, rate, keepalive=True, duration=300):
+    """A load probe in the background against `port` of every host (its published 127.0.0.1 port)."""
+    sys.path.insert(0, os.path.join(REPO, 'tests', 'load'))
+    import loadprobe  # pylint: disable=import-outside-toplevel
+    targets = ['http://127.0.0.1:%d/' % h['ports'][port] for h in hosts]
+    probe = loadprobe.Probe(targets, rate=rate, duration=duration, keepalive=keepalive, timeout=10)
+    probe.start_background()
+    return probe
+
+
+def finish_load(probe, name):
+    """Stop the probe, keep its summary in build/test-results/<name>.json, return it."""
+    probe.stop()
+    summary = probe.summary()
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, '%s.json' % name), 'w') as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def brief(summary):
+    """The parts of a probe summary worth showing in an assertion message."""
+    return dict((k, summary.get(k)) for k in ('sent', 'failed', 'retried', 'failure_causes', 'versions', 'failures'))
