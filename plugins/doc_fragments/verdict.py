@@ -13,7 +13,8 @@ options:
   fail_on:
     description:
       - Which verdicts make the task fail. The result is returned either way.
-      - V(fail_or_inconclusive) - the task fails unless the verdict is V(pass). A V(skipped) verdict (check mode of M(hotswap.deploy.metric_analysis)) never fails.
+      - V(fail_or_inconclusive) - the task fails unless the verdict is V(pass). A V(skipped) verdict (check mode of
+        M(hotswap.deploy.metric_analysis)) never fails.
       - V(fail) - the task fails only on a V(fail) verdict (the service answered wrongly, or the metric was
         measured out of bounds); an V(inconclusive) verdict is returned for the play to decide, for
         example to pause for a human or to count it against an error budget.

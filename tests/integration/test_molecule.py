@@ -24,7 +24,7 @@ def artifacts(tmp_path_factory):
                          stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
     env = {}
     for line in out.splitlines():
-        name, _, value = line[len('export '):].partition('=')
+        name, value = line[len('export '):].split('=', 1)
         env[name] = shlex.split(value)[0]
     return env
 
