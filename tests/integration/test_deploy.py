@@ -61,7 +61,7 @@ def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, connection, app_name, ap
     r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '3.0.0', v3_bad),
                          connection=connection, tmp_path=tmp_path)
     assert r.rc != 0, r
-    assert all(c['failed'] == 1 for c in r.recap.values()), r
+    assert all(c['failed'] == 1 for c in r.hosts_recap.values()), r
     # The unhealthy release never becomes ready: the restart's readiness stage catches it.
     assert "failed on" in r.out and "Restart the service on the new release (stage ready)" in r.out, r
     assert 'Switched back to %s' % rid2 in r.out, r
@@ -96,9 +96,10 @@ def test_concurrent_deploy_is_refused(fleet, connection, app_name, app_port, tmp
     assert r.recap[host['name']]['failed'] == 1, r
     assert testlib.served_version(host, app_port) == '1.0.0'
     assert testlib.tree_state(host, base_dir, app_name) == before
-    # The other hosts were not locked and went ahead.
+    # The other hosts of the batch went ahead; the failed batch was then switched back as a whole.
+    assert 'stopped at batch 1' in r.out and "deploy failed at Take the deploy lock" in r.out, r
     for other in fleet.hosts[1:]:
-        assert testlib.served_version(other, app_port) == '2.0.0'
+        assert testlib.served_version(other, app_port) == '1.0.0'
 
     r = testlib.adhoc(fleet.inventory, host['name'], 'hotswap.deploy.deploy_lock',
                       dict(base_dir=base_dir, owner='alice@ci:run-42', state='absent'), connection=connection)

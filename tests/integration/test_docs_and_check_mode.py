@@ -40,7 +40,7 @@ def test_check_mode_changes_nothing(fleet, app_name, app_port, tmp_path):
     r = testlib.playbook(fleet.inventory, 'deploy', second, check=True, diff=True, tmp_path=tmp_path)
     assert r.rc == 0, r
     # It says what it would do ...
-    assert all(c['changed'] > 0 for c in r.recap.values()), r
+    assert all(c['changed'] > 0 for c in r.hosts_recap.values()), r
     # ... and does none of it.
     for h in fleet:
         assert testlib.tree_state(h, base, app_name) == before[h['name']]

@@ -101,7 +101,8 @@ def test_galaxy_requirements_install_offline(ee, tmp_path):
     subprocess.run([galaxy, 'collection', 'build', '--force', '--output-path', str(context / 'collections'), REPO],
                    check=True, stdout=subprocess.DEVNULL)
     shutil.copy(dep_path(ee, 'galaxy'), str(context / 'requirements.yml'))
-    env = dict(os.environ, ANSIBLE_GALAXY_DISABLE_GPG_VERIFY='1')
+    # Only the target path: a collection installed elsewhere (make test's build/collections) would be skipped.
+    env = dict(os.environ, ANSIBLE_GALAXY_DISABLE_GPG_VERIFY='1', ANSIBLE_COLLECTIONS_PATH=str(tmp_path / 'installed'))
     subprocess.run([galaxy, 'collection', 'install', '-r', 'requirements.yml', '--collections-path',
                     str(tmp_path / 'installed')], cwd=str(context), env=env, check=True,
                    stdout=subprocess.DEVNULL)
