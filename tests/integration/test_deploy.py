@@ -31,7 +31,7 @@ def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, connection, app_name, ap
     r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '1.0.0', v1),
                          connection=connection, tmp_path=tmp_path)
     assert r.rc == 0, r
-    assert set(r.recap) == {h['name'] for h in fleet}, r
+    assert set(r.hosts_recap) == {h['name'] for h in fleet}, r
     rid1 = '1.0.0-' + testlib.sha256(v1)[7:19]
     for host in fleet:
         assert testlib.served_version(host, app_port) == '1.0.0'
