@@ -37,7 +37,6 @@ import operator
 import time
 import urllib.error
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 
@@ -107,20 +106,8 @@ def parse_threshold(threshold):
 
 def compile_query(expression):
     """Compile the JMESPath ``query``; an empty or invalid expression is a HotswapError."""
-    if not isinstance(expression, str) or not expression.strip():
-        raise HotswapError('%s: query is empty. Give a JMESPath expression that selects a number, such as '
-                           '"error_rate" or "data.result[0].value[1]".' % _WHAT)
-    if health.jmespath is None:
-        raise HotswapError('%s: query needs the jmespath library where the module runs. %s Or run the task on '
-                           'the controller with delegate_to: localhost.'
-                           % (_WHAT, missing_required_lib('jmespath', reason='for query')),
-                           exception=health.JMESPATH_IMPORT_ERROR)
-    try:
-        return health.jmespath.compile(expression)
-    except health.jmespath.exceptions.JMESPathError as exc:
-        raise HotswapError('%s: query %r is not a valid JMESPath expression (%s). Fix the expression; see '
-                           'https://jmespath.org/specification.html.'
-                           % (_WHAT, expression, ' '.join(str(exc).split())))
+    return health.compile_json_query(expression, option='query', what=_WHAT,
+                                     example='"error_rate" or "data.result[0].value[1]" (it must select a number)')
 
 
 def validate_comparison(comparison):
@@ -188,12 +175,8 @@ def build_analysis(url, query, threshold, comparison='<=', headers=None, validat
 
     The JMESPath query is compiled here, so a bad one fails before any request.
     """
-    try:
-        health.validate_url(url)
-        header_map = health.validate_headers(headers)
-    except HotswapError as exc:
-        # Same checks as health_check; say which task reports them.
-        raise HotswapError(exc.msg.replace(health._WHAT, _WHAT, 1))
+    health.validate_url(url, what=_WHAT, other_protocols='')
+    header_map = health.validate_headers(headers, what=_WHAT)
     return Analysis(
         url=url,
         query=compile_query(query),

@@ -158,29 +158,29 @@ def redact_url(url):
 
 # --------------------------------------------------------------------------- validation
 
-def require_jmespath():
+def require_jmespath(option='json_query', what=_WHAT):
     """Return the jmespath module or raise HotswapError saying how to get it."""
     if jmespath is None:
         raise HotswapError(
-            '%s: json_query needs the jmespath library. %s Or run the probe on the controller '
-            'with delegate_to: localhost.' % (_WHAT, missing_required_lib('jmespath', reason='for json_query')),
+            '%s: %s needs the jmespath library where the module runs. %s Or run the task on the controller '
+            'with delegate_to: localhost.' % (what, option, missing_required_lib('jmespath', reason='for %s' % option)),
             exception=JMESPATH_IMPORT_ERROR,
         )
     return jmespath
 
 
-def compile_json_query(expression):
-    """Compile a JMESPath expression; a syntax error is a HotswapError."""
+def compile_json_query(expression, option='json_query', what=_WHAT,
+                       example='"status == \'ok\'", or leave json_query out'):
+    """Compile a JMESPath expression; an empty or invalid one is a HotswapError naming ``option``."""
     if not isinstance(expression, str) or not expression.strip():
-        raise HotswapError('%s: json_query is empty. Give a JMESPath expression such as '
-                           '"status == \'ok\'", or leave json_query out.' % _WHAT)
-    lib = require_jmespath()
+        raise HotswapError('%s: %s is empty. Give a JMESPath expression such as %s.' % (what, option, example))
+    lib = require_jmespath(option, what)
     try:
         return lib.compile(expression)
     except lib.exceptions.JMESPathError as exc:
-        raise HotswapError('%s: json_query %r is not a valid JMESPath expression (%s). Fix the '
-                           'expression; see https://jmespath.org/specification.html.'
-                           % (_WHAT, expression, ' '.join(str(exc).split())))
+        raise HotswapError('%s: %s %r is not a valid JMESPath expression (%s). Fix the expression (the '
+                           'JMESPath specification has the grammar).'
+                           % (what, option, expression, ' '.join(str(exc).split())))
 
 
 def compile_body_regex(pattern):
@@ -192,21 +192,21 @@ def compile_body_regex(pattern):
                            '(Python re syntax; it is searched anywhere in the body).' % (_WHAT, pattern, exc))
 
 
-def validate_url(url):
-    """Return ``url`` if it is an absolute http(s) URL with a host."""
+def validate_url(url, what=_WHAT, other_protocols=' For other protocols use a tcp or command probe.'):
+    """Return ``url`` if it is an absolute http(s) URL with a host; ``what`` says who is asking."""
     fix = 'Use an absolute http:// or https:// URL such as http://127.0.0.1:8080/healthz.'
     if not isinstance(url, str) or not url:
-        raise HotswapError('%s: the URL is empty. %s' % (_WHAT, fix))
+        raise HotswapError('%s: the URL is empty. %s' % (what, fix))
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise HotswapError('%s: cannot parse URL %r (%s). %s' % (_WHAT, redact_url(url), exc, fix))
+        raise HotswapError('%s: cannot parse URL %r (%s). %s' % (what, redact_url(url), exc, fix))
     if parts.scheme.lower() not in ('http', 'https'):
-        raise HotswapError('%s: URL %r has scheme %r. %s For other protocols use a tcp or command probe.'
-                           % (_WHAT, redact_url(url), parts.scheme, fix))
+        raise HotswapError('%s: URL %r has scheme %r. %s%s'
+                           % (what, redact_url(url), parts.scheme, fix, other_protocols))
     if not parts.hostname:
-        raise HotswapError('%s: URL %r has no host. %s' % (_WHAT, redact_url(url), fix))
+        raise HotswapError('%s: URL %r has no host. %s' % (what, redact_url(url), fix))
     return url
 
 
@@ -265,23 +265,23 @@ def validate_status_codes(codes):
     return result
 
 
-def validate_headers(headers):
+def validate_headers(headers, what=_WHAT):
     """``headers`` (dict or None) -> dict of str to str. Messages name keys, never values."""
     if headers is None:
         return {}
     if not isinstance(headers, dict):
         raise HotswapError('%s: headers must be a dictionary of header names to values, not %s. '
-                           'Write headers: {Authorization: "Bearer ..."}.' % (_WHAT, type(headers).__name__))
+                           'Write headers: {Authorization: "Bearer ..."}.' % (what, type(headers).__name__))
     result = {}
     for name, value in headers.items():
         if not isinstance(name, str) or not name.strip() or any(c in name for c in ':\r\n'):
             raise HotswapError('%s: header name %r is not valid. Use a plain header name such as '
-                               'Authorization.' % (_WHAT, name))
+                               'Authorization.' % (what, name))
         if value is None or isinstance(value, (dict, list)):
-            raise HotswapError('%s: the value of header %r is not a string. Give a string value.' % (_WHAT, name))
+            raise HotswapError('%s: the value of header %r is not a string. Give a string value.' % (what, name))
         value = str(value)
         if '\r' in value or '\n' in value:
-            raise HotswapError('%s: the value of header %r contains a line break. Remove it.' % (_WHAT, name))
+            raise HotswapError('%s: the value of header %r contains a line break. Remove it.' % (what, name))
         result[name] = value
     return result
 

@@ -121,9 +121,6 @@ notes:
   - Each measurement reads at most 1 MiB of the body.
 seealso:
   - module: hotswap.deploy.health_check
-  - name: Argo Rollouts analysis
-    description: The semantics followed here (failureLimit, consecutiveErrorLimit, measurement errors).
-    link: https://argo-rollouts.readthedocs.io/en/stable/features/analysis/
 '''
 
 EXAMPLES = r'''

