@@ -71,6 +71,7 @@ class Clock(object):
 # user:password, joined into loopback URLs by the tests (never written as one URL).
 CREDS = ':'.join(('user', 'hunter2'))
 
+
 def rate(value):
     return {'version': '1.0.0', 'requests': 100, 'errors': 0, 'error_rate': value}
 
