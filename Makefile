@@ -10,10 +10,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_DIR)
 
-SOURCES := $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null)
+# Only files that exist: a file deleted but not yet committed is still listed by git ls-files.
+SOURCES := $(wildcard $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null))
 
 .PHONY: help deps venv image collection unit go-test lint sanity integration molecule test demo hosts-up hosts-down \
-        clean bench-zero-downtime
+        clean bench-zero-downtime bench
 
 help:
 	@echo "make demo   - start 3 local test hosts, deploy v1 then v2 of the demo service under load"
@@ -22,6 +23,7 @@ help:
 	@echo "make clean  - remove build/ and this checkout's test containers"
 	@echo "make hosts-up / hosts-down [PREFIX=hs-dev COUNT=3] - test hosts to try things by hand"
 	@echo "make bench-zero-downtime [BENCH_ARGS=--quick] - every restart strategy under load (~15 min; docs/zero-downtime.md)"
+	@echo "make bench [BENCH_HOSTS=\"1 5 10 20\" BENCH_REPS=3] - deploy.yml vs a baseline: time, no-op, transfer, round trips, rollback (docs/benchmarks.md)"
 
 deps: build/.deps
 build/.deps: scripts/install-deps.sh
@@ -87,7 +89,7 @@ molecule: venv collection image
 PYTEST_WORKERS ?= 3
 test: venv collection image
 	$(MAKE) --no-print-directory go-test lint sanity
-	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope tests/unit tests/integration
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope --durations=30 tests/unit tests/integration
 
 demo: venv collection image
 	$(PY) scripts/demo.py
@@ -106,6 +108,12 @@ hosts-down:
 BENCH_VENV := build/bench-venv
 bench-zero-downtime: venv image $(BENCH_VENV)/.installed
 	$(PY) benchmarks/zero_downtime/run.py $(BENCH_ARGS)
+
+# Not part of `make test` either: deploy.yml against benchmarks/baseline on hsb-bench-* hosts (docs/benchmarks.md).
+BENCH_HOSTS ?= 1 5 10 20
+BENCH_REPS  ?= 3
+bench: venv image $(BENCH_VENV)/.installed
+	$(PY) benchmarks/deploy/run.py --hosts "$(BENCH_HOSTS)" --reps $(BENCH_REPS) $(BENCH_ARGS)
 
 $(BENCH_VENV)/.installed: benchmarks/requirements.txt | build/.deps
 	python3 -m venv $(BENCH_VENV)

@@ -379,6 +379,23 @@ def activate(base_dir, rid, previous_state='retired', by='ansible', check_mode=F
     return result
 
 
+def activate_and_prune(base_dir, rid, previous_state='retired', by='ansible', keep=None, check_mode=False):
+    """``activate``, then (with ``keep``) ``prune``: what release_activate does, in one module run.
+
+    ``keep`` is checked before anything is switched. Returns activate's dict plus ``pruned``
+    (prune's dict, or None without ``keep``); ``changed`` covers both.
+    """
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+        raise HotswapError('activating release %s: keep must be an integer >= 1 (releases left after pruning), '
+                           'not %r. Leave it out to prune nothing.' % (rid, keep))
+    result = activate(base_dir, rid, previous_state=previous_state, by=by, check_mode=check_mode)
+    result['pruned'] = None
+    if keep is not None:
+        result['pruned'] = prune(base_dir, keep, check_mode=check_mode)
+        result['changed'] = result['changed'] or result['pruned']['changed']
+    return result
+
+
 def info(base_dir):
     """What release_info returns; a missing base_dir gives an empty result. Never changes anything."""
     p = paths(base_dir)

@@ -92,7 +92,8 @@ def acquire(base_dir, owner, stale_after=0, check_mode=False):
     after the call, ``taken_over`` the stale holder replaced, if any. Held by the same owner:
     changed=False. Held by another owner: HotswapError naming the holder, unless
     ``stale_after`` > 0 and the lock is older than that many seconds. Creates base_dir
-    (mode 0755) and ``.hotswap/`` (0750) when missing.
+    (mode 0755) and ``.hotswap/`` (0750) when missing, and notes them in the lock (``created``)
+    so that ``release`` removes them again when nothing else was put there.
     """
     p = paths(base_dir)
     _check_owner(owner, 'acquiring the deploy lock %s' % p.lock)
@@ -111,6 +112,7 @@ def acquire(base_dir, owner, stale_after=0, check_mode=False):
     if check_mode:
         return dict(changed=True, holder=new, taken_over=public_holder(taken_over))
     try:
+        new['created'] = dirs_to_create(p)
         if not os.path.isdir(p.base_dir):
             os.makedirs(p.base_dir, BASE_DIR_MODE)
             os.chmod(p.base_dir, BASE_DIR_MODE)  # makedirs' mode is filtered by the umask
@@ -162,7 +164,40 @@ def release(base_dir, owner=None, force=False, check_mode=False):
         except OSError as e:
             raise HotswapError('releasing the deploy lock %s: %s. Check permissions (use become).' % (p.lock, e))
         fsync_dir(p.state_dir)
+        remove_if_empty(holder.get('created'))
     return dict(changed=True, holder=None, released=public_holder(holder))
+
+
+def dirs_to_create(p):
+    """The directories acquire is about to create (base_dir and up, then .hotswap), deepest last."""
+    missing = []
+    path = p.base_dir
+    while path and path != os.path.dirname(path) and not os.path.isdir(path):
+        missing.insert(0, path)
+        path = os.path.dirname(path)
+    if not os.path.isdir(p.state_dir):
+        missing.append(p.state_dir)
+    return missing
+
+
+def remove_if_empty(created):
+    """Remove the directories a lock created, deepest first, while they are empty.
+
+    A refused first deploy then leaves no trace on the host; a directory that got anything
+    (a release, a ledger) stays.
+    """
+    if not isinstance(created, list):
+        return []
+    removed = []
+    for path in reversed(created):
+        if not isinstance(path, str) or not os.path.isabs(path):
+            break
+        try:
+            os.rmdir(path)
+        except OSError:
+            break
+        removed.append(path)
+    return removed
 
 
 def _check_owner(owner, doing):

@@ -17,7 +17,10 @@ description:
     task. A lock held by another owner fails the task with the holder and its age, unless it is
     older than I(stale_after) seconds, in which case it is taken over (RV(taken_over)).
   - Releasing a lock held by another owner needs I(force). Releasing a missing lock changes nothing.
-  - Creates I(base_dir) (mode 0755) and C(.hotswap/) (mode 0750) when taking the lock.
+  - Creates I(base_dir) (mode 0755) and C(.hotswap/) (mode 0750) when taking the lock, and removes
+    them again on release when they are still empty (a refused first deploy leaves no trace).
+  - Taking the lock also returns the releases as M(hotswap.deploy.release_info) reads them
+    (RV(releases_state)), read once the lock is held, so a deploy needs no second round trip.
 extends_documentation_fragment:
   - hotswap.deploy.release
   - ansible.builtin.action_common_attributes
@@ -99,6 +102,10 @@ holder:
     host:
       description: Host name of the target when the lock was taken.
       type: str
+    created:
+      description: Directories the lock created (removed on release when still empty).
+      type: list
+      elements: str
     age:
       description: Seconds since it was taken (absent on a lock just taken).
       type: int
@@ -115,12 +122,27 @@ released:
   description: With I(state=absent), the lock that was removed, else null. Same keys as RV(holder).
   returned: success
   type: dict
+releases_state:
+  description:
+    - With I(state=present), what M(hotswap.deploy.release_info) returns (C(current), C(previous_good),
+      C(releases), C(ledger_path), C(current_blocked), C(problems)), read under the lock. Null with
+      I(state=absent).
+  returned: success
+  type: dict
+  sample:
+    current: 1.4.2-3a7bd3e2360a
+    previous_good: 1.4.1-9c0ffee12345
+    releases: []
+    ledger_path: /opt/myapp/.hotswap/ledger.json
+    current_blocked: false
+    problems: []
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils import lock
+from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import info
 
 
 def main():
@@ -139,14 +161,18 @@ def main():
             result = lock.acquire(p['base_dir'], p['owner'], stale_after=p['stale_after'],
                                   check_mode=module.check_mode)
             result['released'] = None
+            result['releases_state'] = info(p['base_dir'])
         else:
             result = lock.release(p['base_dir'], p['owner'], force=p['force'], check_mode=module.check_mode)
             result['taken_over'] = None
+            result['releases_state'] = None
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     except OSError as e:
         module.fail_json(msg='%s the deploy lock in %s: %s. Check permissions (use become).'
                              % ('taking' if p['state'] == 'present' else 'releasing', p['base_dir'], e))
+    for problem in (result['releases_state'] or {}).get('problems', []):
+        module.warn(problem)
     if result.get('taken_over'):
         module.warn('took over the stale deploy lock of %r taken at %s'
                     % (result['taken_over'].get('owner'), result['taken_over'].get('acquired_at')))

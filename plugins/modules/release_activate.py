@@ -42,6 +42,13 @@ options:
         for example a deploy id C(<user>@<controller>:<play id>).
     type: str
     default: ansible
+  keep:
+    description:
+      - After the switch, prune old releases so that this many remain, as M(hotswap.deploy.release_prune)
+        does with I(keep) (the current and the previous good release are never removed). One module run
+        instead of two.
+      - Not given, nothing is pruned.
+    type: int
 attributes:
   check_mode:
     support: full
@@ -78,6 +85,12 @@ EXAMPLES = r'''
     base_dir: /opt/myapp
     release_id: "{{ info.previous_good }}"
     previous_state: failed
+
+- name: Switch and keep the five newest releases
+  hotswap.deploy.release_activate:
+    base_dir: /opt/myapp
+    release_id: "{{ hotswap_release_id }}"
+    keep: 5
 '''
 
 RETURN = r'''
@@ -103,6 +116,19 @@ ledger_updated:
   returned: success
   type: bool
   sample: true
+pruned:
+  description:
+    - With I(keep), what M(hotswap.deploy.release_prune) returns (C(removed), C(kept), C(unknown),
+      C(forgotten), C(cleaned), C(changed)); null without I(keep).
+  returned: success
+  type: dict
+  sample:
+    removed: [1.4.0-0b1e2c3d4e5f]
+    kept: [1.4.1-9f86d081884c, 1.4.2-3a7bd3e2360a]
+    unknown: []
+    forgotten: []
+    cleaned: []
+    changed: true
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -112,7 +138,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
     RELEASE_ID_SPEC,
     HotswapError,
 )
-from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import PREVIOUS_STATES, activate
+from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import PREVIOUS_STATES, activate_and_prune
 
 
 def link_text(rid):
@@ -123,14 +149,15 @@ def main():
     argument_spec = dict(
         previous_state=dict(type='str', choices=list(PREVIOUS_STATES), default='retired'),
         activated_by=dict(type='str', default='ansible'),
+        keep=dict(type='int'),
     )
     argument_spec.update(BASE_DIR_SPEC)
     argument_spec.update(RELEASE_ID_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     try:
-        result = activate(p['base_dir'], p['release_id'], previous_state=p['previous_state'],
-                          by=p['activated_by'], check_mode=module.check_mode)
+        result = activate_and_prune(p['base_dir'], p['release_id'], previous_state=p['previous_state'],
+                                    by=p['activated_by'], keep=p['keep'], check_mode=module.check_mode)
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     except OSError as e:

@@ -596,3 +596,44 @@ def test_prune_leaves_young_leftovers_of_a_running_upload(tmp_path):
     res = L.prune(base, keep=5)
     assert res['cleaned'] == [] and res['changed'] is False
     assert partial.exists() and os.path.lexists(str(link))
+
+
+# -- activate_and_prune (release_activate with keep) ---------------------------------------------
+
+def test_activate_and_prune_switches_then_prunes_keeping_the_one_switched_from(tmp_path):
+    base = deploy_series(tmp_path, 4)
+    stage(tmp_path, 'r5')
+    res = L.activate_and_prune(base, 'r5', keep=2)
+    assert res['switched'] and res['previous_release'] == 'r4'
+    assert res['pruned']['removed'] == ['r1', 'r2', 'r3'] and res['changed']
+    assert sorted(os.listdir(str(tmp_path / 'releases'))) == ['r4', 'r5']
+    assert L.info(base)['previous_good'] == 'r4'
+
+
+def test_activate_and_prune_without_keep_prunes_nothing(tmp_path):
+    base = deploy_series(tmp_path, 4)
+    res = L.activate_and_prune(base, 'r2')
+    assert res['pruned'] is None and res['switched']
+    assert len(os.listdir(str(tmp_path / 'releases'))) == 4
+
+
+def test_activate_and_prune_unchanged_when_current_and_nothing_to_prune(tmp_path):
+    base = deploy_series(tmp_path, 2)
+    res = L.activate_and_prune(base, 'r2', keep=5)
+    assert res['changed'] is False and res['pruned']['removed'] == []
+
+
+def test_activate_and_prune_check_mode_changes_nothing(tmp_path):
+    base = deploy_series(tmp_path, 4)
+    before = sorted(os.listdir(str(tmp_path / 'releases'))), os.readlink(str(tmp_path / 'current'))
+    res = L.activate_and_prune(base, 'r3', keep=1, check_mode=True)
+    assert res['changed'] and res['switched'] and res['pruned']['removed']
+    assert (sorted(os.listdir(str(tmp_path / 'releases'))), os.readlink(str(tmp_path / 'current'))) == before
+
+
+@pytest.mark.parametrize('keep', [0, -1, True])
+def test_activate_and_prune_bad_keep_switches_nothing(tmp_path, keep):
+    base = deploy_series(tmp_path, 3)
+    with pytest.raises(HotswapError, match='keep must be an integer >= 1'):
+        L.activate_and_prune(base, 'r1', keep=keep)
+    assert os.readlink(str(tmp_path / 'current')) == 'releases/r3'

@@ -175,4 +175,36 @@ def test_read_lock(tmp_path):
     lock.acquire(str(tmp_path), 'me')
     holder = lock.read_lock(str(tmp_path))
     assert holder['owner'] == 'me' and holder['age'] <= 2
-    assert lock.public_holder(holder).keys() == {'owner', 'acquired_at', 'acquired_epoch', 'host', 'age'}
+    assert lock.public_holder(holder).keys() == {'owner', 'acquired_at', 'acquired_epoch', 'host', 'age', 'created'}
+
+
+def test_release_removes_the_dirs_the_lock_created_while_empty(tmp_path):
+    base = tmp_path / 'opt' / 'app'
+    taken = lock.acquire(str(base), 'me')
+    assert taken['holder']['created'] == [str(tmp_path / 'opt'), str(base), str(base / '.hotswap')]
+    lock.release(str(base), 'me')
+    assert not (tmp_path / 'opt').exists()
+
+
+def test_release_keeps_created_dirs_that_got_something(tmp_path):
+    base = tmp_path / 'app'
+    lock.acquire(str(base), 'me')
+    (base / 'releases').mkdir()
+    (base / '.hotswap' / 'ledger.json').write_text('{}')
+    lock.release(str(base), 'me')
+    assert (base / 'releases').is_dir() and (base / '.hotswap' / 'ledger.json').is_file()
+    assert not lock_path(base).exists()
+
+
+def test_release_never_removes_dirs_that_were_there(tmp_path):
+    base = tmp_path / 'app'
+    base.mkdir()
+    taken = lock.acquire(str(base), 'me')
+    assert taken['holder']['created'] == [str(base / '.hotswap')]
+    lock.release(str(base), 'me')
+    assert base.is_dir() and not (base / '.hotswap').exists()
+
+
+def test_remove_if_empty_ignores_junk():
+    assert lock.remove_if_empty(None) == []
+    assert lock.remove_if_empty(['relative/path']) == []

@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The systemd units a restart strategy needs, installed in one module run (service_units).
+
+Which files belong to which strategy lives here only. A marker file (systemd ignores dot
+files) names the strategy the service was started under, so a change between strategies
+that share ``<app>.service`` is seen too; the units of the old strategy are stopped once
+and the files it alone used are removed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+
+STRATEGIES = ('systemd_socket', 'signal_reexec', 'notify_reload', 'restart', 'reuseport')
+UNIT_DIR = '/etc/systemd/system'
+UNIT_MODE = 0o644
+# Linux >= 5.14: what is queued on a closing SO_REUSEPORT listener moves to another one.
+MIGRATE_SYSCTL = 'net.ipv4.tcp_migrate_req'
+MIGRATE_SYSCTL_FILE = '/etc/sysctl.d/60-hotswap-reuseport.conf'
+MIGRATE_SYSCTL_CONTENT = '# hotswap.deploy: reuseport restarts (graceful_restart)\n%s = 1\n' % MIGRATE_SYSCTL
+# Instances graceful_restart runs of a reuseport template unit.
+REUSEPORT_SLOTS = ('a', 'b')
+
+
+def service_name(app, strategy):
+    return '%s@.service' % app if strategy == 'reuseport' else '%s.service' % app
+
+
+def marker_name(app, strategy):
+    return '.hotswap-%s.%s' % (app, strategy)
+
+
+def marker_content(strategy):
+    return '# Installed by hotswap.deploy: this service runs under restart_strategy=%s.\n' % strategy
+
+
+def wanted_files(app, strategy, service_unit, socket_unit=None):
+    """{file name: content} of the strategy: service (or template) unit, socket unit, marker."""
+    if strategy not in STRATEGIES:
+        raise HotswapError('installing the units of %s: unknown restart strategy %r. Use one of %s.'
+                           % (app, strategy, ', '.join(STRATEGIES)))
+    if not service_unit:
+        raise HotswapError('installing the units of %s: service_unit is empty. Give the rendered unit.' % app)
+    files = {service_name(app, strategy): service_unit, marker_name(app, strategy): marker_content(strategy)}
+    if strategy == 'systemd_socket':
+        if not socket_unit:
+            raise HotswapError('installing the units of %s for systemd_socket: socket_unit is empty. Give the '
+                               'rendered socket unit (it holds the listener across restarts).' % app)
+        files['%s.socket' % app] = socket_unit
+    return files
+
+
+def known_files(app):
+    """Every unit or marker file name any strategy may have installed for ``app``."""
+    names = set(['%s.socket' % app])
+    for s in STRATEGIES:
+        names.add(service_name(app, s))
+        names.add(marker_name(app, s))
+    return names
+
+
+def installed_files(unit_dir, app):
+    return sorted(n for n in known_files(app) if os.path.lexists(os.path.join(unit_dir, n)))
+
+
+def units_to_stop(installed):
+    """The units to stop when the strategy changes: all that run now (markers are not units).
+
+    A template unit is stopped through the instances graceful_restart uses.
+    """
+    stop = []
+    for name in installed:
+        if name.startswith('.'):
+            continue
+        if name.endswith('@.service'):
+            stop += [name.replace('@.service', '@%s.service' % slot) for slot in REUSEPORT_SLOTS]
+        else:
+            stop.append(name)
+    return stop
+
+
+def read_text(path):
+    try:
+        with open(path, 'r') as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def plan(unit_dir, app, wanted):
+    """What has to happen: dict(installed, remove, write, stop, changed)."""
+    installed = installed_files(unit_dir, app)
+    remove = [n for n in installed if n not in wanted]
+    write = sorted(n for n, content in wanted.items() if read_text(os.path.join(unit_dir, n)) != content)
+    stop = units_to_stop(installed) if remove else []
+    return dict(installed=installed, remove=remove, write=write, stop=stop, changed=bool(remove or write))
+
+
+def write_file(path, content, move=os.replace, mode=UNIT_MODE):
+    """Write ``content`` to ``path`` through a temp file in the same directory and a rename."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        move(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def stop_units(run_command, units):
+    """Stop and disable ``units`` (left by another strategy); units systemd does not know are skipped."""
+    if not units:
+        return
+    for verb in ('stop', 'disable'):
+        rc, out, err = run_command(['systemctl', verb] + list(units))
+        text = (err or out or '').strip()
+        if rc != 0 and not _only_unknown_units(text):
+            raise HotswapError('%s %s (left by another restart strategy): systemctl %s failed (rc %d): %s. '
+                               'Do it by hand and rerun.' % ('stopping' if verb == 'stop' else 'disabling',
+                                                             ', '.join(units), verb, rc, text))
+
+
+def _only_unknown_units(text):
+    lines = [line for line in text.splitlines() if line.strip()]
+    return bool(lines) and all('not loaded' in line or 'does not exist' in line for line in lines)
+
+
+def read_sysctl(name, proc_root='/proc'):
+    return read_text(os.path.join(proc_root, 'sys', *name.split('.')))
+
+
+def install(app, strategy, service_unit, socket_unit=None, run_command=None, check_mode=False,
+            unit_dir=UNIT_DIR, sysctl_file=MIGRATE_SYSCTL_FILE, proc_root='/proc', move=os.replace):
+    """Bring the units of ``strategy`` in place; what the service_units module does.
+
+    Returns dict(changed, units_changed, installed, removed, written, stopped, sysctl_set,
+    diff): ``units_changed`` says systemd must reload its units before the restart.
+    """
+    wanted = wanted_files(app, strategy, service_unit, socket_unit)
+    if not os.path.isdir(unit_dir):
+        raise HotswapError('installing the units of %s: %s does not exist. Is systemd installed on this host?'
+                           % (app, unit_dir))
+    p = plan(unit_dir, app, wanted)
+    before = dict((n, read_text(os.path.join(unit_dir, n)) or '') for n in sorted(set(p['write']) | set(p['remove'])))
+    after = dict((n, wanted.get(n, '')) for n in before)
+    result = dict(changed=p['changed'], units_changed=p['changed'], installed=sorted(wanted),
+                  removed=p['remove'], written=p['write'], stopped=p['stop'], sysctl_set=False,
+                  diff=dict(before=render_files(before), after=render_files(after),
+                            before_header=unit_dir, after_header=unit_dir))
+    sysctl_wanted = strategy == 'reuseport'
+    if sysctl_wanted:
+        sysctl_file_stale = read_text(sysctl_file) != MIGRATE_SYSCTL_CONTENT
+        sysctl_off = (read_sysctl(MIGRATE_SYSCTL, proc_root) or '').strip() != '1'
+        result['sysctl_set'] = sysctl_off
+        result['changed'] = result['changed'] or sysctl_file_stale or sysctl_off
+    if check_mode:
+        return result
+    try:
+        stop_units(run_command, p['stop'])
+        for name in p['remove']:
+            os.unlink(os.path.join(unit_dir, name))
+        for name in p['write']:
+            write_file(os.path.join(unit_dir, name), wanted[name], move=move)
+        if sysctl_wanted and sysctl_file_stale:
+            write_file(sysctl_file, MIGRATE_SYSCTL_CONTENT, move=move)
+        if sysctl_wanted and sysctl_off:
+            set_sysctl(run_command, MIGRATE_SYSCTL)
+    except OSError as e:
+        raise HotswapError('installing the units of %s in %s: %s. Check permissions (use become) and free space.'
+                           % (app, unit_dir, e))
+    return result
+
+
+def set_sysctl(run_command, name):
+    rc, out, err = run_command(['sysctl', '-q', '-w', '%s=1' % name])
+    if rc != 0:
+        raise HotswapError('setting %s=1 for reuseport restarts: sysctl failed (rc %d): %s. It needs Linux >= 5.14 '
+                           'and, in a container, the sysctl set by its runtime (--sysctl %s=1).'
+                           % (name, rc, (err or out or '').strip(), name))
+
+
+def render_files(files):
+    return ''.join('# %s\n%s' % (n, c if c.endswith('\n') or not c else c + '\n') for n, c in sorted(files.items()))

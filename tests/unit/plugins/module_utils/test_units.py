@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""module_utils/units.py on a unit directory and a /proc made under tmp_path; systemctl and
+sysctl go to a recording double."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.hotswap.deploy.plugins.module_utils import units as U
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+
+SERVICE = '[Service]\nExecStart=/opt/web/current/web\n'
+SOCKET = '[Socket]\nListenStream=127.0.0.1:8080\n'
+
+
+class Commands(object):
+    """Records argv; answers with the rc/out/err queued for a verb, else success."""
+
+    def __init__(self):
+        self.calls = []
+        self.answers = {}
+
+    def __call__(self, argv):
+        self.calls.append(list(argv))
+        return self.answers.get(argv[1] if argv[0] == 'systemctl' else argv[0], (0, '', ''))
+
+
+@pytest.fixture
+def env(tmp_path):
+    unit_dir = tmp_path / 'system'
+    unit_dir.mkdir()
+    proc = tmp_path / 'proc'
+    (proc / 'sys' / 'net' / 'ipv4').mkdir(parents=True)
+    (proc / 'sys' / 'net' / 'ipv4' / 'tcp_migrate_req').write_text('0\n')
+    (tmp_path / 'sysctl.d').mkdir()
+    cmds = Commands()
+
+    def install(strategy, service=SERVICE, socket=SOCKET, check_mode=False):
+        return U.install('web', strategy, service, socket, run_command=cmds, check_mode=check_mode,
+                         unit_dir=str(unit_dir), sysctl_file=str(tmp_path / 'sysctl.d' / 'hs.conf'),
+                         proc_root=str(proc))
+    return unit_dir, cmds, install
+
+
+def listing(unit_dir):
+    return sorted(os.listdir(str(unit_dir)))
+
+
+def test_wanted_files_per_strategy():
+    assert sorted(U.wanted_files('web', 'systemd_socket', 'S', 'K')) == ['.hotswap-web.systemd_socket', 'web.service',
+                                                                           'web.socket']
+    assert sorted(U.wanted_files('web', 'reuseport', 'S')) == ['.hotswap-web.reuseport', 'web@.service']
+    assert sorted(U.wanted_files('web', 'restart', 'S', 'ignored')) == ['.hotswap-web.restart', 'web.service']
+
+
+@pytest.mark.parametrize('args,words', [
+    (('nope', 'S', None), 'unknown restart strategy'),
+    (('restart', '', None), 'service_unit is empty'),
+    (('systemd_socket', 'S', ''), 'socket_unit is empty'),
+])
+def test_wanted_files_refuses_bad_input(args, words):
+    with pytest.raises(HotswapError, match=words):
+        U.wanted_files('web', *args)
+
+
+def test_units_to_stop_expands_template_and_skips_markers():
+    assert U.units_to_stop(['.hotswap-web.reuseport', 'web@.service', 'web.socket']) == [
+        'web@a.service', 'web@b.service', 'web.socket']
+
+
+def test_first_install_writes_every_file_then_is_idempotent(env):
+    unit_dir, cmds, install = env
+    res = install('systemd_socket')
+    assert res['changed'] and res['units_changed'] and res['stopped'] == [] and res['removed'] == []
+    assert listing(unit_dir) == ['.hotswap-web.systemd_socket', 'web.service', 'web.socket']
+    assert (unit_dir / 'web.service').read_text() == SERVICE
+    assert oct(os.stat(str(unit_dir / 'web.socket')).st_mode & 0o777) == '0o644'
+    assert cmds.calls == []
+    again = install('systemd_socket')
+    assert again['changed'] is False and again['units_changed'] is False and again['written'] == []
+
+
+def test_a_changed_unit_is_rewritten_and_shown_in_the_diff(env):
+    unit_dir, _cmds, install = env
+    install('restart')
+    res = install('restart', service=SERVICE + 'Restart=always\n')
+    assert res['written'] == ['web.service'] and res['units_changed']
+    assert 'Restart=always' in res['diff']['after'] and 'Restart=always' not in res['diff']['before']
+
+
+def test_changing_strategy_stops_the_old_units_once_and_removes_their_files(env):
+    unit_dir, cmds, install = env
+    install('systemd_socket')
+    res = install('restart')
+    assert res['removed'] == ['.hotswap-web.systemd_socket', 'web.socket']
+    assert res['stopped'] == ['web.service', 'web.socket']
+    assert cmds.calls == [['systemctl', 'stop', 'web.service', 'web.socket'],
+                          ['systemctl', 'disable', 'web.service', 'web.socket']]
+    assert listing(unit_dir) == ['.hotswap-web.restart', 'web.service']
+
+
+def test_change_between_strategies_sharing_the_service_unit_is_seen_by_the_marker(env):
+    unit_dir, cmds, install = env
+    install('signal_reexec')
+    res = install('restart')
+    assert res['removed'] == ['.hotswap-web.signal_reexec'] and res['stopped'] == ['web.service']
+    assert res['units_changed']
+
+
+def test_reuseport_sets_the_sysctl_and_stops_template_instances_on_leaving(env, tmp_path):
+    unit_dir, cmds, install = env
+    res = install('reuseport')
+    assert res['sysctl_set'] and ['sysctl', '-q', '-w', 'net.ipv4.tcp_migrate_req=1'] in cmds.calls
+    assert 'tcp_migrate_req = 1' in (tmp_path / 'sysctl.d' / 'hs.conf').read_text()
+    cmds.calls[:] = []
+    res = install('systemd_socket')
+    assert res['stopped'] == ['web@a.service', 'web@b.service']
+    assert 'web@.service' in res['removed']
+
+
+def test_check_mode_reports_and_changes_nothing(env):
+    unit_dir, cmds, install = env
+    install('systemd_socket')
+    res = install('reuseport', check_mode=True)
+    assert res['changed'] and res['stopped'] == ['web.service', 'web.socket'] and res['sysctl_set']
+    assert listing(unit_dir) == ['.hotswap-web.systemd_socket', 'web.service', 'web.socket']
+    assert cmds.calls == []
+
+
+def test_unknown_units_are_no_error_but_a_real_stop_failure_is(env):
+    unit_dir, cmds, install = env
+    install('systemd_socket')
+    cmds.answers['stop'] = (5, '', 'Failed to stop web.socket: Unit web.socket not loaded.\n')
+    assert install('restart')['stopped'] == ['web.service', 'web.socket']
+    install('systemd_socket')
+    cmds.answers['stop'] = (1, '', 'Job for web.service canceled.\n')
+    with pytest.raises(HotswapError, match='stopping web.service, web.socket .*canceled.*by hand'):
+        install('restart')
+
+
+def test_missing_unit_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(HotswapError, match='does not exist. Is systemd installed'):
+        U.install('web', 'restart', SERVICE, unit_dir=str(tmp_path / 'none'), run_command=Commands())
