@@ -18,7 +18,8 @@ binary_upload (``plugins/plugin_utils/push.py``):
    ``remote_src: true`` (it stages ``<exe>.new``, verifies it again and swaps), remove the
    temp dir.
 
-``url``, ``remote_src: true`` and the verify-only probe go straight to the module.
+``url``, ``remote_src: true``, the verify-only probe and ``operation`` rollback and query (which
+never take a file from the controller) go straight to the module.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ class ActionModule(PushActionBase):
                 'connection variables in the inventory.' % self.describe(args))
 
     def wants_push(self, args):
-        return bool(args.get('src')) and not boolean(args.get('remote_src', False), strict=False)
+        # rollback and query refuse src in the module, with a message saying why.
+        return (args.get('operation') in (None, 'swap') and bool(args.get('src'))
+                and not boolean(args.get('remote_src', False), strict=False))
 
     def probe_args(self, args):
         return dict((k, v) for k, v in args.items() if k not in ('src', 'url', 'remote_src'))

@@ -1705,6 +1705,274 @@ Function Invoke-HealthProbe {
 }
 
 # ---------------------------------------------------------------------------------------------
+# rollback: what the host has (operation=query) and the kept copy to go back to
+
+Function Select-KeptCopy {
+    <#
+    .SYNOPSIS
+    The copy (a Get-BinaryCopy object) that holds ReleaseId: an .old-<id> copy before a
+    .failed-<id> one, then the lowest ~n; $null when there is none.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory = $true)][AllowEmptyCollection()][object[]]$Copies,
+        [Parameter(Mandatory = $true)][string]$ReleaseId
+    )
+    $mine = @($Copies | Where-Object { $null -ne $_ -and [string]$_.ReleaseId -ceq $ReleaseId })
+    if ($mine.Count -eq 0) {
+        return $null
+    }
+    @($mine | Sort-Object -Property @(
+            @{ Expression = { if ($_.Kind -eq 'old') { 0 } else { 1 } } },
+            @{ Expression = { $_.Sequence } }
+        ))[0]
+}
+
+Function Select-PreviousGoodRelease {
+    <#
+    .SYNOPSIS
+    The release to roll back to from CurrentReleaseId, or $null: the newest activation in the
+    ledger's history whose release is not the current one, is still in the ledger, is not failed
+    and has a kept copy (its id is in Present). The rule of the Linux ledger's previous_good,
+    with "its release directory exists" read as "a copy of its exe is kept".
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param (
+        [Parameter(Mandatory = $true)][System.Collections.IDictionary]$Ledger,
+        [AllowNull()][AllowEmptyString()][string]$CurrentReleaseId,
+        [AllowEmptyCollection()][string[]]$Present = @()
+    )
+    $releases = $Ledger['releases']
+    $history = $Ledger['history']
+    for ($i = $history.Count - 1; $i -ge 0; $i--) {
+        $hid = [string]$history[$i]['release_id']
+        if (-not $hid -or $hid -ceq $CurrentReleaseId -or @($Present) -cnotcontains $hid) {
+            continue
+        }
+        if (-not $releases.Contains($hid) -or $releases[$hid]['state'] -eq 'failed') {
+            continue
+        }
+        return $hid
+    }
+    return $null
+}
+
+Function Assert-SwapLockFree {
+    <#
+    .SYNOPSIS
+    Throws, naming the holder, when the lock file exists (check mode: a real run would be refused).
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory = $true)][string]$Path,
+        [Parameter(Mandatory = $true)][string]$What
+    )
+    $holder = Read-SwapLock -Path $Path
+    if ($null -eq $holder) {
+        return
+    }
+    $who = 'an unknown owner (the lock file is empty or corrupt)'
+    if ($holder['owner']) {
+        $who = "'$($holder['owner'])'"
+        if ($holder['acquired_at']) {
+            $who += " since $($holder['acquired_at']) ($($holder['age']) s ago)"
+        }
+    }
+    throw (New-SwapError -Message ("$($What): the deploy lock $Path is held by $who. Wait for that deploy to " +
+            "finish and retry; if it is dead (no such PowerShell process on the host), delete $Path."))
+}
+
+Function Resolve-RollbackTarget {
+    <#
+    .SYNOPSIS
+    The digest (from the ledger) and the kept copy of the release a rollback goes back to.
+    Throws when the ledger does not know the release, records no sha256 for it, or records
+    another sha256 than Digest (the checksum option, when given).
+    .OUTPUTS
+    PSCustomObject: Digest, Copy (Select-KeptCopy result or $null: the caller refuses unless the
+    release is live already), Version.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory = $true)][System.Collections.IDictionary]$Ledger,
+        [Parameter(Mandatory = $true)][AllowEmptyCollection()][object[]]$Copies,
+        [Parameter(Mandatory = $true)][string]$ReleaseId,
+        [AllowNull()][AllowEmptyString()][string]$Digest,
+        [Parameter(Mandatory = $true)][string]$LedgerPath,
+        [Parameter(Mandatory = $true)][string]$Path,
+        [Parameter(Mandatory = $true)][string]$What
+    )
+    $releases = $Ledger['releases']
+    if (-not $releases.Contains($ReleaseId)) {
+        $known = @($releases.Keys)
+        $has = 'no releases'
+        if ($known.Count -gt 0) {
+            $has = $known -join ', '
+        }
+        throw (New-SwapError -Message ("$($What): the ledger $LedgerPath has no release $ReleaseId (it has $has). " +
+                "Pick one of those (operation=query lists them with their kept copies), or deploy that version " +
+                "again with operation=swap. Nothing was changed."))
+    }
+    $entry = $releases[$ReleaseId]
+    $recorded = [string]$entry['sha256']
+    if (-not $recorded) {
+        throw (New-SwapError -Message ("$($What): the ledger $LedgerPath records no sha256 for release $ReleaseId, " +
+                "so a kept copy cannot be verified. Deploy that version again with operation=swap (src or url " +
+                "and checksum). Nothing was changed."))
+    }
+    if ($Digest -and $Digest -ne $recorded) {
+        throw (New-SwapError -Message ("$($What): checksum says $Digest but the ledger $LedgerPath records " +
+                "$recorded for release $ReleaseId. Leave checksum out (the ledger's digest is used) or fix it. " +
+                "Nothing was changed."))
+    }
+    $copy = Select-KeptCopy -Copies $Copies -ReleaseId $ReleaseId
+    [PSCustomObject]@{
+        Digest = $recorded
+        Copy = $copy
+        Version = [string]$entry['version']
+    }
+}
+
+Function Assert-KeptCopy {
+    <#
+    .SYNOPSIS
+    Throws (failed_step verify) unless the kept copy at Path has the sha256 the ledger records
+    for ReleaseId and is a PE executable for HostArch. Returns the Get-PeMachine result.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory = $true)][string]$Path,
+        [Parameter(Mandatory = $true)][string]$ReleaseId,
+        [Parameter(Mandatory = $true)][string]$Digest,
+        [Parameter(Mandatory = $true)][string]$HostArch,
+        [Parameter(Mandatory = $true)][string]$LedgerPath,
+        [Parameter(Mandatory = $true)][string]$What
+    )
+    $actual = Get-FileSha256 -Path $Path
+    if ($actual -ne $Digest) {
+        throw (New-SwapError -FailedStep 'verify' -Message ("$($What): the kept copy $Path has sha256 $actual, but " +
+                "the ledger $LedgerPath records $Digest for release $($ReleaseId): the copy was changed or " +
+                "replaced. Nothing was changed. Deploy that version again with operation=swap, or pick another " +
+                "release."))
+    }
+    Assert-StagedBinary -Path $Path -Digest $Digest -HostArch $HostArch -What "the kept copy $Path" `
+        -Outcome 'nothing was changed'
+}
+
+Function Get-SwapReleaseInfo {
+    <#
+    .SYNOPSIS
+    What operation=query returns, read-only: the live release, the previous good one, every
+    release of the ledger with its kept copy, the lock holder and problems that need a human.
+    .DESCRIPTION
+    A missing exe directory is not an error: nothing is deployed there (no releases). Copies
+    whose release the ledger does not know are listed with state 'unknown'. When Service is
+    given, a missing or disabled service is reported in problems.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory = $true)][AllowEmptyString()][string]$Path,
+        [AllowNull()][AllowEmptyString()][string]$Service,
+        [scriptblock]$GetServiceInfo = { param ($Name) Get-SwapServiceInfo -Name $Name }
+    )
+    if (-not $Path -or -not [System.IO.Path]::IsPathRooted($Path) -or -not [System.IO.Path]::GetFileName($Path)) {
+        throw (New-SwapError -Message ("checking the path option: '$Path' is not the absolute path of a file. Give " +
+                "the full path of the service's exe, for example C:\hotswap\myapp\myapp.exe."))
+    }
+    if ([System.IO.Directory]::Exists($Path)) {
+        throw (New-SwapError -Message "checking the path option: $Path is a directory. Give the path of the exe itself.")
+    }
+    $paths = Get-SwapPaths -Path $Path -StagingDir $null
+    $info = [ordered]@{
+        changed = $false
+        current = $null
+        previous_good = $null
+        releases = @()
+        ledger_path = $paths.Ledger
+        live_sha256 = $null
+        lock = $null
+        problems = @()
+    }
+    if ($Service) {
+        $svc = & $GetServiceInfo $Service
+        if ($null -eq $svc) {
+            $info.problems += ("there is no Windows service named '$Service' (Get-Service): install and register " +
+                "it, or fix the service name")
+        }
+        elseif ([string](Get-PropertyValue -InputObject $svc -Name 'StartMode') -eq 'Disabled') {
+            $info.problems += ("the service '$Service' is disabled, so it could not be started on the release " +
+                "rolled back to: set its start type to Automatic or Manual (Set-Service -StartupType)")
+        }
+    }
+    if (-not [System.IO.Directory]::Exists($paths.Directory)) {
+        return $info
+    }
+    $ledger = Read-SwapLedger -Path $paths.Ledger
+    $info.lock = Read-SwapLock -Path $paths.Lock
+    $liveExists = [System.IO.File]::Exists($Path)
+    if ($liveExists) {
+        $info.live_sha256 = Get-FileSha256 -Path $Path
+    }
+    $copies = @(Get-BinaryCopy -Path $Path)
+    if (-not $liveExists -and $copies.Count -gt 0) {
+        $info.problems += ("$Path does not exist but old copies do ($((@($copies | ForEach-Object { $_.Name })) -join ', ')), " +
+            "so an earlier swap may have been interrupted: rename the right copy back to $Path (the ledger " +
+            "$($paths.Ledger) says which release was active)")
+    }
+    $current = Find-SwapLedgerRelease -Ledger $ledger -Digest $info.live_sha256
+    $info.current = $current
+    $kept = @($copies | ForEach-Object { [string]$_.ReleaseId } | Select-Object -Unique)
+    $info.previous_good = Select-PreviousGoodRelease -Ledger $ledger -CurrentReleaseId $current -Present $kept
+
+    $releases = $ledger['releases']
+    $order = @{}
+    $i = 0
+    foreach ($id in @($releases.Keys)) {
+        $order[[string]$id] = $i
+        $i++
+    }
+    $sorted = @(@($releases.Keys) | Sort-Object -Property @(
+            @{ Expression = { [string]$releases[$_]['staged_at'] } },
+            @{ Expression = { $order[[string]$_] } }
+        ))
+    $items = New-Object -TypeName System.Collections.ArrayList
+    foreach ($id in $sorted) {
+        $entry = $releases[$id]
+        $item = [ordered]@{}
+        foreach ($field in @('release_id', 'version', 'sha256', 'binary', 'state', 'staged_at', 'activated_at',
+                'activated_by', 'retired_at', 'failed_at')) {
+            $item[$field] = $entry[$field]
+        }
+        $item['release_id'] = [string]$id
+        $copy = Select-KeptCopy -Copies $copies -ReleaseId ([string]$id)
+        $item['path'] = $null
+        $item['present'] = $false
+        if ($current -and [string]$id -ceq $current) {
+            $item['path'] = $Path
+            $item['present'] = $true
+        }
+        elseif ($null -ne $copy) {
+            $item['path'] = $copy.Path
+            $item['present'] = $true
+        }
+        $null = $items.Add($item)
+    }
+    foreach ($id in $kept) {
+        if (-not $releases.Contains($id)) {
+            $copy = Select-KeptCopy -Copies $copies -ReleaseId $id
+            $null = $items.Add([ordered]@{
+                    release_id = $id; version = $null; sha256 = $null; binary = $null; state = 'unknown'
+                    staged_at = $null; activated_at = $null; activated_by = $null; retired_at = $null; failed_at = $null
+                    path = $copy.Path; present = $true
+                })
+        }
+    }
+    $info.releases = $items.ToArray()
+    $info
+}
+
+# ---------------------------------------------------------------------------------------------
 # staging, restore and the swap
 
 Function Save-StagedBinary {
@@ -1836,6 +2104,8 @@ Function Invoke-BinarySwap {
     ordered dictionary; on a handled failure it has failed=$true and msg (and failed_step/reason).
     Unexpected errors (bugs) are thrown.
     .DESCRIPTION
+    Operation: swap (install src or url), rollback (rename the kept copy <exe>.old-<ReleaseId>
+    back into place; the digest comes from the ledger) or query (Get-SwapReleaseInfo, read-only).
     The service, health and download operations are scriptblocks (called with positional
     arguments) so tests can run everything on plain files:
       GetServiceInfo  ($Name)                              -> $null or object with Status, StartMode, BinaryPath
@@ -1850,9 +2120,9 @@ Function Invoke-BinarySwap {
         [Parameter(Mandatory = $true)][string]$Path,
         [AllowNull()][AllowEmptyString()][string]$Src,
         [AllowNull()][AllowEmptyString()][string]$Url,
-        [Parameter(Mandatory = $true)][AllowEmptyString()][string]$Checksum,
-        [Parameter(Mandatory = $true)][AllowEmptyString()][string]$Service,
-        [Parameter(Mandatory = $true)][AllowEmptyString()][string]$ReleaseId,
+        [AllowNull()][AllowEmptyString()][string]$Checksum,
+        [AllowNull()][AllowEmptyString()][string]$Service,
+        [AllowNull()][AllowEmptyString()][string]$ReleaseId,
         [AllowNull()][AllowEmptyString()][string]$Version,
         [AllowNull()][AllowEmptyString()][string]$StagingDir,
         [int]$Keep = 3,
@@ -1864,6 +2134,8 @@ Function Invoke-BinarySwap {
         [int]$HealthInterval = 1,
         [bool]$ValidateCerts = $true,
         [switch]$CheckMode,
+        [ValidateSet('swap', 'rollback', 'query')][string]$Operation = 'swap',
+        [ValidateSet('retired', 'failed')][string]$PreviousState = 'retired',
         [string]$ActivatedBy = 'ansible',
         [AllowNull()][AllowEmptyString()][string]$HostArch,
         [AllowNull()][AllowEmptyCollection()][string[]]$MountPoints = $null,
@@ -1886,6 +2158,22 @@ Function Invoke-BinarySwap {
         },
         [scriptblock]$Sleep = { param ($Seconds) Start-Sleep -Seconds $Seconds }
     )
+    if ($Operation -eq 'query') {
+        try {
+            if ($Src -or $Url -or $Checksum) {
+                throw (New-SwapError -Message ("querying $($Path): src, url and checksum are not used by " +
+                        "operation=query, which only reads the ledger and the kept copies. Leave them out."))
+            }
+            return (Get-SwapReleaseInfo -Path $Path -Service $Service -GetServiceInfo $GetServiceInfo)
+        }
+        catch {
+            $detail = Get-SwapErrorDetail -Exception $_.Exception
+            if ($null -eq $detail) {
+                throw
+            }
+            return [ordered]@{ changed = $false; failed = $true; msg = $detail.Message }
+        }
+    }
     $result = [ordered]@{
         changed = $false
         swapped = $false
@@ -1904,7 +2192,7 @@ Function Invoke-BinarySwap {
         Version = $Version; StagingDir = $StagingDir; Keep = $Keep; StopTimeout = $StopTimeout
         StartTimeout = $StartTimeout; HealthUrl = $HealthUrl; ExpectedVersion = $ExpectedVersion
         HealthRetries = $HealthRetries; HealthInterval = $HealthInterval; ValidateCerts = $ValidateCerts
-        CheckMode = [bool]$CheckMode; ActivatedBy = $ActivatedBy; HostArch = $HostArch; MountPoints = $MountPoints
+        CheckMode = [bool]$CheckMode; Operation = $Operation; PreviousState = $PreviousState; ActivatedBy = $ActivatedBy; HostArch = $HostArch; MountPoints = $MountPoints
         GetServiceInfo = $GetServiceInfo; StopService = $StopService; StartService = $StartService
         HealthRequest = $HealthRequest; Downloader = $Downloader; Sleep = $Sleep
     }
@@ -1943,11 +2231,28 @@ Function Invoke-SwapSteps {
     $path = [string]$o.Path
     $rid = [string]$o.ReleaseId
     $service = [string]$o.Service
+    $rollback = ($o.Operation -eq 'rollback')
     $what = "swapping $path to release $rid"
+    if ($rollback) {
+        $what = "rolling $path back to release $rid"
+    }
 
     # -- validate everything; nothing is changed before this section is through ------------------
     Assert-ReleaseId -ReleaseId $rid
-    $sha = ConvertFrom-Checksum -Checksum $o.Checksum
+    if (-not $service) {
+        throw (New-SwapError -Message ("$($what): the service option is empty. Give the name of the Windows service " +
+                "that runs $path."))
+    }
+    if ($rollback -and ($o.Src -or $o.Url)) {
+        throw (New-SwapError -Message ("$($what): src and url are not used by operation=rollback, which puts back " +
+                "the copy $path.old-$rid kept by an earlier swap. Leave them out, or use operation=swap to install " +
+                "a binary from src or url."))
+    }
+    $sha = $null
+    if (-not $rollback -or $o.Checksum) {
+        # A rollback takes the digest from the ledger; a checksum given with it must agree (below).
+        $sha = ConvertFrom-Checksum -Checksum $o.Checksum
+    }
     $Result.sha256 = $sha
     if (-not $path -or -not [System.IO.Path]::IsPathRooted($path) -or -not [System.IO.Path]::GetFileName($path)) {
         throw (New-SwapError -Message ("checking the path option: '$path' is not the absolute path of a file. Give " +
@@ -2046,6 +2351,17 @@ Function Invoke-SwapSteps {
                 "so an earlier swap may have been interrupted. Rename the right copy back to $path (the ledger " +
                 "$($paths.Ledger) says which release was active) and rerun."))
     }
+    $keptCopy = $null
+    if ($rollback) {
+        $target = Resolve-RollbackTarget -Ledger $ledger -Copies $copies -ReleaseId $rid -Digest $sha `
+            -LedgerPath $paths.Ledger -Path $path -What $what
+        $sha = $target.Digest
+        $keptCopy = $target.Copy
+        $Result.sha256 = $sha
+        if ($null -ne $keptCopy) {
+            $Result.staged_path = $keptCopy.Path
+        }
+    }
     $previous = Find-SwapLedgerRelease -Ledger $ledger -Digest $liveSha
     $Result.previous_release = $previous
 
@@ -2090,7 +2406,17 @@ Function Invoke-SwapSteps {
         return
     }
 
-    if (-not $o.Src -and -not $o.Url) {
+    if ($rollback -and $null -eq $keptCopy) {
+        # Resolve-RollbackTarget allows a missing copy only when the target is live already.
+        $there = 'none'
+        if ($copies.Count -gt 0) {
+            $there = (@($copies | ForEach-Object { $_.Name })) -join ', '
+        }
+        throw (New-SwapError -Message ("$($what): there is no kept copy of release $rid ($path.old-$rid) beside " +
+                "$path (copies there: $there). Pick a release that has one (operation=query lists them), or " +
+                "deploy it again with operation=swap. Nothing was changed."))
+    }
+    if (-not $rollback -and -not $o.Src -and -not $o.Url) {
         $Result.current_release = $previous
         $state = "$path does not exist"
         if ($liveExists) {
@@ -2111,35 +2437,63 @@ Function Invoke-SwapSteps {
         $backupPath = Get-UniquePath -Path (Get-CopyPath -Path $path -Kind old -ReleaseId $backupId)
     }
     $Result.backup_path = $backupPath
-    $Result.staged_path = $paths.Staged
+    # The file renamed into place: <exe>.new for a swap, the kept copy itself for a rollback.
+    $swapPaths = $paths
     $source = "the download of $(Hide-UrlCredential -Url $o.Url)"
     if ($o.Src) {
         $source = "src $($o.Src)"
     }
+    if ($rollback) {
+        $swapPaths = $paths.PSObject.Copy()
+        $swapPaths.Staged = $keptCopy.Path
+        $source = "the kept copy $($keptCopy.Path)"
+    }
+    $Result.staged_path = $swapPaths.Staged
 
     # -- check mode: say what would happen ---------------------------------------------------------
     if ($checkMode) {
-        if ($o.Src) {
+        # A run that changes something takes the lock; say now that it would be refused.
+        Assert-SwapLockFree -Path $paths.Lock -What $what
+        if ($rollback) {
+            $null = Assert-KeptCopy -Path $keptCopy.Path -ReleaseId $rid -Digest $sha -HostArch $hostArch `
+                -LedgerPath $paths.Ledger -What $what
+        }
+        elseif ($o.Src) {
             $null = Assert-StagedBinary -Path $o.Src -Digest $sha -HostArch $hostArch -What $source
         }
         $steps = New-Object -TypeName System.Collections.ArrayList
-        if ($o.Src) {
-            $null = $steps.Add("copy $($o.Src) to $($paths.Staged)")
+        if ($rollback) {
+            $null = $steps.Add("verify that $($keptCopy.Path) has sha256 $sha (the ledger's) and the PE machine ($hostArch)")
         }
         else {
-            $null = $steps.Add("download $(Hide-UrlCredential -Url $o.Url) to $($paths.Staged) (not contacted in check mode)")
+            if ($o.Src) {
+                $null = $steps.Add("copy $($o.Src) to $($paths.Staged)")
+            }
+            else {
+                $null = $steps.Add("download $(Hide-UrlCredential -Url $o.Url) to $($paths.Staged) (not contacted in check mode)")
+            }
+            $null = $steps.Add("verify sha256 $sha and the PE machine ($hostArch)")
         }
-        $null = $steps.Add("verify sha256 $sha and the PE machine ($hostArch)")
         $null = $steps.Add("stop service '$service' (wait up to $($o.StopTimeout) s)")
         if ($backupPath) {
             $null = $steps.Add("rename $path to $backupPath")
         }
-        $null = $steps.Add("rename $($paths.Staged) to $path")
+        $null = $steps.Add("rename $($swapPaths.Staged) to $path")
         $null = $steps.Add("start service '$service' (wait up to $($o.StartTimeout) s for Running)")
         if ($o.HealthUrl) {
             $null = $steps.Add("probe $(Hide-UrlCredential -Url $o.HealthUrl) (up to $([int]$o.HealthRetries + 1) attempts, $($o.HealthInterval) s apart)")
         }
         $null = $steps.Add("record release $rid as active in $($paths.Ledger)")
+        if ($previous -and $previous -cne $rid -and $o.PreviousState -eq 'failed') {
+            $null = $steps.Add("mark release $previous failed in the ledger")
+        }
+        if ($rollback) {
+            $Result.changed = $true
+            $Result.current_release = $rid
+            $Result['would_swap'] = $true
+            $Result['steps'] = $steps.ToArray()
+            return
+        }
         $simulated = New-SwapLedger
         foreach ($id in @($ledger['releases'].Keys)) {
             $simulated['releases'][$id] = $ledger['releases'][$id]
@@ -2166,6 +2520,25 @@ Function Invoke-SwapSteps {
     $owner = "hotswap.deploy.win_binary_swap release $rid (pid $PID)"
     Enter-SwapLock -Path $paths.Lock -Owner $owner -What $what
     try {
+        if ($rollback) {
+            # Checked again under the lock: the copy is renamed into place as it is, nothing is staged.
+            try {
+                $null = Assert-KeptCopy -Path $keptCopy.Path -ReleaseId $rid -Digest $sha -HostArch $hostArch `
+                    -LedgerPath $paths.Ledger -What $what
+            }
+            catch {
+                if ($null -ne (Get-SwapErrorDetail -Exception $_.Exception)) {
+                    throw
+                }
+                throw (New-SwapError -FailedStep 'verify' -Message ("$($what): verifying $($keptCopy.Path) failed: " +
+                        "$(Get-ErrorText $_). Nothing was changed."))
+            }
+            Invoke-SwapUnderService -Result $Result -Options $o -Paths $swapPaths -Ledger $ledger -Info $info `
+                -BackupPath $backupPath -Previous $previous -What $what
+            # No pruning: a rollback removes nothing (the release rolled back from is kept as a copy).
+            $Result['pruned'] = @()
+            return
+        }
         try {
             Save-StagedBinary -Destination $paths.Staged -Src $o.Src -Url $o.Url -ValidateCerts $o.ValidateCerts `
                 -Downloader $o.Downloader
@@ -2308,7 +2681,7 @@ Function Invoke-SwapUnderService {
             }
             throw (New-SwapError -FailedStep $step -Message ("$($What): $step failed: $cause. Nothing was renamed: " +
                     "$path still holds the previous binary; the service '$service' is $state. The new binary stays " +
-                    "staged at $($Paths.Staged). Fix the cause and rerun."))
+                    "at $($Paths.Staged). Fix the cause and rerun."))
         }
         $Result.changed = $true
         $restore = Restore-Binary -Path $path -BackupPath $BackupPath `
@@ -2358,6 +2731,10 @@ Function Invoke-SwapUnderService {
     $Result.swapped = $true
     $Result.current_release = $rid
     Add-SwapLedgerActivation -Ledger $Ledger -ReleaseId $rid -PreviousReleaseId $Previous -By $o.ActivatedBy
+    if ($o.PreviousState -eq 'failed' -and $Previous -and $Previous -cne $rid) {
+        # As release_activate on Linux: a release left as failed is never "previous good" again.
+        $null = Set-SwapLedgerState -Ledger $Ledger -ReleaseId $Previous -State failed
+    }
     try {
         Write-SwapLedger -Path $Paths.Ledger -Ledger $Ledger
     }
@@ -2372,7 +2749,9 @@ Export-ModuleMember -Function @(
     'Add-SwapLedgerStaged'
     'Assert-HttpUrl'
     'Assert-ReleaseId'
+    'Assert-KeptCopy'
     'Assert-StagedBinary'
+    'Assert-SwapLockFree'
     'ConvertFrom-Checksum'
     'ConvertTo-ArchitectureName'
     'Enter-SwapLock'
@@ -2386,6 +2765,7 @@ Export-ModuleMember -Function @(
     'Get-SwapErrorDetail'
     'Get-SwapLedgerActive'
     'Get-SwapPaths'
+    'Get-SwapReleaseInfo'
     'Get-SwapServiceInfo'
     'Get-UniquePath'
     'Get-UtcTimestamp'
@@ -2397,8 +2777,11 @@ Export-ModuleMember -Function @(
     'New-SwapLedger'
     'Read-SwapLedger'
     'Read-SwapLock'
+    'Resolve-RollbackTarget'
     'Restore-Binary'
+    'Select-KeptCopy'
     'Select-OldCopiesToPrune'
+    'Select-PreviousGoodRelease'
     'Set-SwapLedgerState'
     'Start-ServiceAndWait'
     'Stop-ServiceAndWait'

@@ -12,12 +12,13 @@
 $spec = @{
     options = @{
         path = @{ type = 'path'; required = $true }
+        operation = @{ type = 'str'; choices = 'swap', 'rollback', 'query'; default = 'swap' }
         src = @{ type = 'str' }
         remote_src = @{ type = 'bool'; default = $false }
         url = @{ type = 'str' }
-        checksum = @{ type = 'str'; required = $true }
-        service = @{ type = 'str'; required = $true }
-        release_id = @{ type = 'str'; required = $true }
+        checksum = @{ type = 'str' }
+        service = @{ type = 'str' }
+        release_id = @{ type = 'str' }
         version = @{ type = 'str' }
         staging_dir = @{ type = 'path' }
         keep = @{ type = 'int'; default = 3 }
@@ -28,9 +29,15 @@ $spec = @{
         health_retries = @{ type = 'int'; default = 20 }
         health_interval = @{ type = 'int'; default = 1 }
         validate_certs = @{ type = 'bool'; default = $true }
+        previous_state = @{ type = 'str'; choices = 'retired', 'failed'; default = 'retired' }
+        activated_by = @{ type = 'str'; default = 'ansible' }
     }
     mutually_exclusive = @(
         , @('src', 'url')
+    )
+    required_if = @(
+        @('operation', 'swap', @('checksum', 'service', 'release_id')),
+        @('operation', 'rollback', @('service', 'release_id'))
     )
     supports_check_mode = $true
 }
@@ -39,10 +46,18 @@ $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
 $p = $module.Params
 
 $what = "swapping $($p.path) to release $($p.release_id)"
-$module.Result.swapped = $false
-$module.Result.release_id = $p.release_id
+if ($p.operation -eq 'rollback') {
+    $what = "rolling $($p.path) back to release $($p.release_id)"
+}
+elseif ($p.operation -eq 'query') {
+    $what = "querying $($p.path)"
+}
+if ($p.operation -ne 'query') {
+    $module.Result.swapped = $false
+    $module.Result.release_id = $p.release_id
+}
 
-if ($p.src -and -not $p.remote_src) {
+if ($p.operation -eq 'swap' -and $p.src -and -not $p.remote_src) {
     # The action plugin pushes a controller-side src and calls the module with remote_src=true.
     $module.FailJson(("$($what): src $($p.src) is a path on the controller (remote_src=false), but the module ran " +
             "without the hotswap.deploy.win_binary_swap action plugin that pushes it. Call the module by its full " +
@@ -67,6 +82,9 @@ $swap = @{
     HealthInterval = $p.health_interval
     ValidateCerts = $p.validate_certs
     CheckMode = $module.CheckMode
+    Operation = $p.operation
+    PreviousState = $p.previous_state
+    ActivatedBy = $p.activated_by
 }
 
 try {

@@ -11,7 +11,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 ---
 module: win_binary_swap
-short_description: Replace the exe of a Windows service with a verified new binary, and put the old one back on failure
+short_description: Replace the exe of a Windows service with a verified new binary, put the old one back on failure, roll back
 version_added: 0.1.0
 description:
   - Windows refuses to overwrite or delete the exe of a running process but allows renaming it within the
@@ -50,7 +50,47 @@ description:
   - Verify-only mode (neither O(src) nor O(url)) - succeeds when the live exe already has the sha256, and
     fails with RV(reason=not_staged) and RV(host_arch) otherwise, changing nothing. The action plugin uses
     this as a probe before it pushes O(src).
+  - O(operation=rollback) puts back the copy C(<path>.old-<release_id>) an earlier swap kept - the same checks,
+    stop, renames, start, health probe and restore as a swap, with the kept copy renamed into place instead of a
+    staged C(<exe>.new). The sha256 comes from the ledger entry of O(release_id); the copy must have it and fit
+    the OS architecture, or nothing is changed. The live exe is kept as C(<path>.old-<its release id>) and
+    gets O(previous_state) in the ledger. If the restarted service fails, the target is renamed to
+    C(<path>.failed-<release_id>) and marked C(failed), and the exe that was live is renamed back and started.
+    Nothing is pruned.
+  - O(operation=query) only reads - the release the live exe holds (by sha256), the previous good release, every
+    release in the ledger with its kept copy, the lock holder and problems that need a human. The
+    M(hotswap.deploy.release_info) of Windows hosts; the rollback role uses it to plan.
 options:
+  operation:
+    description:
+      - V(swap) - install the binary from O(src) or O(url) (or, with neither, only verify that it is live).
+        Needs O(checksum), O(service) and O(release_id).
+      - V(rollback) - make O(release_id) live again from the copy C(<path>.old-<release_id>) (or
+        C(<path>.failed-<release_id>)) kept beside O(path). Needs O(service) and O(release_id); O(checksum) is
+        optional (the ledger's sha256 is used; a given one must equal it). O(src), O(url) are refused and O(keep)
+        is not used.
+      - V(query) - read-only, see RV(releases). O(service), when given, is checked to exist and not to be
+        disabled (reported in RV(problems)). O(src), O(url) and O(checksum) are refused.
+    type: str
+    choices: [swap, rollback, query]
+    default: swap
+  release_id:
+    required: false
+  checksum:
+    required: false
+  previous_state:
+    description:
+      - Ledger state given to the release that was live before a successful swap or rollback.
+      - V(failed) when rolling back from a release that misbehaves, so that it is never chosen as previous good
+        release again (as M(hotswap.deploy.release_activate) does on Linux).
+    type: str
+    choices: [retired, failed]
+    default: retired
+  activated_by:
+    description:
+      - Who or what activated the release, stored in the ledger (C(activated_by) and the history entry's C(by)).
+    type: str
+    default: ansible
   path:
     description:
       - Absolute path of the live exe the service runs, for example C(C:\hotswap\myapp\myapp.exe).
@@ -81,8 +121,8 @@ options:
     description:
       - Name of the Windows service that runs O(path) (the service name, not its display name).
       - It must exist and must not be disabled. A warning is returned when its image path is not O(path).
+      - Required with O(operation=swap) and O(operation=rollback).
     type: str
-    required: true
   staging_dir:
     description:
       - Directory where C(<exe name>.new) is staged.
@@ -143,8 +183,10 @@ attributes:
   check_mode:
     support: full
     details:
-      - Validates the options, the service, the volumes and (for a host-side O(src)) the binary, and reports
-        RV(would_swap) and the RV(steps) that would run; nothing is staged, stopped, renamed or written.
+      - Validates the options, the service, the volumes and (for a host-side O(src), or the kept copy of a
+        rollback) the binary, and that no other run holds the lock, and reports RV(would_swap) and the RV(steps)
+        that would run; nothing is staged, stopped, renamed or written.
+      - O(operation=query) never changes anything, in check mode or not.
       - O(url) is not contacted in check mode.
   diff_mode:
     support: none
@@ -208,6 +250,25 @@ EXAMPLES = r'''
     msg: "{{ swap.previous_release }} -> {{ swap.current_release }}, old exe kept at {{ swap.backup_path }}"
   when: swap.swapped
 
+- name: Read what the host has (release_info for Windows)
+  hotswap.deploy.win_binary_swap:
+    path: C:\hotswap\myapp\myapp.exe
+    service: myapp
+    operation: query
+  register: releases
+
+- name: Go back to the previous good release, from the copy the last swap kept
+  hotswap.deploy.win_binary_swap:
+    path: C:\hotswap\myapp\myapp.exe
+    service: myapp
+    operation: rollback
+    release_id: "{{ releases.previous_good }}"
+    previous_state: failed
+    health_url: http://127.0.0.1:8080/healthz
+    expected_version: >-
+      {{ (releases.releases | selectattr('release_id', 'equalto', releases.previous_good) | first).version }}
+  when: releases.previous_good is not none
+
 - name: Only check that the release is live already
   hotswap.deploy.win_binary_swap:
     path: C:\hotswap\myapp\myapp.exe
@@ -221,7 +282,7 @@ EXAMPLES = r'''
 RETURN = r'''
 swapped:
   description: Whether the binary was swapped (the new one is live and the service running and healthy).
-  returned: always
+  returned: unless O(operation=query)
   type: bool
   sample: true
 previous_release:
@@ -229,24 +290,26 @@ previous_release:
     - Ledger id of the release that was live before the task; null when the live exe was not in the ledger
       or did not exist.
     - Equal to RV(current_release) when the release was live already.
-  returned: always
+  returned: unless O(operation=query)
   type: str
   sample: 1.4.1-9f86d081884c
 current_release:
   description:
     - Release live at O(path) after the task (in check mode - that would be live).
     - After a failed swap whose restore worked, the previous release again.
-  returned: always
+  returned: unless O(operation=query)
   type: str
   sample: 1.4.2-3a7bd3e2360a
 release_id:
   description: The release id of the task.
-  returned: always
+  returned: unless O(operation=query)
   type: str
   sample: 1.4.2-3a7bd3e2360a
 sha256:
-  description: The sha256 from O(checksum), lower-case hex.
-  returned: when the checksum option is valid
+  description:
+    - The sha256 from O(checksum), lower-case hex.
+    - With O(operation=rollback), the one the ledger records for O(release_id).
+  returned: when the checksum option is valid, or with O(operation=rollback) when the ledger has the release
   type: str
   sample: 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b
 backup_path:
@@ -254,12 +317,14 @@ backup_path:
     - Where the previous exe was (or in check mode would be) kept, C(<path>.old-<release id>).
     - Null when nothing was swapped, when O(path) did not exist, and after a restore (the copy is back at
       O(path)).
-  returned: always
+  returned: unless O(operation=query)
   type: str
   sample: C:\hotswap\myapp\myapp.exe.old-1.4.1-9f86d081884c
 staged_path:
-  description: Where the new binary was (or in check mode would be) staged, C(<staging_dir>\<exe name>.new).
-  returned: always
+  description:
+    - Where the new binary was (or in check mode would be) staged, C(<staging_dir>\<exe name>.new).
+    - With O(operation=rollback), the kept copy that is (or would be) renamed into place.
+  returned: unless O(operation=query)
   type: str
   sample: C:\hotswap\myapp\myapp.exe.new
 health:
@@ -268,7 +333,7 @@ health:
       (nothing could be measured - connection refused, timeout, TLS error), or V(skipped) (no O(health_url),
       or the swap did not get that far).
     - Anything but V(pass) after a started swap makes the module restore the old binary.
-  returned: always
+  returned: unless O(operation=query)
   type: str
   sample: pass
 host_arch:
@@ -296,6 +361,100 @@ failed_path:
   returned: on failure after the live exe was renamed
   type: str
   sample: C:\hotswap\myapp\myapp.exe.failed-1.4.2-3a7bd3e2360a
+current:
+  description: Release the live exe holds (found in the ledger by its sha256); null when there is none or it is not in the ledger.
+  returned: with O(operation=query)
+  type: str
+  sample: 1.4.2-3a7bd3e2360a
+previous_good:
+  description:
+    - Release to roll back to from RV(current), or null - the newest activation in the ledger's history whose release
+      is not the current one, is not C(failed) and has a kept copy (the Linux rule, with the copy for the release
+      directory).
+  returned: with O(operation=query)
+  type: str
+  sample: 1.4.1-9f86d081884c
+releases:
+  description:
+    - Releases in the ledger, oldest C(staged_at) first, then kept copies whose release the ledger does not know
+      (state C(unknown)).
+  returned: with O(operation=query)
+  type: list
+  elements: dict
+  contains:
+    release_id:
+      description: Release id.
+      type: str
+    version:
+      description: Version recorded when the release was staged; null if unknown.
+      type: str
+    sha256:
+      description: sha256 of the exe recorded when the release was staged; null if unknown.
+      type: str
+    binary:
+      description: File name of the exe; null if unknown.
+      type: str
+    state:
+      description: Ledger state, or C(unknown) for a copy that is not in the ledger.
+      type: str
+      choices: [staged, active, retired, failed, unknown]
+    staged_at:
+      description: When the release was recorded as staged (UTC ISO8601, C(Z) suffix).
+      type: str
+    activated_at:
+      description: When it was last activated.
+      type: str
+    activated_by:
+      description: Who or what last activated it.
+      type: str
+    retired_at:
+      description: When it was last switched away from normally.
+      type: str
+    failed_at:
+      description: When it was last marked failed.
+      type: str
+    path:
+      description: O(path) for the live release, else the kept copy O(operation=rollback) would use; null when none.
+      type: str
+    present:
+      description: Whether the release is live or has a kept copy (whether O(operation=rollback) can go to it).
+      type: bool
+  sample:
+    - release_id: 1.4.1-9f86d081884c
+      version: 1.4.1
+      sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+      binary: myapp.exe
+      state: retired
+      staged_at: "2024-05-01T12:00:00Z"
+      activated_at: "2024-05-01T12:01:10Z"
+      activated_by: deploy@ctl:myapp-1.4.1-9f86d081884c
+      retired_at: "2024-05-02T09:00:03Z"
+      failed_at: null
+      path: C:\hotswap\myapp\myapp.exe.old-1.4.1-9f86d081884c
+      present: true
+ledger_path:
+  description: Path of the ledger file (it may not exist yet).
+  returned: with O(operation=query)
+  type: str
+  sample: C:\hotswap\myapp\.hotswap\ledger.json
+live_sha256:
+  description: sha256 of the live exe; null when there is none.
+  returned: with O(operation=query)
+  type: str
+  sample: 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b
+lock:
+  description: Holder of the lock (C(owner), C(acquired_at), C(acquired_epoch), C(host), C(age) in seconds), or null when free.
+  returned: with O(operation=query)
+  type: dict
+  sample: null
+problems:
+  description:
+    - What stops a rollback on this host and needs a human - a missing or disabled O(service), an interrupted swap
+      (no live exe, but copies). Empty when there is none.
+  returned: with O(operation=query)
+  type: list
+  elements: str
+  sample: []
 reason:
   description:
     - Machine-readable failure reason. V(not_staged) means verify-only mode found another (or no) binary at

@@ -4,18 +4,25 @@
 A mixed inventory (the real Linux test hosts plus one Windows host entry whose WinRM port is a
 reserved, closed loopback port) proves that deploy.yml deploys the Linux hosts as before and
 sends the Windows host down the WinRM path: it ends UNREACHABLE at the Windows branch's first
-task that connects, with a winrm/https error. Bad Windows input is refused on the controller,
-before any connection is tried. What the PowerShell module does on a host is not tested here
-(see docs/windows.md).
+task that connects, with a winrm/https error. The same for the rollback role: rollback.yml's
+plan reads the Windows host the Windows way (and, as it cannot, refuses every host with nothing
+changed), and the role's host entry point - what the canary uses to roll back a failed batch -
+rolls the Linux hosts back while the Windows host takes the Windows path. The canary analysis of
+a Windows host measures the metric delegated to the controller, and refuses run_on=host. Bad
+Windows input is refused on the controller, before any connection is tried. What the PowerShell
+module does on a host is not tested here (see docs/windows.md).
 """
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
 import re
 import socket
 import subprocess
+import threading
 
 import pytest
 import yaml
@@ -71,9 +78,9 @@ def write_inventory(path, linux_inventory, port):
     return str(path)
 
 
-def role_task_names(tasks_file):
-    """Names of every task in a tasks file of the installed deploy_host role, blocks included."""
-    with open(os.path.join(testlib.INSTALLED, 'roles', 'deploy_host', 'tasks', tasks_file)) as f:
+def role_task_names(tasks_file, role='deploy_host'):
+    """Names of every task in a tasks file of an installed role, blocks included."""
+    with open(os.path.join(testlib.INSTALLED, 'roles', role, 'tasks', tasks_file)) as f:
         todo = list(yaml.safe_load(f))
     names = []
     while todo:
@@ -217,3 +224,181 @@ def test_windows_example_inventory_uses_winrm_over_https_with_cert_validation():
         text = f.read()
     assert 'validation: ignore' not in text
     assert 'pywinrm[kerberos]' in text
+
+
+# ---------------------------------------------------------------------------
+# rollback and canary
+
+
+RB_APP = 'winrb'
+RB_PORT = 9601
+WIN_READ_TASK = 'hotswap.deploy.rollback : Read the ledger and the kept copies of the Windows host'
+WIN_INPUT_TASK = 'hotswap.deploy.rollback : Check the Windows rollback input'
+
+
+def rollback_linux_only_steps():
+    """Rollback tasks a Windows host must never run (Linux read, switch, restart, restore)."""
+    names = set(role_task_names('read_linux.yml', 'rollback') + role_task_names('host_linux.yml', 'rollback')
+                + role_task_names('restore.yml', 'rollback'))
+    names -= set(role_task_names('read_windows.yml', 'rollback') + role_task_names('host_windows.yml', 'rollback'))
+    return {'hotswap.deploy.rollback : ' + n for n in names}
+
+
+def assert_windows_path_only(r, task):
+    """WIN_HOST was UNREACHABLE (over winrm/https) at ``task`` and ran no Linux rollback step."""
+    fatal = unreachable_at(r.out, WIN_HOST)
+    assert [f[0] for f in fatal] == [task], r
+    assert 'HTTPSConnectionPool' in fatal[0][1] and '/wsman' in fatal[0][1], r
+    seen = tasks_mentioning(r.out, WIN_HOST)
+    assert seen[-1] == task, r
+    linux_steps = rollback_linux_only_steps()
+    assert 'hotswap.deploy.rollback : Read the release ledger' in linux_steps
+    assert 'hotswap.deploy.rollback : Switch current to the target release' in linux_steps
+    assert not linux_steps & set(seen), r
+    assert re.search(r'^included: \S+/read_windows\.yml for %s$' % WIN_HOST, r.out, re.M), r
+
+
+@pytest.fixture
+def rb_fleet(fleet):
+    """The Linux hosts with RB_APP deployed twice (1.0.0, then 2.0.0); its units and tree are removed afterwards."""
+    yield fleet
+    for host in fleet:
+        testlib.host_sh(host, (
+            'systemctl disable --now {a}.socket {a}.service >/dev/null 2>&1; '
+            'rm -f /etc/systemd/system/{a}.socket /etc/systemd/system/{a}.service /etc/systemd/system/.hotswap-{a}.*; '
+            'systemctl daemon-reload; systemctl reset-failed; rm -rf /opt/{a}').format(a=RB_APP), check=False)
+
+
+def test_windows_rollback_mixed_fleet(rb_fleet, closed_port, tmp_path):
+    fleet = rb_fleet
+    rids = {}
+    for version in ('1.0.0', '2.0.0'):
+        linux_bin = testlib.build_app(version)
+        rids[version] = '%s-%s' % (version, testlib.sha256(linux_bin)[7:19])
+        r = testlib.playbook(fleet.inventory, 'deploy', dict(testlib.ONE_BATCH, app=RB_APP, version=version,
+                             listen_port=RB_PORT, artifact=linux_bin, checksum=testlib.sha256(linux_bin)),
+                             tmp_path=tmp_path)
+        assert r.rc == 0, r
+    inventory = write_inventory(tmp_path / 'mixed.yml', fleet.inventory, closed_port)
+    linux_names = [h['name'] for h in fleet]
+
+    # 1. rollback.yml: the plan reads the Windows host with the Windows query; it cannot, so the
+    # plan refuses every host (the hosts must agree) and nothing changes on the Linux hosts.
+    r = testlib.playbook(inventory, 'rollback', dict(app=RB_APP, listen_port=RB_PORT), tmp_path=tmp_path)
+    assert r.rc != 0 and r.recap[WIN_HOST]['unreachable'] == 1, r
+    assert_windows_path_only(r, WIN_READ_TASK)
+    linux_read = re.search(r'^included: \S+/read_linux\.yml for (.*)$', r.out, re.M)
+    assert linux_read and set(linux_read.group(1).split(', ')) == set(linux_names), r
+    assert 'hotswap.deploy.rollback : Switch current to the target release' not in dict(task_sections(r.out)), r
+    for host in fleet:
+        assert testlib.host_sh(host, 'readlink /opt/%s/current' % RB_APP).strip() == 'releases/' + rids['2.0.0']
+        assert testlib.served_version(host, RB_PORT) == '2.0.0'
+
+    # 2. The host entry point, as the canary's abort includes it for each host of a failed batch:
+    # the Linux hosts go back to 1.0.0, the Windows host takes the Windows path in the same run.
+    play = tmp_path / 'rollback-host.yml'
+    play.write_text(yaml.safe_dump([{
+        'name': 'Roll each host back on its own', 'hosts': 'all', 'gather_facts': False,
+        'tasks': [{'name': 'Roll this host back', 'ansible.builtin.include_role': {
+            'name': 'hotswap.deploy.rollback', 'tasks_from': 'host'},
+            'vars': {'rollback_app': RB_APP, 'rollback_release_id': rids['1.0.0'], 'rollback_listen_port': RB_PORT}}],
+    }]))
+    proc = testlib.run([os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', inventory, '-c', 'ssh', str(play)],
+                       'ssh')
+    assert proc.rc == 4, proc   # unreachable, no failure
+    for name in linux_names:
+        assert proc.recap[name]['failed'] == 0 and proc.recap[name]['unreachable'] == 0, proc
+    assert proc.recap[WIN_HOST]['unreachable'] == 1 and proc.recap[WIN_HOST]['failed'] == 0, proc
+    assert_windows_path_only(proc, WIN_READ_TASK)
+    assert re.search(r'^included: \S+/host_linux\.yml for ', proc.out, re.M), proc
+    for host in fleet:
+        assert testlib.host_sh(host, 'readlink /opt/%s/current' % RB_APP).strip() == 'releases/' + rids['1.0.0']
+        assert testlib.served_version(host, RB_PORT) == '1.0.0'
+
+
+@pytest.mark.parametrize('case', ['path', 'release_id'])
+def test_windows_rollback_bad_input_refused_before_connecting(closed_port, tmp_path, case):
+    inventory = write_inventory(tmp_path / 'windows.yml', None, closed_port)
+    extra, word = {
+        'path': (dict(rollback_win_path='winrb.exe'), "got 'winrb.exe'"),
+        'release_id': (dict(release_id='../1.0.0'), "got '../1.0.0'"),
+    }[case]
+    r = testlib.playbook(inventory, 'rollback', dict(app=RB_APP, **extra), tmp_path=tmp_path)
+    assert r.recap[WIN_HOST]['failed'] == 1 and r.recap[WIN_HOST]['unreachable'] == 0, r
+    failed = [name for name, text in task_sections(r.out) if 'fatal: [%s]: FAILED!' % WIN_HOST in text]
+    assert failed == [WIN_INPUT_TASK], r
+    assert 'nothing was changed' in r.out and word in r.out, r
+    assert 'wsman' not in r.out and 'HTTPSConnectionPool' not in r.out, r
+
+
+class _Metrics(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({'error_rate': 0.01}).encode()
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def metrics_url():
+    """A metrics endpoint on 127.0.0.1 (the controller) answering {"error_rate": 0.01}."""
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Metrics)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield 'http://127.0.0.1:%d/metrics' % server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_windows_canary_analysis_metric_on_controller_only(closed_port, metrics_url, tmp_path):
+    """The canary's analysis of Windows batch hosts (as after their swap): no Linux health probe,
+    the metric delegated to the controller with run_on=controller, and run_on=host refused."""
+    metric = {'url': metrics_url, 'query': 'error_rate', 'threshold': 0.05, 'count': 1, 'interval': 0}
+    inv = {'all': {'children': {'windows': windows_group(closed_port)}}}
+    group = inv['all']['children']['windows']
+    group['hosts'] = {
+        'win-ctl': dict(group['hosts'][WIN_HOST], canary_metrics=dict(metric, run_on='controller')),
+        'win-host': dict(group['hosts'][WIN_HOST], canary_metrics=dict(metric, run_on='host')),
+    }
+    inventory = tmp_path / 'windows.yml'
+    inventory.write_text(yaml.safe_dump(inv))
+    play = tmp_path / 'analyse.yml'
+    play.write_text(yaml.safe_dump([{
+        'name': 'Analyse a batch of Windows hosts', 'hosts': 'windows', 'gather_facts': False,
+        'tasks': [
+            # What deploy_host and the canary's main.yml leave behind for a deployed batch.
+            {'name': 'Be a deployed Windows batch', 'ansible.builtin.set_fact': {
+                'deploy_host_platform': 'windows', 'canary__batch_number': 1, 'canary__batch': '{{ ansible_play_batch }}'}},
+            {'name': 'Analyse', 'ansible.builtin.include_role': {'name': 'hotswap.deploy.canary', 'tasks_from': 'analyse'},
+             'vars': {'canary_app': APP, 'canary_version': '1.0.0'}},
+            {'name': 'Show the verdicts', 'ansible.builtin.debug': {
+                'msg': 'VERDICT {{ inventory_hostname }} '
+                       '{{ {"host": canary__host, "batch": canary__verdict} | to_json | b64encode }}'}},
+        ],
+    }]))
+    proc = testlib.run([os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', str(inventory), '-c', 'ssh',
+                        str(play)], 'ssh')
+    assert proc.rc == 0, proc
+    for host in ('win-ctl', 'win-host'):
+        assert proc.recap[host]['unreachable'] == 0 and proc.recap[host]['failed'] == 0, proc
+    sections = dict(task_sections(proc.out))
+    health = sections['hotswap.deploy.canary : Probe the health of the batch host']
+    assert 'skipping: [win-ctl]' in health and 'skipping: [win-host]' in health, proc
+    measured = sections['hotswap.deploy.canary : Measure the metric of the batch host']
+    assert re.search(r'^ok: \[win-ctl -> localhost\]', measured, re.M), proc
+    assert 'skipping: [win-host]' in measured, proc
+    verdicts = dict((host, json.loads(base64.b64decode(data)))
+                    for host, data in re.findall(r'VERDICT (\S+) ([A-Za-z0-9+/=]+)', sections['Show the verdicts']))
+    assert verdicts['win-ctl']['host']['analysis'] == 'pass', verdicts
+    assert 'metric passed' in verdicts['win-ctl']['host']['analysis_reason'], verdicts
+    assert verdicts['win-host']['host']['analysis'] == 'fail', verdicts
+    assert 'set canary_metrics.run_on: controller' in verdicts['win-host']['host']['analysis_reason'], verdicts
+    assert verdicts['win-ctl']['batch']['result'] == 'fail', verdicts
+    assert 'win-host: analysis fail' in verdicts['win-ctl']['batch']['reasons'], verdicts

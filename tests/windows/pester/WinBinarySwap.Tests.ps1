@@ -922,3 +922,283 @@ Describe 'Restore-Binary' {
         ($r.problems -join ' ') | Should -BeLike '*renaming*back*failed*'
     }
 }
+
+Describe 'Rollback helpers' {
+    It 'picks the .old copy of a release before a .failed one, then the lowest ~n' {
+        $copies = @(
+            [PSCustomObject]@{ Path = 'x.failed-r1'; Kind = 'failed'; ReleaseId = 'r1'; Sequence = 1 }
+            [PSCustomObject]@{ Path = 'x.old-r1~2'; Kind = 'old'; ReleaseId = 'r1'; Sequence = 2 }
+            [PSCustomObject]@{ Path = 'x.old-r1'; Kind = 'old'; ReleaseId = 'r1'; Sequence = 1 }
+            [PSCustomObject]@{ Path = 'x.old-R1'; Kind = 'old'; ReleaseId = 'R1'; Sequence = 1 }
+        )
+        (Select-KeptCopy -Copies $copies -ReleaseId 'r1').Path | Should -Be 'x.old-r1'
+        (Select-KeptCopy -Copies $copies[0..1] -ReleaseId 'r1').Path | Should -Be 'x.old-r1~2'
+        (Select-KeptCopy -Copies $copies[0] -ReleaseId 'r1').Path | Should -Be 'x.failed-r1'
+        Select-KeptCopy -Copies $copies -ReleaseId 'r2' | Should -BeNullOrEmpty
+        Select-KeptCopy -Copies @() -ReleaseId 'r1' | Should -BeNullOrEmpty
+    }
+
+    It 'chooses the previous good release from the history: not current, not failed, kept' {
+        $ledger = New-SwapLedger
+        foreach ($id in @('r1', 'r2', 'r3', 'r4')) {
+            $null = Add-SwapLedgerStaged -Ledger $ledger -ReleaseId $id -Digest ('a' * 64) -Binary 'app.exe'
+        }
+        # activated r1, r2, r3, r1 again, then r4 (current)
+        foreach ($pair in @(@('r1', $null), @('r2', 'r1'), @('r3', 'r2'), @('r1', 'r3'), @('r4', 'r1'))) {
+            Add-SwapLedgerActivation -Ledger $ledger -ReleaseId $pair[0] -PreviousReleaseId $pair[1] -By 'test'
+        }
+        Select-PreviousGoodRelease -Ledger $ledger -CurrentReleaseId 'r4' -Present @('r1', 'r2', 'r3') | Should -Be 'r1'
+        # not kept any more: the next newest activation
+        Select-PreviousGoodRelease -Ledger $ledger -CurrentReleaseId 'r4' -Present @('r2', 'r3') | Should -Be 'r3'
+        $null = Set-SwapLedgerState -Ledger $ledger -ReleaseId 'r3' -State failed
+        Select-PreviousGoodRelease -Ledger $ledger -CurrentReleaseId 'r4' -Present @('r2', 'r3') | Should -Be 'r2'
+        # dropped from the ledger (history kept): skipped
+        $ledger['releases'].Remove('r2')
+        Select-PreviousGoodRelease -Ledger $ledger -CurrentReleaseId 'r4' -Present @('r2', 'r3') | Should -BeNullOrEmpty
+        Select-PreviousGoodRelease -Ledger (New-SwapLedger) -CurrentReleaseId $null -Present @() | Should -BeNullOrEmpty
+    }
+
+    It 'resolves the digest of the target from the ledger and refuses <Name>' -TestCases @(
+        @{ Name = 'an unknown release'; Rid = 'r9'; Digest = $null; Message = '*has no release r9 (it has r1, r2)*' }
+        @{ Name = 'a release without sha256'; Rid = 'r2'; Digest = $null; Message = '*records no sha256 for release r2*' }
+        @{ Name = 'a checksum that disagrees'; Rid = 'r1'; Digest = ('f' * 64); Message = "*checksum says $('f' * 64) but the ledger*" }
+    ) {
+        param ($Name, $Rid, $Digest, $Message)
+        $ledger = New-SwapLedger
+        $null = Add-SwapLedgerStaged -Ledger $ledger -ReleaseId 'r1' -Digest ('a' * 64) -Binary 'app.exe'
+        Add-SwapLedgerActivation -Ledger $ledger -ReleaseId 'r2' -PreviousReleaseId 'r1'
+        $copies = @([PSCustomObject]@{ Path = 'app.exe.old-r1'; Kind = 'old'; ReleaseId = 'r1'; Sequence = 1 })
+        $ok = Resolve-RollbackTarget -Ledger $ledger -Copies $copies -ReleaseId 'r1' -Digest $null -LedgerPath 'l.json' -Path 'app.exe' -What 'test'
+        $ok.Digest | Should -Be ('a' * 64)
+        $ok.Copy.Path | Should -Be 'app.exe.old-r1'
+        { Resolve-RollbackTarget -Ledger $ledger -Copies $copies -ReleaseId $Rid -Digest $Digest -LedgerPath 'l.json' -Path 'app.exe' -What 'test' } |
+            Should -Throw -ExpectedMessage $Message
+    }
+
+    It 'says who holds the lock' {
+        $lock = [System.IO.Path]::Combine((New-TestDir), '.hotswap', 'lock')
+        Assert-SwapLockFree -Path $lock -What 'test'
+        Enter-SwapLock -Path $lock -Owner 'deploy A'
+        { Assert-SwapLockFree -Path $lock -What 'test' } | Should -Throw -ExpectedMessage "*held by 'deploy A'*"
+    }
+}
+
+Describe 'Query and rollback' {
+    BeforeAll {
+        Function Invoke-TestRollback {
+            # Invoke-BinarySwap -Operation rollback (or query) with the fake service; Extra overrides.
+            param ([hashtable]$Extra = @{})
+            $params = @{
+                Path = $exe
+                Operation = 'rollback'
+                Service = 'app'
+                ReleaseId = '1.0.0-old'
+                PreviousState = 'failed'
+                ActivatedBy = 'rollback test'
+                HostArch = 'x86_64'
+                MountPoints = @()
+                HealthUrl = 'http://127.0.0.1:8080/healthz'
+                ExpectedVersion = '1.0.0'
+                HealthRetries = 2
+                HealthInterval = 1
+            }
+            foreach ($key in $fake.Keys) {
+                $params[$key] = $fake[$key]
+            }
+            foreach ($key in $Extra.Keys) {
+                $params[$key] = $Extra[$key]
+            }
+            Invoke-BinarySwap @params
+        }
+    }
+
+    BeforeEach {
+        # 1.0.0-old was live, then a swap made 2.0.0-new live and kept app.exe.old-1.0.0-old.
+        $dir = New-TestDir
+        $exe = Join-Path -Path $dir -ChildPath 'app.exe'
+        $oldBytes = New-PeBytes -Payload 'version 1.0.0'
+        $newBytes = New-PeBytes -Payload 'version 2.0.0'
+        $oldSha = Get-BytesSha256 $oldBytes
+        $newSha = Get-BytesSha256 $newBytes
+        [System.IO.File]::WriteAllBytes($exe, $oldBytes)
+        $src = Join-Path -Path (New-TestDir) -ChildPath 'pushed.exe'
+        [System.IO.File]::WriteAllBytes($src, $newBytes)
+        Set-LiveRelease -Dir $dir -ReleaseId '1.0.0-old' -Bytes $oldBytes -Version '1.0.0'
+        $ledgerPath = [System.IO.Path]::Combine($dir, '.hotswap', 'ledger.json')
+        $state = @{
+            Exe = $exe; Status = 'Running'; StartMode = 'Auto'; Missing = $false; FailStop = $false; FailStartSha = $null
+            UnhealthySha = $null; UnreachableSha = $null; ReportVersion = $null
+            Versions = @{ $oldSha = '1.0.0'; $newSha = '2.0.0' }; Downloads = @{}
+            Events = (New-Object -TypeName System.Collections.ArrayList)
+        }
+        $fake = New-FakeService -State $state
+        (Invoke-TestSwap).swapped | Should -BeTrue
+        $state.Events.Clear()
+    }
+
+    Context 'query' {
+        It 'reports the live release, the previous good one and the kept copies, changing nothing' {
+            [System.IO.File]::WriteAllText("$exe.old-unknown-0123456789ab", 'by hand')
+            $before = Get-DirListing -Dir $dir
+            $q = Invoke-TestRollback -Extra @{ Operation = 'query'; ReleaseId = $null }
+            $q['failed'] | Should -BeNullOrEmpty
+            $q.changed | Should -BeFalse
+            $q.current | Should -Be '2.0.0-new'
+            $q.previous_good | Should -Be '1.0.0-old'
+            $q.live_sha256 | Should -Be $newSha
+            $q.ledger_path | Should -Be $ledgerPath
+            $q.lock | Should -BeNullOrEmpty
+            @($q.problems).Count | Should -Be 0
+            @($q.releases | ForEach-Object { $_['release_id'] }) | Should -Be @('1.0.0-old', '2.0.0-new', 'unknown-0123456789ab')
+            $old = $q.releases[0]
+            $old['present'] | Should -BeTrue
+            $old['path'] | Should -Be "$exe.old-1.0.0-old"
+            $old['version'] | Should -Be '1.0.0'
+            $old['sha256'] | Should -Be $oldSha
+            $old['state'] | Should -Be 'retired'
+            $q.releases[1]['path'] | Should -Be $exe
+            $q.releases[2]['state'] | Should -Be 'unknown'
+            @($state.Events).Count | Should -Be 0
+            Get-DirListing -Dir $dir | Should -Be $before
+        }
+
+        It 'reports a missing service, an interrupted swap and the lock holder as problems' {
+            $state.Missing = $true
+            Rename-Item -LiteralPath $exe -NewName 'app.exe.old-2.0.0-new'
+            Enter-SwapLock -Path ([System.IO.Path]::Combine($dir, '.hotswap', 'lock')) -Owner 'the other deploy'
+            $q = Invoke-TestRollback -Extra @{ Operation = 'query'; ReleaseId = $null }
+            $q.current | Should -BeNullOrEmpty
+            ($q.problems -join "`n") | Should -BeLike "*no Windows service named 'app'*"
+            ($q.problems -join "`n") | Should -BeLike '*earlier swap may have been interrupted*'
+            $q.lock['owner'] | Should -Be 'the other deploy'
+        }
+
+        It 'finds nothing where nothing is deployed' {
+            $q = Invoke-TestRollback -Extra @{ Operation = 'query'; Path = (Join-Path -Path $dir -ChildPath 'none\app.exe') }
+            $q['failed'] | Should -BeNullOrEmpty
+            @($q.releases).Count | Should -Be 0
+            $q.previous_good | Should -BeNullOrEmpty
+        }
+
+        It 'refuses a checksum and a relative path' {
+            (Invoke-TestRollback -Extra @{ Operation = 'query'; Checksum = "sha256:$oldSha" }).msg | Should -BeLike '*not used by operation=query*'
+            (Invoke-TestRollback -Extra @{ Operation = 'query'; Path = 'app.exe' }).msg | Should -BeLike '*is not the absolute path of a file*'
+        }
+    }
+
+    Context 'rollback' {
+        It 'renames the kept copy back, keeps the live exe and marks it failed' {
+            $r = Invoke-TestRollback
+            $r['failed'] | Should -BeNullOrEmpty
+            $r.changed | Should -BeTrue
+            $r.swapped | Should -BeTrue
+            $r.previous_release | Should -Be '2.0.0-new'
+            $r.current_release | Should -Be '1.0.0-old'
+            $r.sha256 | Should -Be $oldSha
+            $r.backup_path | Should -Be "$exe.old-2.0.0-new"
+            $r.staged_path | Should -Be "$exe.old-1.0.0-old"
+            $r.health | Should -Be 'pass'
+            @($r.pruned).Count | Should -Be 0
+            Get-BytesSha256 ([System.IO.File]::ReadAllBytes($exe)) | Should -Be $oldSha
+            Get-BytesSha256 ([System.IO.File]::ReadAllBytes("$exe.old-2.0.0-new")) | Should -Be $newSha
+            "$exe.old-1.0.0-old" | Should -Not -Exist
+            "$exe.new" | Should -Not -Exist
+            [System.IO.Path]::Combine($dir, '.hotswap', 'lock') | Should -Not -Exist
+            @($state.Events) | Should -Be @('stop', 'start:1.0.0', 'health:1.0.0')
+            $ledger = Read-SwapLedger -Path $ledgerPath
+            $ledger['releases']['1.0.0-old']['state'] | Should -Be 'active'
+            $ledger['releases']['1.0.0-old']['activated_by'] | Should -Be 'rollback test'
+            $ledger['releases']['2.0.0-new']['state'] | Should -Be 'failed'
+            $last = $ledger['history'][$ledger['history'].Count - 1]
+            $last['release_id'] | Should -Be '1.0.0-old'
+            $last['from'] | Should -Be '2.0.0-new'
+            # and the host now offers no previous good release (2.0.0-new failed)
+            (Invoke-TestRollback -Extra @{ Operation = 'query'; ReleaseId = $null }).previous_good | Should -BeNullOrEmpty
+        }
+
+        It 'retires the release rolled back from with previous_state retired' {
+            $r = Invoke-TestRollback -Extra @{ PreviousState = 'retired' }
+            $r.swapped | Should -BeTrue
+            (Read-SwapLedger -Path $ledgerPath)['releases']['2.0.0-new']['state'] | Should -Be 'retired'
+        }
+
+        It 'changes nothing when the target is live already' {
+            $before = Get-DirListing -Dir $dir
+            $r = Invoke-TestRollback -Extra @{ ReleaseId = '2.0.0-new'; ExpectedVersion = '2.0.0' }
+            $r['failed'] | Should -BeNullOrEmpty
+            $r.changed | Should -BeFalse
+            $r.swapped | Should -BeFalse
+            $r.current_release | Should -Be '2.0.0-new'
+            @($state.Events).Count | Should -Be 0
+            Get-DirListing -Dir $dir | Should -Be $before
+        }
+
+        It 'only reports in check mode' {
+            $before = Get-DirListing -Dir $dir
+            $r = Invoke-TestRollback -Extra @{ CheckMode = $true }
+            $r['failed'] | Should -BeNullOrEmpty
+            $r.would_swap | Should -BeTrue
+            ($r.steps -join "`n") | Should -BeLike "*rename $exe.old-1.0.0-old to $exe*"
+            ($r.steps -join "`n") | Should -BeLike '*mark release 2.0.0-new failed*'
+            @($state.Events).Count | Should -Be 0
+            Get-DirListing -Dir $dir | Should -Be $before
+        }
+
+        It 'refuses <Name>, changing nothing' -TestCases @(
+            @{ Name = 'a release the ledger does not know'; Extra = @{ ReleaseId = '0.9.0-gone' }; Message = '*has no release 0.9.0-gone*' }
+            @{ Name = 'src'; Extra = @{ Src = 'C:\x.exe' }; Message = '*not used by operation=rollback*' }
+            @{ Name = 'a checksum other than the ledger''s'; Extra = @{ Checksum = 'sha256:' + ('0' * 64) }; Message = '*but the ledger*records*' }
+            @{ Name = 'a tampered copy'; Tamper = $true; Extra = @{}; Message = '*kept copy*has sha256*the copy was changed or replaced*'; Step = 'verify' }
+            @{ Name = 'a tampered copy in check mode'; Tamper = $true; Extra = @{ CheckMode = $true }; Message = '*the copy was changed or replaced*' }
+            @{ Name = 'a missing kept copy'; Remove = $true; Extra = @{}; Message = '*no kept copy*' }
+            @{ Name = 'a missing service'; Missing = $true; Extra = @{}; Message = "*no Windows service named 'app'*" }
+            @{ Name = 'a held lock in check mode'; Lock = $true; Extra = @{ CheckMode = $true }; Message = "*held by 'the other deploy'*" }
+            @{ Name = 'a held lock'; Lock = $true; Extra = @{}; Message = "*held by 'the other deploy'*" }
+            @{ Name = 'an empty service'; Extra = @{ Service = '' }; Message = '*service option is empty*' }
+        ) {
+            param ($Name, $Extra, $Message, $Step, $Tamper, $Remove, $Missing, $Lock)
+            if ($Tamper) {
+                [System.IO.File]::WriteAllBytes("$exe.old-1.0.0-old", (New-PeBytes -Payload 'someone else'))
+            }
+            if ($Remove) {
+                Remove-Item -LiteralPath "$exe.old-1.0.0-old"
+            }
+            if ($Missing) {
+                $state.Missing = $true
+            }
+            if ($Lock) {
+                Enter-SwapLock -Path ([System.IO.Path]::Combine($dir, '.hotswap', 'lock')) -Owner 'the other deploy'
+            }
+            $before = Get-DirListing -Dir $dir
+            $r = Invoke-TestRollback -Extra $Extra
+            $r.failed | Should -BeTrue
+            $r.msg | Should -BeLike $Message
+            $r.changed | Should -BeFalse
+            $r.swapped | Should -BeFalse
+            if ($Step) {
+                $r.failed_step | Should -Be $Step
+            }
+            @($state.Events).Count | Should -Be 0
+            Get-DirListing -Dir $dir | Should -Be $before
+        }
+
+        It 'puts the exe it came from back when the target does not start' {
+            $state.FailStartSha = $oldSha
+            $r = Invoke-TestRollback
+            $r.failed | Should -BeTrue
+            $r.failed_step | Should -Be 'start'
+            $r.restored | Should -BeTrue
+            $r.current_release | Should -Be '2.0.0-new'
+            $r.failed_path | Should -Be "$exe.failed-1.0.0-old"
+            Get-BytesSha256 ([System.IO.File]::ReadAllBytes($exe)) | Should -Be $newSha
+            Get-BytesSha256 ([System.IO.File]::ReadAllBytes("$exe.failed-1.0.0-old")) | Should -Be $oldSha
+            @($state.Events) | Should -Be @('stop', 'start:1.0.0', 'stop', 'start:2.0.0')
+            $ledger = Read-SwapLedger -Path $ledgerPath
+            $ledger['releases']['1.0.0-old']['state'] | Should -Be 'failed'
+            $ledger['releases']['2.0.0-new']['state'] | Should -Be 'active'
+            # the failed copy still counts as kept: a named rollback can try it again
+            $q = Invoke-TestRollback -Extra @{ Operation = 'query'; ReleaseId = $null }
+            ($q.releases | Where-Object { $_['release_id'] -eq '1.0.0-old' })['path'] | Should -Be "$exe.failed-1.0.0-old"
+        }
+    }
+}
