@@ -402,3 +402,14 @@ def test_windows_canary_analysis_metric_on_controller_only(closed_port, metrics_
     assert 'set canary_metrics.run_on: controller' in verdicts['win-host']['host']['analysis_reason'], verdicts
     assert verdicts['win-ctl']['batch']['result'] == 'fail', verdicts
     assert 'win-host: analysis fail' in verdicts['win-ctl']['batch']['reasons'], verdicts
+
+
+def test_windows_metric_on_the_host_refused_before_the_first_batch(closed_port, metrics_url, tmp_path):
+    """deploy.yml's first play (on the controller) refuses run_on=host for a Windows host: nothing connects."""
+    metric = {'url': metrics_url, 'query': 'error_rate', 'threshold': 0.05}
+    r = run_windows_only(tmp_path, closed_port, canary_metrics=metric)
+    assert r.rc != 0, r
+    assert WIN_HOST not in r.recap, r
+    assert 'canary_metrics.run_on is host, but %s is a Windows host' % WIN_HOST in r.out, r
+    assert 'Set canary_metrics.run_on: controller' in r.out, r
+    assert 'wsman' not in r.out and 'HTTPSConnectionPool' not in r.out, r
