@@ -15,21 +15,17 @@ results/latest.json and docs/zero-downtime.png; --quick writes under build/bench
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import platform
-import shutil
-import statistics
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-for sub in ('tests/hosts', 'tests/integration', 'tests/load'):
-    sys.path.insert(0, os.path.join(REPO, sub))
+sys.path.insert(0, os.path.dirname(HERE))
 
+import common  # noqa: E402  (puts tests/hosts, tests/integration, tests/load on sys.path)
+from common import REPO, load_avg, median, ratio  # noqa: E402
 import loadprobe  # noqa: E402
 import testhosts  # noqa: E402
 import testlib  # noqa: E402
@@ -42,24 +38,6 @@ V1, V2 = '1.0.0', '2.0.0'
 DIST = os.path.join(REPO, 'build', 'bench-dist')
 COLLECTIONS = os.path.join(REPO, 'build', 'bench-collections')
 WORK = os.path.join(REPO, 'build', 'bench-zero-downtime')
-PLOT_PY = os.path.join(REPO, 'build', 'bench-venv', 'bin', 'python')
-
-
-def sh(argv, **kw):
-    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                          check=False, **kw).stdout.strip()
-
-
-def install_collection():
-    """Our own tarball and install: `make collection` run by others at the same time is left alone."""
-    galaxy = os.path.join(testlib.VENV_BIN, 'ansible-galaxy')
-    shutil.rmtree(DIST, ignore_errors=True)
-    shutil.rmtree(COLLECTIONS, ignore_errors=True)
-    subprocess.run([galaxy, 'collection', 'build', '--force', '--output-path', DIST, REPO], check=True,
-                   stdout=subprocess.DEVNULL, cwd=REPO)
-    subprocess.run([galaxy, 'collection', 'install', '--force', '-p', COLLECTIONS] +
-                   glob.glob(os.path.join(DIST, 'hotswap-deploy-*.tar.gz')), check=True, stdout=subprocess.DEVNULL,
-                   env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS))
 
 
 def playbook(inventory, extra, events=None):
@@ -67,11 +45,7 @@ def playbook(inventory, extra, events=None):
     vars_file = os.path.join(WORK, 'vars-%d.json' % time.monotonic_ns())
     with open(vars_file, 'w') as f:
         json.dump(extra, f)
-    env = testlib.ansible_env()
-    env['ANSIBLE_COLLECTIONS_PATH'] = COLLECTIONS
-    if events:
-        env.update(ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, 'callback_plugins'),
-                   ANSIBLE_CALLBACKS_ENABLED='bench_events', HOTSWAP_BENCH_EVENTS=events)
+    env = common.ansible_env(COLLECTIONS, events=events)
     argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', inventory, 'hotswap.deploy.deploy',
             '-e', '@' + vars_file]
     start = time.time()
@@ -105,11 +79,6 @@ def journal(hosts, app, since):
         out[host['name']] = testlib.host_sh(host, "journalctl --no-pager -o short-precise --since @%d -u '%s*'"
                                             % (int(since), app), check=False)[-20000:]
     return out
-
-
-def load_avg():
-    with open('/proc/loadavg') as f:
-        return [float(x) for x in f.read().split()[:3]]
 
 
 def one_run(hosts, inventory, strategy, keepalive, args, artifacts):
@@ -151,10 +120,6 @@ def one_run(hosts, inventory, strategy, keepalive, args, artifacts):
                                                   'failure_causes', 'timeline', 'failures'))
     run.update(analyse(run))
     return run
-
-
-def median(xs):
-    return round(statistics.median(xs), 2) if xs else None
 
 
 def analyse(run):
@@ -211,38 +176,6 @@ def analyse(run):
                 client_stall_seconds=client_stalls)
 
 
-def start_hosts(prefix, count, attempts=3):
-    """testhosts.up, tried again: a parallel `up` elsewhere can take a port it picked as free."""
-    for attempt in range(attempts):
-        try:
-            return testhosts.up(prefix, count, variant=VARIANT, replace=True)
-        except testhosts.TestHostError as exc:
-            if attempt == attempts - 1:
-                raise
-            print('starting hosts failed, again: %s' % exc, flush=True)
-    return None
-
-
-def machine(hosts):
-    first = hosts[0]['container']
-    return dict(cpus=os.cpu_count(), kernel=platform.release(), podman=sh(['podman', '--version']),
-                ansible=sh([os.path.join(testlib.VENV_BIN, 'ansible'), '--version']).splitlines()[0],
-                host_systemd=dict((h['name'], sh(['podman', 'exec', h['container'], 'systemctl', '--version'])
-                                   .splitlines()[0]) for h in hosts),
-                host_image=sh(['podman', 'inspect', '-f', '{{.ImageName}}', first]),
-                other_containers=[n for n in sh(['podman', 'ps', '--format', '{{.Names}}']).split()
-                                  if not n.startswith(hosts[0]['prefix'] + '-')],
-                load_avg=load_avg(), date=time.strftime('%Y-%m-%d %H:%M:%S %Z'))
-
-
-def ratio(a, b):
-    if a is None or b is None:
-        return 'n/a'
-    if b == 0:
-        return '0' if a == 0 else 'inf'
-    return '%.2f' % (a / b)
-
-
 def table(runs):
     """Markdown: one row per strategy x keep-alive, ratios to `restart` with the same keep-alive."""
     base = dict((r['keepalive'], r) for r in runs if r['strategy'] == 'restart' and 'error' not in r)
@@ -286,10 +219,7 @@ def report(result, out, png):
     with open(os.path.splitext(out)[0] + '.md', 'w') as f:
         f.write('\n'.join(md) + '\n')
     print('\n'.join(md))
-    if os.path.exists(PLOT_PY):
-        subprocess.run([PLOT_PY, os.path.join(HERE, 'plot.py'), out, png], check=True)
-    else:
-        print('no %s: skipped the plot (make bench-zero-downtime creates it)' % PLOT_PY)
+    common.plot(os.path.join(HERE, 'plot.py'), out, png)
 
 
 def parse_args(argv):
@@ -337,8 +267,8 @@ def main(argv=None):
     command = 'build/venv/bin/python benchmarks/zero_downtime/run.py ' + ' '.join(argv if argv is not None
                                                                                   else sys.argv[1:])
     # The collection under test is the work tree as it is now: say which.
-    commit = sh(['git', '-C', REPO, 'describe', '--always', '--dirty'])
-    install_collection()
+    commit = common.commit()
+    common.install_collection(DIST, COLLECTIONS)
     artifacts = dict((v, testlib.build_app(v)) for v in (V1, V2))
     prefix = 'hs-bench-%d' % os.getpid()
     kas = {'on': [True], 'off': [False], 'both': [True, False]}[args.keepalive]
@@ -347,9 +277,9 @@ def main(argv=None):
                   runs=[])
     started, done = time.time(), False
     try:
-        hosts = start_hosts(prefix, args.hosts)
+        hosts = common.start_hosts(prefix, args.hosts, variant=VARIANT)
         inventory = testhosts.inventory_path(prefix)
-        result['machine'] = machine(hosts)
+        result['machine'] = common.machine(hosts)
         # Interleaved: every strategy meets the same machine state, keep-alive on then off.
         for keepalive in kas:
             for strategy in args.strategies:
