@@ -21,6 +21,9 @@ description:
     them again on release when they are still empty (a refused first deploy leaves no trace).
   - Taking the lock also returns the releases as M(hotswap.deploy.release_info) reads them
     (RV(releases_state)), read once the lock is held, so a deploy needs no second round trip.
+  - With I(unless_live), the lock is taken only when the release described there is not live as a
+    deploy leaves it (M(hotswap.deploy.release_status)); a re-run of the same deploy then costs this
+    one module run and takes no lock.
 extends_documentation_fragment:
   - hotswap.deploy.release
   - ansible.builtin.action_common_attributes
@@ -51,6 +54,15 @@ options:
         seconds. C(0) never takes over.
     type: int
     default: 0
+  unless_live:
+    description:
+      - With I(state=present), first check whether a release is live as a deploy leaves it, with the
+        options of M(hotswap.deploy.release_status) (without I(base_dir)) - C(release_id), C(binary),
+        C(checksum), C(app), C(strategy), C(service_unit) required; C(socket_unit), C(url),
+        C(expected_version), C(keep), C(timeout), C(validate_certs) optional (empty values count as
+        not given).
+      - When it is live, no lock is taken and RV(live) is true; otherwise the lock is taken as usual.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -70,6 +82,20 @@ EXAMPLES = r'''
     base_dir: /opt/myapp
     owner: "{{ hotswap_deploy_id }}"
     stale_after: 3600
+
+- name: Take the lock unless 1.4.2 is live already (then there is nothing to deploy)
+  hotswap.deploy.deploy_lock:
+    base_dir: /opt/myapp
+    owner: "{{ hotswap_deploy_id }}"
+    unless_live:
+      release_id: 1.4.2-3a7bd3e2360a
+      binary: myapp
+      checksum: "sha256:3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b"
+      app: myapp
+      strategy: restart
+      service_unit: "{{ lookup('ansible.builtin.template', 'app.service.j2') }}"
+      url: http://127.0.0.1:8080/healthz
+  register: lock
 
 - name: Release it
   hotswap.deploy.deploy_lock:
@@ -122,6 +148,16 @@ released:
   description: With I(state=absent), the lock that was removed, else null. Same keys as RV(holder).
   returned: success
   type: dict
+live:
+  description: With I(unless_live), whether the release was live (then no lock was taken); else false.
+  returned: success
+  type: bool
+  sample: false
+live_reason:
+  description: With I(unless_live), what M(hotswap.deploy.release_status) found (its RV(reason)); else null.
+  returned: success
+  type: str
+  sample: current is 1.4.1-9f86d081884c, not 1.4.2-3a7bd3e2360a
 releases_state:
   description:
     - With I(state=present), what M(hotswap.deploy.release_info) returns (C(current), C(previous_good),
@@ -143,6 +179,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils import lock
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import info
+from ansible_collections.hotswap.deploy.plugins.module_utils.status import live_check
 
 
 def main():
@@ -151,13 +188,20 @@ def main():
         owner=dict(type='str'),
         force=dict(type='bool', default=False),
         stale_after=dict(type='int', default=0),
+        unless_live=dict(type='dict'),
     )
     argument_spec.update(BASE_DIR_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'present', ['owner'])])
     p = module.params
+    status = dict(live=False, live_reason=None)
     try:
-        if p['state'] == 'present':
+        if p['state'] == 'present' and p['unless_live'] is not None:
+            checked = live_check(p['base_dir'], p['unless_live'], run_command=module.run_command)
+            status = dict(live=checked['live'], live_reason=checked['reason'])
+        if status['live']:
+            result = dict(changed=False, holder=None, taken_over=None, released=None, releases_state=None)
+        elif p['state'] == 'present':
             result = lock.acquire(p['base_dir'], p['owner'], stale_after=p['stale_after'],
                                   check_mode=module.check_mode)
             result['released'] = None
@@ -171,6 +215,7 @@ def main():
     except OSError as e:
         module.fail_json(msg='%s the deploy lock in %s: %s. Check permissions (use become).'
                              % ('taking' if p['state'] == 'present' else 'releasing', p['base_dir'], e))
+    result.update(status)
     for problem in (result['releases_state'] or {}).get('problems', []):
         module.warn(problem)
     if result.get('taken_over'):
