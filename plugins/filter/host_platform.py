@@ -13,7 +13,7 @@ def host_platform(connection, shell_type='', os_family=''):
 
     ``connection`` may be fully qualified (ansible.builtin.winrm) or a templated value.
     """
-    name = str(connection or '').split('.')[-1]
+    name = str(connection or '').rsplit('.', maxsplit=1)[-1]
     if name in WINDOWS_CONNECTIONS or str(shell_type or '') == 'powershell' or str(os_family or '') == 'Windows':
         return 'windows'
     return 'linux'

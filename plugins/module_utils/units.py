@@ -23,6 +23,13 @@ UNIT_MODE = 0o644
 MIGRATE_SYSCTL = 'net.ipv4.tcp_migrate_req'
 MIGRATE_SYSCTL_FILE = '/etc/sysctl.d/60-hotswap-reuseport.conf'
 MIGRATE_SYSCTL_CONTENT = '# hotswap.deploy: reuseport restarts (graceful_restart)\n%s = 1\n' % MIGRATE_SYSCTL
+# The options service_units and release_status share (documented once: doc_fragments/units.py).
+UNITS_SPEC = dict(
+    app=dict(type='str', required=True),
+    strategy=dict(type='str', required=True, choices=list(STRATEGIES)),
+    service_unit=dict(type='str', required=True),
+    socket_unit=dict(type='str'),
+)
 # Instances graceful_restart runs of a reuseport template unit.
 REUSEPORT_SLOTS = ('a', 'b')
 

@@ -154,7 +154,7 @@ live:
   type: bool
   sample: false
 live_reason:
-  description: With I(unless_live), what M(hotswap.deploy.release_status) found (its RV(reason)); else null.
+  description: With I(unless_live), what M(hotswap.deploy.release_status) found (its C(reason)); else null.
   returned: success
   type: str
   sample: current is 1.4.1-9f86d081884c, not 1.4.2-3a7bd3e2360a

@@ -23,6 +23,7 @@ description:
 extends_documentation_fragment:
   - hotswap.deploy.release
   - hotswap.deploy.release.release_id
+  - hotswap.deploy.units
   - ansible.builtin.action_common_attributes
 options:
   binary:
@@ -33,22 +34,6 @@ options:
     description: Digest the binary must have, as C(sha256:<64 hex digits>).
     type: str
     required: true
-  app:
-    description: Name of the service (C(<app>.service), or the template C(<app>@.service) for C(reuseport)).
-    type: str
-    required: true
-  strategy:
-    description: Restart strategy the service runs under (see M(hotswap.deploy.graceful_restart)).
-    type: str
-    required: true
-    choices: [systemd_socket, signal_reexec, notify_reload, restart, reuseport]
-  service_unit:
-    description: Content the service unit must have (as given to M(hotswap.deploy.service_units)).
-    type: str
-    required: true
-  socket_unit:
-    description: Content the socket unit must have. Required with I(strategy=systemd_socket).
-    type: str
   url:
     description: Health URL probed once; it must answer 200 (and report I(expected_version)).
     type: str
@@ -119,17 +104,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, RELEASE_ID_SPEC, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.status import release_status
-from ansible_collections.hotswap.deploy.plugins.module_utils.units import STRATEGIES
+from ansible_collections.hotswap.deploy.plugins.module_utils.units import UNITS_SPEC
 
 
 def main():
     argument_spec = dict(
         binary=dict(type='str', required=True),
         checksum=dict(type='str', required=True),
-        app=dict(type='str', required=True),
-        strategy=dict(type='str', required=True, choices=list(STRATEGIES)),
-        service_unit=dict(type='str', required=True),
-        socket_unit=dict(type='str'),
         url=dict(type='str'),
         expected_version=dict(type='str'),
         keep=dict(type='int'),
@@ -138,6 +119,7 @@ def main():
     )
     argument_spec.update(BASE_DIR_SPEC)
     argument_spec.update(RELEASE_ID_SPEC)
+    argument_spec.update(UNITS_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('strategy', 'systemd_socket', ['socket_unit'])])
     p = module.params

@@ -23,26 +23,8 @@ description:
     of M(hotswap.deploy.graceful_restart).
   - One module run instead of a C(find), a C(template) per unit and a C(copy), since each remote module
     run costs a round trip per host.
-options:
-  app:
-    description: Name of the service (the unit is C(<app>.service), or C(<app>@.service) for C(reuseport)).
-    type: str
-    required: true
-  strategy:
-    description: Restart strategy the units are for (see M(hotswap.deploy.graceful_restart)).
-    type: str
-    required: true
-    choices: [systemd_socket, signal_reexec, notify_reload, restart, reuseport]
-  service_unit:
-    description:
-      - Content of the service unit (or template unit for C(reuseport)), for example rendered on the
-        controller with C(lookup('ansible.builtin.template', 'app.service.j2')).
-    type: str
-    required: true
-  socket_unit:
-    description: Content of the socket unit. Required with I(strategy=systemd_socket), ignored otherwise.
-    type: str
 extends_documentation_fragment:
+  - hotswap.deploy.units
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -113,17 +95,12 @@ sysctl_set:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
-from ansible_collections.hotswap.deploy.plugins.module_utils.units import STRATEGIES, install
+from ansible_collections.hotswap.deploy.plugins.module_utils.units import UNITS_SPEC, install
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            app=dict(type='str', required=True),
-            strategy=dict(type='str', required=True, choices=list(STRATEGIES)),
-            service_unit=dict(type='str', required=True),
-            socket_unit=dict(type='str'),
-        ),
+        argument_spec=dict(UNITS_SPEC),
         required_if=[('strategy', 'systemd_socket', ['socket_unit'])],
         supports_check_mode=True,
     )
@@ -131,7 +108,7 @@ def main():
     try:
         result = install(p['app'], p['strategy'], p['service_unit'], p['socket_unit'],
                          run_command=module.run_command, check_mode=module.check_mode,
-                         move=lambda tmp, dest: module.atomic_move(tmp, dest))
+                         move=module.atomic_move)
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     diff = result.pop('diff')

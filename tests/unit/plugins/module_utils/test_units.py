@@ -51,8 +51,8 @@ def listing(unit_dir):
 
 
 def test_wanted_files_per_strategy():
-    assert sorted(U.wanted_files('web', 'systemd_socket', 'S', 'K')) == ['.hotswap-web.systemd_socket', 'web.service',
-                                                                           'web.socket']
+    assert sorted(U.wanted_files('web', 'systemd_socket', 'S', 'K')) == [
+        '.hotswap-web.systemd_socket', 'web.service', 'web.socket']
     assert sorted(U.wanted_files('web', 'reuseport', 'S')) == ['.hotswap-web.reuseport', 'web@.service']
     assert sorted(U.wanted_files('web', 'restart', 'S', 'ignored')) == ['.hotswap-web.restart', 'web.service']
 
