@@ -151,9 +151,11 @@ def test_windows_mixed_fleet_linux_deploys_windows_goes_over_winrm(fleet, closed
         < seen.index('hotswap.deploy.deploy_host : Fix the release id and deploy id for this run') \
         < seen.index('hotswap.deploy.deploy_host : Deploy on a Windows host') \
         < seen.index('hotswap.deploy.deploy_host : Check the Windows artifact source'), r
-    linux_only = set(role_task_names('linux.yml') + role_task_names('restore.yml')) - set(role_task_names('windows.yml'))
+    linux_only = set(role_task_names('linux.yml') + role_task_names('linux_deploy.yml')
+                     + role_task_names('restore.yml')) - set(role_task_names('windows.yml'))
     linux_steps = {'hotswap.deploy.deploy_host : ' + n for n in linux_only}
-    assert 'hotswap.deploy.deploy_host : Take the deploy lock' in linux_steps
+    assert 'hotswap.deploy.deploy_host : Take the deploy lock unless the release is live already' in linux_steps
+    assert 'hotswap.deploy.deploy_host : Activate the release' in linux_steps
     assert not linux_steps & set(seen), r
     sections = dict(task_sections(r.out))
     assert 'skipping: [%s]' % WIN_HOST in sections['hotswap.deploy.deploy_host : Deploy on a Linux host'], r
