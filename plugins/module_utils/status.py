@@ -103,8 +103,8 @@ def release_status(base_dir, release_id, binary, checksum, app, strategy, servic
     Bad input (release id, checksum, strategy, units, URL) raises HotswapError; what a deploy
     would change is the ``reason`` of a False ``live``. Never changes anything.
     """
+    sha = parse_checksum(checksum)   # first: the release id is derived from it
     rid = validate_release_id(release_id)
-    sha = parse_checksum(checksum)
     wanted_files(app, strategy, service_unit, socket_unit)   # bad input fails before any check
     if url:
         health.validate_url(url)
