@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Helpers shared by the benchmarks (zero_downtime/run.py, deploy/run.py).
 
 Importing this puts tests/hosts, tests/integration and tests/load on sys.path, so a benchmark

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Deploy time vs hosts, both tools: plot.py RESULTS.json OUT.png
 
 Every run as a dot, the median as a line; deploy.yml's default canary steps and the scale model's

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """module_utils/status.py: a real release tree, unit directory and /proc look-alike under tmp_path,
 systemd through the recording double of test_restart, and the health probe against an
 http.server on 127.0.0.1."""
