@@ -60,6 +60,7 @@ from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.version import VersionSource
 
 try:
     import jmespath
@@ -319,7 +320,8 @@ class Probe(object):
     """A validated probe: what to measure and the conditions a reply must meet."""
 
     def __init__(self, kind, target, status_codes, body_regex, json_query, json_query_text,
-                 expected_version, headers, validate_certs, timeout, host=None, port=None, argv=None):
+                 expected_version, headers, validate_certs, timeout, host=None, port=None, argv=None,
+                 version_source=None):
         self.kind = kind
         self.target = target
         self.status_codes = status_codes
@@ -333,6 +335,7 @@ class Probe(object):
         self.host = host
         self.port = port
         self.argv = argv
+        self.version_source = version_source or VersionSource()
 
     @property
     def secrets(self):
@@ -340,7 +343,8 @@ class Probe(object):
 
     @property
     def has_body_conditions(self):
-        return bool(self.body_regex is not None or self.json_query is not None or self.expected_version is not None)
+        return bool(self.body_regex is not None or self.json_query is not None or self.expected_version is not None
+                    or not self.version_source.is_default)
 
     def describe(self):
         """The target for messages (no password, no header values)."""
@@ -352,12 +356,13 @@ class Probe(object):
 
 
 def build_probe(kind, target, status_code=None, body_regex=None, json_query=None, expected_version=None,
-                headers=None, validate_certs=True, timeout=5):
+                headers=None, validate_certs=True, timeout=5, version_source=None):
     """Validate a probe definition and return a Probe; raise HotswapError on any mistake.
 
     ``status_code`` and ``validate_certs`` only matter for http; ``headers`` is refused for the
     other kinds. ``body_regex``, ``json_query`` and ``expected_version`` apply to an HTTP body or
-    a command's stdout and are refused for tcp.
+    a command's stdout and are refused for tcp. ``version_source`` (module_utils/version.py) says
+    where the reply holds the version.
     """
     if kind not in PROBE_KINDS:
         raise HotswapError('%s: unknown probe type %r. Use one of: %s (url, tcp or command in the '
@@ -381,6 +386,7 @@ def build_probe(kind, target, status_code=None, body_regex=None, json_query=None
         json_query_text=json_query,
         expected_version=None if expected_version is None else str(expected_version).strip(),
         headers=header_map, validate_certs=bool(validate_certs), timeout=float(timeout),
+        version_source=version_source,
     )
     if kind == 'http':
         validate_url(target)
@@ -411,21 +417,7 @@ def parse_json(text):
         return False, None
 
 
-def version_in(text, is_json, document):
-    """The version a reply reports.
-
-    A JSON object with a top-level ``version`` key gives that value as a string; a JSON object
-    without one gives None; any other body gives its text with surrounding whitespace stripped.
-    """
-    if is_json and isinstance(document, dict):
-        value = document.get('version')
-        if value is None or isinstance(value, (bool, dict, list)):
-            return None
-        return str(value).strip()
-    return text.strip()
-
-
-def check_body(probe, text):
+def check_body(probe, text, headers=None, run_command=None):
     """Body conditions -> ``(problems, version_seen)``; an empty list of problems means they hold."""
     problems = []
     is_json, document = parse_json(text)
@@ -444,25 +436,27 @@ def check_body(probe, text):
                 if not jmespath_truthy(result):
                     problems.append('json_query %r is false (result: %s)'
                                     % (probe.json_query_text, excerpt(json.dumps(result), 80)))
-    is_object = is_json and isinstance(document, dict)
-    version = version_in(text, is_json, document)
+    source = probe.version_source
+    # The default source reads a version only when one is expected or the body is a JSON object.
+    if probe.expected_version is None and source.is_default and not (is_json and isinstance(document, dict)):
+        return problems, None
+    version, problem = source.read(text, headers=headers, run_command=run_command)
     if probe.expected_version is not None:
-        if is_object and version is None:
-            problems.append('expected version %r but the JSON body has no top-level "version" field'
-                            % probe.expected_version)
+        if version is None:
+            problems.append('expected version %r but %s' % (probe.expected_version, problem))
         elif version != probe.expected_version:
-            problems.append('version is %r, expected %r' % (excerpt(version, 80), probe.expected_version))
-    # A plain (non-JSON-object) body is reported as a version only when it was compared as one.
-    reported = version if (is_object or probe.expected_version is not None) else None
-    return problems, (excerpt(reported) if reported else None)
+            problems.append('version is %r, expected %r%s'
+                            % (excerpt(version, 80), probe.expected_version,
+                               '' if source.is_default else ' (read from %s)' % source.describe()))
+    return problems, (excerpt(version) if version else None)
 
 
-def check_reply(probe, status, text):
+def check_reply(probe, status, text, headers=None, run_command=None):
     """HTTP reply -> ``(outcome, reason, version_seen)`` (pass or fail: a reply was measured)."""
     problems = []
     if status not in probe.status_codes:
         problems.append('status %d is not one of %s' % (status, list(probe.status_codes)))
-    body_problems, version = check_body(probe, text)
+    body_problems, version = check_body(probe, text, headers=headers, run_command=run_command)
     problems.extend(body_problems)
     if problems:
         return FAIL, 'HTTP %d: %s' % (status, '; '.join(problems)), version
@@ -509,8 +503,8 @@ def _decode(data):
     return data.decode('utf-8', errors='replace') if isinstance(data, bytes) else (data or '')
 
 
-def observe_http(probe, timeout, clock=time.monotonic):
-    """One GET of ``probe.target`` -> Observation."""
+def observe_http(probe, timeout, clock=time.monotonic, run_command=None):
+    """One GET of ``probe.target`` -> Observation (``run_command`` runs a version_command)."""
     started = clock()
     status = None
     try:
@@ -522,6 +516,7 @@ def observe_http(probe, timeout, clock=time.monotonic):
             response = err
         try:
             status = response.getcode()
+            reply_headers = dict(response.headers.items()) if response.headers is not None else {}
             data = response.read(BODY_READ_MAX)
         finally:
             response.close()
@@ -529,7 +524,7 @@ def observe_http(probe, timeout, clock=time.monotonic):
         return Observation(INCONCLUSIVE, describe_error(exc, timeout), status=status,
                            elapsed_ms=_elapsed_ms(started, clock))
     text = _decode(data)
-    outcome, reason, version = check_reply(probe, status, text)
+    outcome, reason, version = check_reply(probe, status, text, headers=reply_headers, run_command=run_command)
     return Observation(outcome, reason, status=status, version=version,
                        elapsed_ms=_elapsed_ms(started, clock), body=excerpt(text))
 
@@ -585,7 +580,8 @@ def observe_command(probe, timeout, run_command, clock=time.monotonic):
         detail = ': %s' % excerpt(last[-1], 200) if last else ''
         return Observation(FAIL, 'command exited with rc %d%s' % (rc, detail), elapsed_ms=elapsed,
                            body=excerpt(out or err) or None)
-    problems, version = check_body(probe, out) if probe.has_body_conditions else ([], None)
+    problems, version = (check_body(probe, out, run_command=run_command) if probe.has_body_conditions
+                         else ([], None))
     if problems:
         return Observation(FAIL, 'command exited with rc 0 but %s' % '; '.join(problems), version=version,
                            elapsed_ms=elapsed, body=excerpt(out))
@@ -596,7 +592,7 @@ def observe_command(probe, timeout, run_command, clock=time.monotonic):
 def observe(probe, timeout, run_command=None, clock=time.monotonic):
     """One attempt of any kind, with header values masked out of the result."""
     if probe.kind == 'http':
-        observation = observe_http(probe, timeout, clock=clock)
+        observation = observe_http(probe, timeout, clock=clock, run_command=run_command)
     elif probe.kind == 'tcp':
         observation = observe_tcp(probe, timeout, clock=clock)
     else:

@@ -213,6 +213,11 @@ class Systemd(object):
     def __init__(self, run_command):
         self._run = run_command
 
+    @property
+    def run_command(self):
+        """The runner, for a version_command read while verifying."""
+        return self._run
+
     def run(self, *args, **kwargs):
         timeout = kwargs.get('timeout')
         argv = ['systemctl'] + list(args)
@@ -264,7 +269,7 @@ class Options(object):
 
     def __init__(self, service, strategy='systemd_socket', url=None, expected_version=None,
                  signal='SIGHUP', pid_file=None, executable=None, ready_timeout=60, drain_timeout=60,
-                 health_timeout=3, validate_certs=True, daemon_reload=False, enable=True):
+                 health_timeout=3, validate_certs=True, daemon_reload=False, enable=True, version_source=None):
         if strategy not in STRATEGIES:
             raise RestartFailed('check', 'restarting %s: unknown strategy %r. Use one of: %s.'
                                 % (service, strategy, ', '.join(STRATEGIES)))
@@ -298,11 +303,11 @@ class Options(object):
         try:
             if url:
                 self.ready_probe = health.build_probe('http', url, validate_certs=validate_certs,
-                                                      timeout=health_timeout)
+                                                      timeout=health_timeout, version_source=version_source)
                 if expected_version:
                     self.version_probe = health.build_probe('http', url, expected_version=expected_version,
                                                             validate_certs=validate_certs,
-                                                            timeout=health_timeout)
+                                                            timeout=health_timeout, version_source=version_source)
         except HotswapError as exc:
             raise RestartFailed('check', 'restarting %s: %s' % (service, exc.msg))
         if expected_version and not url:
@@ -351,7 +356,7 @@ class Restart(object):
         """The version the service answers with now (None without a probe or an answer)."""
         if not self.o.ready_probe:
             return None
-        seen = health.observe(self.o.ready_probe, self.o.ready_probe.timeout)
+        seen = health.observe(self.o.ready_probe, self.o.ready_probe.timeout, run_command=self.systemd.run_command)
         return seen.get('version')
 
     def main_process(self, unit):
@@ -433,7 +438,8 @@ class Restart(object):
         """Probe until a pass or ``deadline``; a wrong answer ``stop_on_fail`` accepts ends it at once."""
         while True:
             left = deadline - self.clock()
-            seen = health.observe(probe, max(min(probe.timeout, left), health.MIN_ATTEMPT_TIMEOUT))
+            seen = health.observe(probe, max(min(probe.timeout, left), health.MIN_ATTEMPT_TIMEOUT),
+                                  run_command=self.systemd.run_command)
             if seen.outcome == health.PASS:
                 return seen
             if (seen.outcome == health.FAIL and stop_on_fail(seen)) or self.clock() >= deadline:

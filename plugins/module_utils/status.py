@@ -27,6 +27,9 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.restart import (
     unit_state,
 )
 from ansible_collections.hotswap.deploy.plugins.module_utils.units import UNIT_DIR, plan, wanted_files
+from ansible_collections.hotswap.deploy.plugins.module_utils.version import (
+    VERSION_OPTIONS, build_version_source, version_params,
+)
 
 ENABLED_STATES = ('enabled', 'static', 'alias', 'indirect', 'generated')
 
@@ -85,19 +88,19 @@ def check_prune(base_dir, keep):
         raise NotLive('old releases are due for pruning (keep %d)' % keep)
 
 
-def check_health(url, expected_version, timeout, validate_certs):
+def check_health(url, expected_version, timeout, validate_certs, version_source=None, run_command=None):
     if not url:
         return
     probe = health.build_probe('http', url, expected_version=expected_version or None,
-                               validate_certs=validate_certs, timeout=timeout)
-    seen = health.observe(probe, timeout)
+                               validate_certs=validate_certs, timeout=timeout, version_source=version_source)
+    seen = health.observe(probe, timeout, run_command=run_command)
     if seen.outcome != health.PASS:
         raise NotLive('%s did not pass (%s: %s)' % (probe.describe(), seen.outcome, seen.reason))
 
 
 def release_status(base_dir, release_id, binary, checksum, app, strategy, service_unit, socket_unit=None,
                    url=None, expected_version=None, keep=None, health_timeout=3, validate_certs=True,
-                   run_command=None, unit_dir=UNIT_DIR, proc_root='/proc'):
+                   run_command=None, unit_dir=UNIT_DIR, proc_root='/proc', version=None):
     """dict(live, reason): live when a deploy of ``release_id`` would change nothing.
 
     Bad input (release id, checksum, strategy, units, URL) raises HotswapError; what a deploy
@@ -108,6 +111,7 @@ def release_status(base_dir, release_id, binary, checksum, app, strategy, servic
     wanted_files(app, strategy, service_unit, socket_unit)   # bad input fails before any check
     if url:
         health.validate_url(url)
+    version_source = build_version_source(**(version or {}))
     systemd = Systemd(run_command)
     try:
         executable = check_release(base_dir, rid, binary, sha)
@@ -115,7 +119,7 @@ def release_status(base_dir, release_id, binary, checksum, app, strategy, servic
         unit = serving_unit(systemd, app, strategy, executable, proc_root)
         check_boot(systemd, app, strategy, unit)
         check_prune(base_dir, keep)
-        check_health(url, expected_version, health_timeout, validate_certs)
+        check_health(url, expected_version, health_timeout, validate_certs, version_source, run_command)
     except NotLive as e:
         return dict(live=False, reason=str(e))
     except HotswapError as e:
@@ -126,7 +130,7 @@ def release_status(base_dir, release_id, binary, checksum, app, strategy, servic
 
 
 LIVE_CHECK_KEYS = ('release_id', 'binary', 'checksum', 'app', 'strategy', 'service_unit', 'socket_unit', 'url',
-                   'expected_version', 'keep', 'timeout', 'validate_certs')
+                   'expected_version', 'keep', 'timeout', 'validate_certs') + VERSION_OPTIONS
 LIVE_CHECK_REQUIRED = ('release_id', 'binary', 'checksum', 'app', 'strategy', 'service_unit')
 
 
@@ -156,4 +160,4 @@ def live_check(base_dir, spec, run_command=None, **kwargs):
                           given['strategy'], given['service_unit'], given.get('socket_unit'), url=given.get('url'),
                           expected_version=given.get('expected_version'), keep=number.get('keep'),
                           health_timeout=number.get('timeout', 3), validate_certs=given.get('validate_certs', True),
-                          run_command=run_command, **kwargs)
+                          run_command=run_command, version=version_params(given), **kwargs)

@@ -38,6 +38,7 @@ description:
   - With O(executable) the module is idempotent - it restarts only when the main process runs another file
     than the one O(executable) resolves to now.
 extends_documentation_fragment:
+  - hotswap.deploy.version
   - ansible.builtin.action_common_attributes
 options:
   service:
@@ -258,6 +259,9 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.common import Hotsw
 from ansible_collections.hotswap.deploy.plugins.module_utils.restart import (
     STRATEGIES, Options, RestartFailed, restart,
 )
+from ansible_collections.hotswap.deploy.plugins.module_utils.version import (
+    VERSION_SPEC, build_version_source, version_params,
+)
 
 ARGUMENT_SPEC = dict(
     service=dict(type='str', required=True),
@@ -274,6 +278,7 @@ ARGUMENT_SPEC = dict(
     daemon_reload=dict(type='bool', default=False),
     enabled=dict(type='bool', default=True),
 )
+ARGUMENT_SPEC.update(VERSION_SPEC)
 
 
 def main():
@@ -281,12 +286,13 @@ def main():
                            required_if=[('strategy', 'signal_reexec', ['pid_file'])])
     p = module.params
     try:
+        version_source = build_version_source(**version_params(p))
         options = Options(
             p['service'], strategy=p['strategy'], url=p['url'], expected_version=p['expected_version'],
             signal=p['signal'], pid_file=p['pid_file'], executable=p['executable'],
             ready_timeout=p['ready_timeout'], drain_timeout=p['drain_timeout'],
             health_timeout=p['health_timeout'], validate_certs=p['validate_certs'],
-            daemon_reload=p['daemon_reload'], enable=p['enabled'],
+            daemon_reload=p['daemon_reload'], enable=p['enabled'], version_source=version_source,
         )
         result = restart(options, module.run_command, check_mode=module.check_mode)
     except RestartFailed as exc:

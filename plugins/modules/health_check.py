@@ -126,6 +126,7 @@ options:
     type: float
 extends_documentation_fragment:
   - hotswap.deploy.verdict
+  - hotswap.deploy.version
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -273,6 +274,9 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.health import (
     run_health_check,
     should_fail,
 )
+from ansible_collections.hotswap.deploy.plugins.module_utils.version import (
+    VERSION_SPEC, build_version_source, version_params,
+)
 
 ARGUMENT_SPEC = dict(
     url=dict(type='str'),
@@ -291,6 +295,7 @@ ARGUMENT_SPEC = dict(
     deadline=dict(type='float'),
     fail_on=dict(type='str', choices=list(FAIL_ON_CHOICES), default='fail_or_inconclusive'),
 )
+ARGUMENT_SPEC.update(VERSION_SPEC)
 
 PROBE_OPTIONS = (('url', 'http'), ('tcp', 'tcp'), ('command', 'command'))
 
@@ -310,6 +315,7 @@ def main():
             status_code=params['status_code'], body_regex=params['body_regex'],
             json_query=params['json_query'], expected_version=params['expected_version'],
             headers=params['headers'], validate_certs=params['validate_certs'], timeout=params['timeout'],
+            version_source=build_version_source(**version_params(params)),
         )
         result = run_health_check(
             probe, retries=params['retries'], interval=params['interval'], successes=params['successes'],

@@ -24,6 +24,7 @@ extends_documentation_fragment:
   - hotswap.deploy.release
   - hotswap.deploy.release.release_id
   - hotswap.deploy.units
+  - hotswap.deploy.version
   - ansible.builtin.action_common_attributes
 options:
   binary:
@@ -105,6 +106,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, RELEASE_ID_SPEC, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.status import release_status
 from ansible_collections.hotswap.deploy.plugins.module_utils.units import UNITS_SPEC
+from ansible_collections.hotswap.deploy.plugins.module_utils.version import VERSION_SPEC, version_params
 
 
 def main():
@@ -120,6 +122,7 @@ def main():
     argument_spec.update(BASE_DIR_SPEC)
     argument_spec.update(RELEASE_ID_SPEC)
     argument_spec.update(UNITS_SPEC)
+    argument_spec.update(VERSION_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('strategy', 'systemd_socket', ['socket_unit'])])
     p = module.params
@@ -127,7 +130,8 @@ def main():
         result = release_status(p['base_dir'], p['release_id'], p['binary'], p['checksum'], p['app'], p['strategy'],
                                 p['service_unit'], p['socket_unit'], url=p['url'],
                                 expected_version=p['expected_version'], keep=p['keep'], health_timeout=p['timeout'],
-                                validate_certs=p['validate_certs'], run_command=module.run_command)
+                                validate_certs=p['validate_certs'], run_command=module.run_command,
+                                version=version_params(p))
     except HotswapError as e:
         module.fail_json(msg='checking whether release %s is live: %s' % (p['release_id'], e.msg))
     module.exit_json(changed=False, **result)
