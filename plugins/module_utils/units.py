@@ -11,6 +11,7 @@ and the files it alone used are removed.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -30,6 +31,11 @@ UNITS_SPEC = dict(
     service_unit=dict(type='str', required=True),
     socket_unit=dict(type='str'),
 )
+# Where a package puts its units: a unit of ours in UNIT_DIR would shadow one of these.
+VENDOR_UNIT_DIRS = ('/lib/systemd/system', '/usr/lib/systemd/system')
+OURS = 'hotswap.deploy'
+ADOPTED_DIR = os.path.join('.hotswap', 'adopted')
+ADOPTED_INDEX = 'units.json'
 # Instances graceful_restart runs of a reuseport template unit.
 REUSEPORT_SLOTS = ('a', 'b')
 
@@ -147,22 +153,117 @@ def read_sysctl(name, proc_root='/proc'):
     return read_text(os.path.join(proc_root, 'sys', *name.split('.')))
 
 
+def foreign_units(app, unit_dir=UNIT_DIR, vendor_dirs=VENDOR_UNIT_DIRS):
+    """{path: content} of the units named <app>.service/.socket that this collection did not install.
+
+    A unit is ours when it names hotswap.deploy; a package's unit (vendor_dirs) is never ours. Once
+    a strategy marker is there, the units were installed (or adopted) by an earlier deploy.
+    """
+    found = {}
+    if any(os.path.lexists(os.path.join(unit_dir, marker_name(app, s))) for s in STRATEGIES):
+        return found
+    for name in ('%s.service' % app, '%s.socket' % app):
+        path = os.path.join(unit_dir, name)
+        content = read_text(path)
+        if content is not None and OURS not in content:
+            found[path] = content
+        for vendor in vendor_dirs:
+            path = os.path.join(vendor, name)
+            content = read_text(path)
+            if content is not None:
+                found[path] = content
+    return found
+
+
+def adopted_index(base_dir):
+    return os.path.join(base_dir, ADOPTED_DIR, ADOPTED_INDEX)
+
+
+def read_adopted(base_dir):
+    """{path: content} of the units kept when they were adopted (empty when none were)."""
+    text = read_text(adopted_index(base_dir)) if base_dir else None
+    return json.loads(text) if text else {}
+
+
+def check_foreign(app, foreign, adopt, base_dir, unit_dir):
+    """Refuse to shadow or overwrite a unit we did not install, unless adopting it."""
+    if not foreign or adopt:
+        return
+    raise HotswapError(
+        'installing the units of %s: %s %s not installed by hotswap.deploy (a hand-written or package unit); '
+        'installing ours in %s would silently replace it. Set adopt_unit: true to take it over (a copy is kept '
+        'in %s and rollback.yml puts it back), or deploy under another app name.'
+        % (app, ', '.join(sorted(foreign)), 'is' if len(foreign) == 1 else 'are', unit_dir,
+           os.path.join(base_dir or '<base_dir>', ADOPTED_DIR)))
+
+
+def keep_adopted(base_dir, foreign, move=os.replace):
+    """Keep the first copy of the adopted units (a later deploy must not replace it with ours)."""
+    if read_adopted(base_dir):
+        return False
+    directory = os.path.join(base_dir, ADOPTED_DIR)
+    os.makedirs(directory, mode=0o750, exist_ok=True)
+    write_file(adopted_index(base_dir), json.dumps(foreign, indent=2, sort_keys=True) + '\n', move=move, mode=0o640)
+    return True
+
+
+def restore_adopted(app, base_dir, run_command=None, check_mode=False, unit_dir=UNIT_DIR, move=os.replace):
+    """Put the adopted units back: ours removed, the kept copies written where they were.
+
+    Returns dict(changed, units_changed, restored, removed, stopped, diff). Starting the service
+    again is graceful_restart's (with daemon_reload).
+    """
+    kept = read_adopted(base_dir)
+    if not kept:
+        raise HotswapError('restoring the units %s had before hotswap.deploy: no adopted units are kept in %s. '
+                           'Only a deploy with adopt_unit: true keeps them.' % (app, os.path.join(base_dir, ADOPTED_DIR)))
+    installed = installed_files(unit_dir, app)
+    restore = dict((path, content) for path, content in kept.items()
+                   if path.startswith(unit_dir + os.sep) and read_text(path) != content)
+    remove = [n for n in installed if os.path.join(unit_dir, n) not in kept]
+    before = dict((n, read_text(os.path.join(unit_dir, n)) or '') for n in installed)
+    after = dict((os.path.basename(p), c) for p, c in kept.items() if p.startswith(unit_dir + os.sep))
+    result = dict(changed=bool(restore or remove), units_changed=bool(restore or remove),
+                  restored=sorted(restore), removed=remove, stopped=[],
+                  diff=dict(before=render_files(before), after=render_files(after),
+                            before_header=unit_dir, after_header=unit_dir))
+    if check_mode or not result['changed']:
+        return result
+    stop = [u for u in units_to_stop(installed) if u.endswith('@a.service') or u.endswith('@b.service')]
+    stop_units(run_command, stop)
+    result['stopped'] = stop
+    for name in remove:
+        os.unlink(os.path.join(unit_dir, name))
+    for path, content in restore.items():
+        write_file(path, content, move=move)
+    return result
+
+
 def install(app, strategy, service_unit, socket_unit=None, run_command=None, check_mode=False,
-            unit_dir=UNIT_DIR, sysctl_file=MIGRATE_SYSCTL_FILE, proc_root='/proc', move=os.replace):
+            unit_dir=UNIT_DIR, sysctl_file=MIGRATE_SYSCTL_FILE, proc_root='/proc', move=os.replace,
+            adopt=False, base_dir=None, vendor_dirs=VENDOR_UNIT_DIRS):
     """Bring the units of ``strategy`` in place; what the service_units module does.
 
-    Returns dict(changed, units_changed, installed, removed, written, stopped, sysctl_set,
-    diff): ``units_changed`` says systemd must reload its units before the restart.
+    A unit named like ours that we did not install is refused, or with ``adopt`` kept (once) in
+    ``<base_dir>/.hotswap/adopted`` for restore_adopted. Returns dict(changed, units_changed,
+    installed, removed, written, stopped, sysctl_set, adopted, diff): ``units_changed`` says
+    systemd must reload its units before the restart.
     """
     wanted = wanted_files(app, strategy, service_unit, socket_unit)
     if not os.path.isdir(unit_dir):
         raise HotswapError('installing the units of %s: %s does not exist. Is systemd installed on this host?'
                            % (app, unit_dir))
+    foreign = foreign_units(app, unit_dir, vendor_dirs)
+    check_foreign(app, foreign, adopt, base_dir, unit_dir)
+    if foreign and not base_dir:
+        raise HotswapError('adopting the units of %s: base_dir is needed to keep their copy. Give base_dir.' % app)
     p = plan(unit_dir, app, wanted)
     before = dict((n, read_text(os.path.join(unit_dir, n)) or '') for n in sorted(set(p['write']) | set(p['remove'])))
     after = dict((n, wanted.get(n, '')) for n in before)
-    result = dict(changed=p['changed'], units_changed=p['changed'], installed=sorted(wanted),
+    adopting = bool(foreign) and not read_adopted(base_dir)
+    result = dict(changed=p['changed'] or adopting, units_changed=p['changed'], installed=sorted(wanted),
                   removed=p['remove'], written=p['write'], stopped=p['stop'], sysctl_set=False,
+                  adopted=sorted(foreign) if adopting else [],
                   diff=dict(before=render_files(before), after=render_files(after),
                             before_header=unit_dir, after_header=unit_dir))
     sysctl_wanted = strategy == 'reuseport'
@@ -174,6 +275,8 @@ def install(app, strategy, service_unit, socket_unit=None, run_command=None, che
     if check_mode:
         return result
     try:
+        if adopting:
+            keep_adopted(base_dir, foreign, move=move)
         stop_units(run_command, p['stop'])
         for name in p['remove']:
             os.unlink(os.path.join(unit_dir, name))

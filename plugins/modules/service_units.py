@@ -23,9 +23,38 @@ description:
     of M(hotswap.deploy.graceful_restart).
   - One module run instead of a C(find), a C(template) per unit and a C(copy), since each remote module
     run costs a round trip per host.
+  - A unit named C(<app>.service) or C(<app>.socket) that this collection did not install (hand-written in
+    C(/etc/systemd/system), or a package's in C(/lib/systemd/system), which ours would shadow) is refused,
+    unless O(adopt=true): a copy of each is then kept once in C(<base_dir>/.hotswap/adopted/units.json)
+    and RV(adopted) names them; O(state=adopted_restored) puts them back (rollback.yml does).
 extends_documentation_fragment:
   - hotswap.deploy.units
   - ansible.builtin.action_common_attributes
+options:
+  strategy:
+    description: Restart strategy the units are for (see M(hotswap.deploy.graceful_restart)). Required with O(state=present).
+    type: str
+    choices: [systemd_socket, signal_reexec, notify_reload, restart, reuseport]
+  service_unit:
+    description:
+      - Content of the service unit (or template unit for C(reuseport)). Required with O(state=present).
+    type: str
+  adopt:
+    description:
+      - Take over a unit of the same name that this collection did not install, keeping a copy of it.
+      - Without it such a unit makes the module fail, changing nothing.
+    type: bool
+    default: false
+  base_dir:
+    description: Deploy root of the app; adopted units are kept under C(<base_dir>/.hotswap/adopted/).
+    type: path
+  state:
+    description:
+      - V(present) installs the units of O(strategy).
+      - V(adopted_restored) removes ours and writes back the units kept when they were adopted.
+    type: str
+    choices: [present, adopted_restored]
+    default: present
 attributes:
   check_mode:
     support: full
@@ -85,6 +114,18 @@ stopped:
   type: list
   elements: str
   sample: [myapp.service]
+adopted:
+  description: Units this run took over (their copies kept for a restore); empty when none.
+  returned: state=present
+  type: list
+  elements: str
+  sample: [/etc/systemd/system/myapp.service]
+restored:
+  description: Units written back from their adopted copies.
+  returned: state=adopted_restored
+  type: list
+  elements: str
+  sample: [/etc/systemd/system/myapp.service]
 sysctl_set:
   description: With C(reuseport), whether C(net.ipv4.tcp_migrate_req) was (or would be) set to 1 now.
   returned: success
@@ -95,20 +136,30 @@ sysctl_set:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
-from ansible_collections.hotswap.deploy.plugins.module_utils.units import UNITS_SPEC, install
+from ansible_collections.hotswap.deploy.plugins.module_utils.units import STRATEGIES, UNITS_SPEC, install, restore_adopted
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(UNITS_SPEC),
-        required_if=[('strategy', 'systemd_socket', ['socket_unit'])],
+        # strategy and service_unit are needed to install, not to restore adopted units.
+        argument_spec=dict(UNITS_SPEC, strategy=dict(type='str', choices=list(STRATEGIES)),
+                           service_unit=dict(type='str'), adopt=dict(type='bool', default=False),
+                           base_dir=dict(type='path'),
+                           state=dict(type='str', choices=['present', 'adopted_restored'], default='present')),
+        required_if=[('state', 'present', ['strategy', 'service_unit']),
+                     ('strategy', 'systemd_socket', ['socket_unit']),
+                     ('state', 'adopted_restored', ['base_dir'])],
         supports_check_mode=True,
     )
     p = module.params
     try:
-        result = install(p['app'], p['strategy'], p['service_unit'], p['socket_unit'],
-                         run_command=module.run_command, check_mode=module.check_mode,
-                         move=module.atomic_move)
+        if p['state'] == 'adopted_restored':
+            result = restore_adopted(p['app'], p['base_dir'], run_command=module.run_command,
+                                     check_mode=module.check_mode, move=module.atomic_move)
+        else:
+            result = install(p['app'], p['strategy'], p['service_unit'], p['socket_unit'],
+                             run_command=module.run_command, check_mode=module.check_mode,
+                             move=module.atomic_move, adopt=p['adopt'], base_dir=p['base_dir'])
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     diff = result.pop('diff')
