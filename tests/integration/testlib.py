@@ -24,6 +24,36 @@ RESULTS = os.path.join(REPO, 'build', 'test-results')
 
 # deploy.yml extra vars for tests of the per-host steps: every host in one batch, no bake.
 ONE_BATCH = {'canary_steps': ['100%'], 'canary_bake_time': 0}
+# The inventory group of every test host (tests/hosts/testhosts.py); deploy.yml has no default of all.
+TEST_GROUP = 'testhosts'
+
+# The demo app's own flags (tests/app), per restart strategy: the collection passes none by default.
+# {port}, {address}, {pid_file}, {ready_timeout} are filled in by the roles (service_args).
+DEMO_FLAGS = {
+    'systemd_socket': '',
+    'restart': '--listen {address}:{port}',
+    'notify_reload': '--listen {address}:{port} --upgrade-timeout {ready_timeout}s',
+    'signal_reexec': '--listen {address}:{port} --pid-file {pid_file} --upgrade-timeout {ready_timeout}s',
+    'reuseport': '--listen {address}:{port} --reuseport',
+}
+
+
+def demo_service_args(strategy='systemd_socket'):
+    return DEMO_FLAGS[strategy]
+
+
+def with_test_defaults(playbook_name, extra_vars):
+    """Extra vars as the tests run the demo app: the test hosts' group and the demo app's flags."""
+    extra = dict(extra_vars)
+    if playbook_name == 'deploy':
+        extra.setdefault('deploy_hosts', TEST_GROUP)
+    if playbook_name == 'rollback':
+        extra.setdefault('rollback_hosts', TEST_GROUP)
+    if 'service_args' not in extra:
+        extra['service_args'] = demo_service_args(extra.get('restart_strategy', 'systemd_socket'))
+        if extra.get('rollout') == 'blue_green':
+            extra['service_args'] = '--listen {address}:{port}'
+    return extra
 
 RECAP_RE = re.compile(
     r'^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)'
@@ -81,7 +111,7 @@ def playbook(inventory, playbook_name, extra_vars, connection='ssh', limit=None,
     """Run a collection playbook (hotswap.deploy.<name>) from the installed collection."""
     vars_file = os.path.join(str(tmp_path), 'extra-vars-%d.json' % time.monotonic_ns())
     with open(vars_file, 'w') as f:
-        json.dump(extra_vars, f)
+        json.dump(with_test_defaults(playbook_name, extra_vars), f)
     argv = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', inventory, '-c', connection,
             'hotswap.deploy.%s' % playbook_name, '-e', '@' + vars_file]
     if limit:
