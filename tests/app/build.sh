@@ -5,7 +5,8 @@
 #
 #   VERSION  reported by --version, /healthz and /        e.g. 1.2.3
 #   OUTPUT   path of the binary (give windows builds a .exe name)
-#   FAULT    "" (none), exit-at-start, never-ready, unhealthy, wrong-version, errors
+#   FAULT    "" (none), exit-at-start, never-ready, unhealthy, wrong-version, errors,
+#            exit-on-term
 #   GOOS     default linux;  GOARCH default amd64
 #
 # Works from any directory. GOCACHE/GOPATH/GOFLAGS from the environment are
@@ -24,8 +25,8 @@ goarch=${5:-amd64}
 
 [[ $version =~ ^[A-Za-z0-9][A-Za-z0-9._+~-]*$ ]] || die "VERSION '$version': use letters, digits and . _ + ~ -"
 case $fault in
-  ""|exit-at-start|never-ready|unhealthy|wrong-version|errors) ;;
-  *) die "FAULT '$fault': want one of exit-at-start never-ready unhealthy wrong-version errors (or empty)" ;;
+  ""|exit-at-start|never-ready|unhealthy|wrong-version|errors|exit-on-term) ;;
+  *) die "FAULT '$fault': want one of exit-at-start never-ready unhealthy wrong-version errors exit-on-term (or empty)" ;;
 esac
 [[ -n $output && ${output: -1} != / ]] || die "OUTPUT must be a file path"
 

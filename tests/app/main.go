@@ -36,7 +36,12 @@ const (
 	faultUnhealthy    = "unhealthy"
 	faultWrongVersion = "wrong-version"
 	faultErrors       = "errors"
+	faultExitOnTerm   = "exit-on-term"
 )
+
+// exitNow ends the process under the exit-on-term fault; a variable so that
+// an in-process test can see the call instead of dying.
+var exitNow = os.Exit
 
 // activeFault returns the build-time fault, or HOTSWAP_FAULT when none was built in.
 func activeFault() (string, error) {
@@ -45,11 +50,11 @@ func activeFault() (string, error) {
 		f = os.Getenv("HOTSWAP_FAULT")
 	}
 	switch f {
-	case "", faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors:
+	case "", faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors, faultExitOnTerm:
 		return f, nil
 	}
-	return "", fmt.Errorf("unknown fault %q (known: %s, %s, %s, %s, %s)", f,
-		faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors)
+	return "", fmt.Errorf("unknown fault %q (known: %s, %s, %s, %s, %s, %s)", f,
+		faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors, faultExitOnTerm)
 }
 
 func defaultListen() string {
@@ -245,6 +250,13 @@ func (a *app) loop(sigs <-chan os.Signal, serveErr <-chan error) int {
 					done <- upgradeResult{pid, err}
 				}(abort)
 				continue
+			}
+			if sig == syscall.SIGTERM && a.svc.fault == faultExitOnTerm {
+				// Like many real services: no drain, no STOPPING=1, PID file
+				// left behind; in-flight requests and queued connections die.
+				log.Printf("fault %s: %v: exiting at once", faultExitOnTerm, sig)
+				exitNow(0)
+				return 0 // reached only when a test replaced exitNow
 			}
 			log.Printf("%v: draining (timeout %s)", sig, a.drainTimeout)
 			if abort != nil {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -100,6 +101,7 @@ func TestFaultResponses(t *testing.T) {
 		{faultNeverReady, "starting", "2.0.0", 503, 200, "2.0.0\n"},
 		{faultWrongVersion, "ok", "2.0.0-wrong", 200, 200, "2.0.0-wrong\n"},
 		{faultErrors, "ok", "2.0.0", 200, 500, "injected error\n"},
+		{faultExitOnTerm, "ok", "2.0.0", 200, 200, "2.0.0\n"},
 	} {
 		t.Run("fault="+tc.fault, func(t *testing.T) {
 			base := serve(t, newService("2.0.0", tc.fault))
@@ -115,6 +117,80 @@ func TestFaultResponses(t *testing.T) {
 				t.Errorf("/slow = %d %q, want %d %q", code, body, tc.rootCode, tc.rootBody)
 			}
 		})
+	}
+}
+
+func TestActiveFault(t *testing.T) {
+	for _, f := range []string{"", faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors, faultExitOnTerm} {
+		t.Setenv("HOTSWAP_FAULT", f)
+		if got, err := activeFault(); err != nil || got != f {
+			t.Errorf("HOTSWAP_FAULT=%q: %q, %v", f, got, err)
+		}
+	}
+	t.Setenv("HOTSWAP_FAULT", "bogus")
+	if _, err := activeFault(); err == nil || !strings.Contains(err.Error(), faultExitOnTerm) {
+		t.Errorf("HOTSWAP_FAULT=bogus: %v, want an error listing the known faults", err)
+	}
+}
+
+// TestExitOnTermFault: SIGTERM ends the process at once, exit 0, while a
+// request is still in flight: no drain, no STOPPING=1, the PID file stays.
+func TestExitOnTermFault(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	notify := notifyListener(t, sock)
+	t.Setenv("NOTIFY_SOCKET", sock)
+
+	svc := newService("1.0.0", faultExitOnTerm)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: svc.handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	pidFile := filepath.Join(t.TempDir(), "app.pid")
+	if err := writePIDFile(pidFile, os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	a := &app{svc: svc, srv: srv, ln: ln, pidFile: pidFile, drainTimeout: 10 * time.Second, ready: true}
+
+	slow := make(chan struct{})
+	go func() {
+		c := &http.Client{Timeout: 15 * time.Second}
+		if resp, err := c.Get("http://" + ln.Addr().String() + "/slow?ms=2000"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		close(slow)
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is in flight
+
+	exitCode := -1
+	exitNow = func(code int) { exitCode = code }
+	t.Cleanup(func() { exitNow = os.Exit })
+	sigs := make(chan os.Signal, 1)
+	sigs <- syscall.SIGTERM
+	start := time.Now()
+	ret := a.loop(sigs, make(chan error))
+	took := time.Since(start)
+
+	if exitCode != 0 || ret != 0 {
+		t.Errorf("exit(%d), loop returned %d; want exit(0)", exitCode, ret)
+	}
+	if took > 500*time.Millisecond {
+		t.Errorf("took %s after SIGTERM: drained instead of exiting at once", took)
+	}
+	select {
+	case <-slow:
+		t.Error("the in-flight request finished before the exit: it was drained")
+	default:
+	}
+	if pid, err := readPIDFile(pidFile); err != nil || pid != os.Getpid() {
+		t.Error("PID file removed: a graceful stop, not an immediate exit")
+	}
+	notify.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _, err := notify.ReadFrom(make([]byte, 256)); err == nil {
+		t.Errorf("sent a notification (%d bytes) on SIGTERM, want none", n)
 	}
 }
 

@@ -69,7 +69,7 @@ VARIANT = 'minbase'
 PACKAGES = (
     'python3', 'python3-jmespath', 'systemd', 'systemd-sysv', 'dbus',
     'openssh-server', 'iproute2', 'procps', 'curl', 'ca-certificates',
-    'nginx-light',
+    'nginx-light', 'sudo',
 )
 # Installed but not started at boot (port 80 stays free unless a role
 # enables them). Disabled, not masked: roles must be able to enable them.
@@ -99,6 +99,8 @@ RUN_FLAGS = ('--runtime', 'runc', '--systemd=always') + ULIMIT_FLAGS + (
     # SO_REUSEPORT hand-over: a closing listener's queued connections move
     # to the remaining one (kernel >= 5.14; per network namespace).
     '--sysctl', 'net.ipv4.tcp_migrate_req=1',
+    # mount namespaces for units: without it ProtectSystem= etc. are silently skipped, DynamicUser= fails 226/NAMESPACE
+    '--cap-add', 'SYS_ADMIN',
 )
 
 SSH_OPTS = (
@@ -136,6 +138,12 @@ MASKED_UNITS = (
     'e2scrub_reap.service', 'dpkg-db-backup.timer', 'man-db.timer',
 )
 
+# A non-root login for tests that deploy with become (-e ansible_user=deploy
+# -e ansible_become=true): passwordless sudo, root's SSH key (copied at boot
+# by hotswap-deploy-key.service, since the key is bind-mounted by `up`).
+DEPLOY_USER = 'deploy'
+DEPLOY_HOME = '/home/deploy'
+
 # Files written into the root file system (path relative to it -> content).
 CONFIG_FILES = {
     'etc/ssh/sshd_config.d/10-hotswap-testhost.conf': (
@@ -172,11 +180,34 @@ CONFIG_FILES = {
     ),
     # pam_env reads it at every ssh login (and logs a warning when missing).
     'etc/default/locale': 'LANG=C.UTF-8\n',
+    'etc/sudoers.d/deploy': 'deploy ALL=(ALL) NOPASSWD:ALL\n',
+    # Pulled in by ssh.service (link made by configure_rootfs), runs before
+    # sshd on every (re)start: the deploy user gets root's authorized_keys,
+    # owned by deploy, mode 600 (sshd StrictModes).
+    'etc/systemd/system/hotswap-deploy-key.service': (
+        '[Unit]\n'
+        'Description=hotswap test host: root\'s authorized_keys for the deploy user\n'
+        'Before=ssh.service\n'
+        'ConditionPathExists=/root/.ssh/authorized_keys\n'
+        '\n'
+        '[Service]\n'
+        'Type=oneshot\n'
+        'ExecStart=/usr/bin/install -o deploy -g deploy -m 600 /root/.ssh/authorized_keys '
+        '/home/deploy/.ssh/authorized_keys\n'
+    ),
+}
+# Modes of CONFIG_FILES other than 0644.
+CONFIG_FILE_MODES = {
+    'etc/sudoers.d/deploy': 0o440,
+}
+# Units enabled in the image: unit -> the unit whose .wants/ links to it.
+ENABLED_UNITS = {
+    'hotswap-deploy-key.service': 'ssh.service',
 }
 
 # Bump when the build steps below change in a way CONFIG_FILES/MASKED_UNITS
 # do not show.
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 
 
 def log(msg):
@@ -256,6 +287,9 @@ def recipe():
         'masked_units': sorted(MASKED_UNITS),
         'disabled_units': sorted(DISABLED_UNITS),
         'config_files': CONFIG_FILES,
+        'config_file_modes': CONFIG_FILE_MODES,
+        'enabled_units': ENABLED_UNITS,
+        'deploy_user': [DEPLOY_USER, DEPLOY_HOME],
     }
 
 
@@ -381,14 +415,43 @@ def _disable(root, unit):
                 os.unlink(link)
 
 
+def _add_deploy_user(root):
+    """The non-root deploy user (see DEPLOY_USER); its authorized_keys is
+    filled at boot by hotswap-deploy-key.service."""
+    _run(['useradd', '--root', root, '--create-home', '--home-dir', DEPLOY_HOME,
+          '--shell', '/bin/bash', '--user-group', DEPLOY_USER])
+    # numeric ids as inside the root file system (the build host may differ)
+    uid = gid = None
+    with open(os.path.join(root, 'etc/passwd')) as f:
+        for line in f:
+            fields = line.rstrip('\n').split(':')
+            if fields[0] == DEPLOY_USER:
+                uid, gid = int(fields[2]), int(fields[3])
+    if uid is None:
+        raise TestHostError('adding user %s: not in %s/etc/passwd after useradd.' % (DEPLOY_USER, root))
+    home = os.path.join(root, DEPLOY_HOME.lstrip('/'))
+    sshdir = os.path.join(home, '.ssh')
+    os.makedirs(sshdir, exist_ok=True)
+    os.chmod(sshdir, 0o700)
+    os.chown(home, uid, gid)
+    os.chown(sshdir, uid, gid)
+
+
 def configure_rootfs(root):
     """Turn a debootstrapped tree into a container test host."""
     for rel, content in CONFIG_FILES.items():
-        _write(root, rel, content)
+        _write(root, rel, content, CONFIG_FILE_MODES.get(rel, 0o644))
     for unit in MASKED_UNITS:
         _mask(root, unit)
     for unit in DISABLED_UNITS:
         _disable(root, unit)
+    for unit, wanted_by in ENABLED_UNITS.items():
+        link = os.path.join(root, 'etc/systemd/system', wanted_by + '.wants', unit)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink('/etc/systemd/system/' + unit, link)
+    _add_deploy_user(root)
     # No host keys in the image: each container generates its own.
     sshdir = os.path.join(root, 'etc/ssh')
     for name in os.listdir(sshdir):
