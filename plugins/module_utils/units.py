@@ -229,7 +229,8 @@ def restore_adopted(app, base_dir, run_command=None, check_mode=False, unit_dir=
                             before_header=unit_dir, after_header=unit_dir))
     if check_mode or not result['changed']:
         return result
-    stop = [u for u in units_to_stop(installed) if u.endswith('@a.service') or u.endswith('@b.service')]
+    # Ours that go away (the socket, template instances) stop now; the restored service restarts after.
+    stop = units_to_stop([n for n in remove if n not in after])
     stop_units(run_command, stop)
     result['stopped'] = stop
     for name in remove:
