@@ -30,8 +30,11 @@ def say(msg):
 
 
 def deploy(inventory, version, binary, strategy, expect_failure=False, **more):
+    # deploy.yml goes only to the hosts named (the test hosts' group); the demo app's flags for the
+    # strategy are service settings (the collection passes none by default).
     extra = dict(app=APP, version=version, artifact=binary, checksum=testlib.sha256(binary), listen_port=PORT,
-                 restart_strategy=strategy, service_type='notify', **more)
+                 restart_strategy=strategy, service_type='notify', deploy_hosts=testlib.TEST_GROUP,
+                 service_args=testlib.demo_service_args(strategy), **more)
     vars_file = os.path.join(REPO, 'build', 'demo-vars-%s.json' % version)
     with open(vars_file, 'w') as f:
         json.dump(extra, f)

@@ -153,9 +153,12 @@ class Runner(object):
 
     def ours(self, tag, art, limit, steps=None, app=None, extra=None, **kw):
         steps, app = steps or ONE_BATCH, app or OURS
+        # deploy_hosts: the test hosts' group (deploy.yml has no default of all hosts; --limit narrows it);
+        # service_args: the demo app's flags for systemd_socket (the collection passes none by default).
         ev = dict(app=app['app'], version=art['version'], artifact=art['path'], checksum=art['checksum'],
                   listen_port=app['port'], restart_strategy='systemd_socket', canary_steps=steps,
-                  canary_bake_time=0)
+                  canary_bake_time=0, deploy_hosts=testlib.TEST_GROUP,
+                  service_args=testlib.demo_service_args('systemd_socket'))
         ev.update(extra or {})
         return self.run(tag, ['hotswap.deploy.deploy'], ev, limit=limit, **kw)
 
@@ -464,10 +467,14 @@ RB_CASES = (
     # name, fault, extra vars, what gives the verdict
     ('unhealthy', 'unhealthy', {}, 'the restart readiness / verification fails'),
     ('wrong-version', 'wrong-version', {}, 'the version check of the restart / verification fails'),
-    # The host's own checks ask / (200 under this fault); the canary analysis asks /healthz (503).
-    ('analysis-unhealthy', 'unhealthy',
-     {'deploy_host_health_url': 'http://127.0.0.1:%d/' % ROLLBACK['port'], 'deploy_host_check_version': False,
-      'canary_bake_time': 2}, 'the canary analysis after the bake fails'),
+    # Healthy (/healthz 200, the right version), so the host's own checks and the canary's health probe
+    # pass (they share one health_url); '/' answers 500, so the canary's metric (error_rate in /stats,
+    # fed by the probe's requests during the bake) fails after the bake.
+    ('analysis-errors', 'errors',
+     {'canary_bake_time': 2,
+      'canary_metrics': {'url': 'http://127.0.0.1:%d/stats' % ROLLBACK['port'], 'query': 'error_rate',
+                         'threshold': 0.05, 'comparison': '<=', 'count': 1, 'interval': 0}},
+     'the canary metric analysis after the bake fails'),
 )
 
 

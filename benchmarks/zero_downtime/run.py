@@ -58,9 +58,12 @@ def playbook(inventory, extra, events=None):
 
 
 def deploy_vars(app, strategy, version, artifact, serial):
+    # deploy_hosts: the test hosts' group (deploy.yml has no default of all hosts); service_args: the
+    # demo app's flags for the strategy (the collection passes none by default).
     return dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
                 restart_strategy=strategy, service_type='notify', ready_timeout=15, drain_timeout=20,
-                canary_steps=[serial], canary_bake_time=0)
+                canary_steps=[serial], canary_bake_time=0, deploy_hosts=testlib.TEST_GROUP,
+                service_args=testlib.demo_service_args(strategy))
 
 
 def remove_app(hosts, app):

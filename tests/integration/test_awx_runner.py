@@ -72,7 +72,9 @@ def test_deploy_under_ansible_runner_reports_set_stats(awx_fleet, tmp_path, monk
         ident='deploy-v2',
         playbook=DEPLOY_YML,
         inventory=inventory,
-        extravars=dict(app=APP, version='2.0.0', artifact=v2, checksum=testlib.sha256(v2)),
+        # The test hosts' group (deploy_hosts) and the demo app's flags (service_args) are extra vars too.
+        extravars=testlib.with_test_defaults('deploy', dict(app=APP, version='2.0.0', artifact=v2,
+                                                            checksum=testlib.sha256(v2))),
         envvars={
             'ANSIBLE_COLLECTIONS_PATH': testlib.COLLECTIONS,
             'ANSIBLE_HOST_KEY_CHECKING': 'False',

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 
 import pytest
+import yaml
 
 import testlib
 
@@ -149,6 +152,63 @@ def test_missing_extra_vars(unchanged, tmp_path):
 def test_artifact_and_url_both_given(unchanged, tmp_path):
     r = deploy(unchanged, tmp_path, artifact_url='http://127.0.0.1:9/x')
     assert_refused(r, 'exactly one')
+
+
+def playbook_without_host_pattern(inventory, playbook_name, extra, tmp_path):
+    """A collection playbook with these extra vars only: no deploy_hosts/rollback_hosts (testlib.playbook adds one)."""
+    vars_file = os.path.join(str(tmp_path), 'no-pattern-%d.json' % time.monotonic_ns())
+    with open(vars_file, 'w') as f:
+        json.dump(extra, f)
+    return testlib.run([os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', inventory, '-c', 'ssh',
+                        'hotswap.deploy.%s' % playbook_name, '-e', '@' + vars_file])
+
+
+def v1_vars():
+    v1 = testlib.build_app('1.0.0')
+    return dict(testlib.ONE_BATCH, app=APP, version='1.0.0', artifact=v1, checksum=testlib.sha256(v1), listen_port=PORT,
+                service_args=testlib.demo_service_args())
+
+
+def test_deploy_never_falls_back_to_all_hosts(unchanged, tmp_path):
+    """No deploy_hosts and no inventory group named after the app: refused on the controller."""
+    r = playbook_without_host_pattern(unchanged.inventory, 'deploy', v1_vars(), tmp_path)
+    assert_refused(r, "an inventory group named '%s'" % APP, 'The inventory has no group %s' % APP,
+                   'Nothing was changed')
+    assert set(r.recap) == {'localhost'}, r
+
+
+def test_deploy_host_pattern_matching_no_host(unchanged, tmp_path):
+    r = testlib.playbook(unchanged.inventory, 'deploy', dict(v1_vars(), deploy_hosts='nosuchgroup'), tmp_path=tmp_path)
+    assert_refused(r, 'The pattern nosuchgroup matches no host of the inventory', 'Nothing was changed')
+    assert set(r.recap) == {'localhost'}, r
+
+
+def test_deploy_defaults_to_the_group_named_after_the_app(unchanged, tmp_path):
+    """Without deploy_hosts, deploy.yml goes to the inventory group named after the app, and only to it."""
+    with open(unchanged.inventory) as f:
+        inv = yaml.safe_load(f)
+    first = unchanged.hosts[0]['name']
+    inv['all']['children'][APP] = {'hosts': {first: None}}
+    inventory = tmp_path / 'app-group.yml'
+    inventory.write_text(yaml.safe_dump(inv, default_flow_style=False))
+    # v1 again, as the fixture deployed it: the release is live, nothing changes.
+    r = playbook_without_host_pattern(str(inventory), 'deploy', v1_vars(), tmp_path)
+    assert r.rc == 0, r
+    assert set(r.hosts_recap) == {first}, r
+    assert r.changed() == 0, r
+
+
+def test_rollback_never_falls_back_to_all_hosts(unchanged, tmp_path):
+    r = playbook_without_host_pattern(unchanged.inventory, 'rollback', dict(app=APP, listen_port=PORT), tmp_path)
+    assert_refused(r, 'or an inventory group named after the app', 'The inventory has no group %s' % APP,
+                   'Nothing was changed')
+    assert set(r.recap) == {'localhost'}, r
+
+
+def test_rollback_without_app(unchanged, tmp_path):
+    r = testlib.playbook(unchanged.inventory, 'rollback', dict(listen_port=PORT), tmp_path=tmp_path)
+    assert_refused(r, 'rollback.yml needs -e app=<app>', 'Nothing was changed')
+    assert set(r.recap) == {'localhost'}, r
 
 
 def test_demo_binary_exists_for_os_checks():

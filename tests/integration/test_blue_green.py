@@ -71,8 +71,10 @@ def rid(version, artifact):
 
 def run(inventory, connection, tmp_path, check=False, **extra):
     vars_file = os.path.join(str(tmp_path), 'bg-vars-%d.json' % time.monotonic_ns())
+    v = dict(FAST_CHECKS, hotswap_service=SERVICE)
+    v.update(extra)
     with open(vars_file, 'w') as f:
-        json.dump(dict(FAST_CHECKS, **extra), f)
+        json.dump(v, f)
     argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', inventory, '-c', connection, PLAYBOOK,
             '-e', '@' + vars_file]
     if check:
@@ -92,6 +94,9 @@ def deploy(inventory, connection, tmp_path, app, version, fault='', **extra):
 
 # Two passing probes 0.3 s apart instead of 1 s: the checks stay real, the runs get shorter.
 FAST_CHECKS = dict(blue_green_health_interval=0.3)
+# The service settings the role reads (hotswap_service): the demo app's flags for a slot (the
+# collection passes none by default); {address} and {port} become the slot's.
+SERVICE = dict(service_args='--listen {address}:{port}')
 
 
 def start_load(hosts, keepalive, rate):
@@ -119,6 +124,18 @@ def is_active(host, unit):
     return testlib.host_sh(host, 'systemctl is-active %s || true' % unit, check=False).strip()
 
 
+def assert_runs_as_app_user(host, unit, app):
+    """The slot runs as the app's own system user (service_user's default), hardened by default."""
+    shown = testlib.host_sh(host, 'systemctl show -p User -p Group -p NoNewPrivileges -p ProtectSystem '
+                                  '-p ProtectHome -p PrivateTmp -p MainPID %s' % unit).split()
+    props = dict(line.split('=', 1) for line in shown)
+    assert dict((k, v) for k, v in props.items() if k != 'MainPID') == dict(
+        User=app, Group=app, NoNewPrivileges='yes', ProtectSystem='strict', ProtectHome='yes', PrivateTmp='yes'), \
+        (host['name'], unit, props)
+    uid = testlib.host_sh(host, 'id -u %s' % app).strip()
+    assert testlib.host_sh(host, 'ps -o uid= -p %s' % props['MainPID']).strip() == uid, (host['name'], unit, props)
+
+
 def test_switch_and_switch_back_under_load(bg_fleet, connection, app, tmp_path):
     hosts, inventory = bg_fleet
     v1, v2 = testlib.build_app('1.0.0'), testlib.build_app('2.0.0')
@@ -127,6 +144,7 @@ def test_switch_and_switch_back_under_load(bg_fleet, connection, app, tmp_path):
     for host in hosts:
         assert testlib.served_version(host, PUBLIC) == '1.0.0'
         assert r.results[host['name']]['slot'] == 'blue'
+        assert_runs_as_app_user(host, '%s-blue.service' % app, app)
 
     # v2 into green under load, with and without keep-alive: nothing fails, nginx ends on v2.
     loads = {'keepalive': start_load(hosts, True, 60), 'close': start_load(hosts, False, 30)}

@@ -22,6 +22,18 @@ def current_target(host, app):
     return testlib.host_sh(host, 'readlink /opt/%s/current' % app).strip()
 
 
+def assert_runs_as_app_user(host, app):
+    """The service runs as the app's own system user (service_user's default), hardened by default."""
+    shown = testlib.host_sh(host, 'systemctl show -p User -p Group -p NoNewPrivileges -p ProtectSystem '
+                                  '-p ProtectHome -p PrivateTmp -p MainPID %s.service' % app).split()
+    props = dict(line.split('=', 1) for line in shown)
+    assert dict((k, v) for k, v in props.items() if k != 'MainPID') == dict(
+        User=app, Group=app, NoNewPrivileges='yes', ProtectSystem='strict', ProtectHome='yes', PrivateTmp='yes'), \
+        (host['name'], props)
+    uid = testlib.host_sh(host, 'id -u %s' % app).strip()
+    assert testlib.host_sh(host, 'ps -o uid= -p %s' % props['MainPID']).strip() == uid, (host['name'], props)
+
+
 def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, connection, app_name, app_port, tmp_path):
     v1 = testlib.build_app('1.0.0')
     v2 = testlib.build_app('2.0.0')
@@ -37,6 +49,7 @@ def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, connection, app_name, ap
         assert testlib.served_version(host, app_port) == '1.0.0'
         assert current_target(host, app_name) == 'releases/' + rid1
         assert ledger(host, app_name)['releases'][rid1]['state'] == 'active'
+        assert_runs_as_app_user(host, app_name)
 
     # Second version: v1 retired, v2 active, previous release reported.
     r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2),

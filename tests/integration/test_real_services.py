@@ -164,4 +164,5 @@ def test_hand_written_unit_refused_then_adopted_and_restored(fleet, tmp_path):
     assert testlib.host_sh(host, 'cat /etc/systemd/system/pushhand.service') == hand_unit
     assert testlib.host_sh(host, 'test -e /etc/systemd/system/pushhand.socket || echo gone').strip() == 'gone'
     assert '"version":"%s"' % version in testlib.host_sh(host, 'sleep 1; curl -fsS http://127.0.0.1:8082/api/v1/status')
-    assert testlib.host_sh(host, 'systemctl show -P ExecStart pushhand.service').count('/usr/local/bin/pushhand') == 1
+    assert 'argv[]=/usr/local/bin/pushhand --web.listen-address=:8082 ;' in testlib.host_sh(
+        host, 'systemctl show -P ExecStart pushhand.service')

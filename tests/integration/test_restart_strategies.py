@@ -125,9 +125,10 @@ def test_killed_controller_mid_restart_rerun_converges(fleet, tmp_path):
         artifact = testlib.build_app('2.0.0')
         vars_file = os.path.join(str(tmp_path), 'kill-vars.json')
         with open(vars_file, 'w') as f:
-            json.dump(dict(testlib.ONE_BATCH, app=app, version='2.0.0', artifact=artifact, checksum=testlib.sha256(artifact),
-                           listen_port=PORT, restart_strategy=strategy, service_type='notify',
-                           ready_timeout=15), f)
+            # The test hosts' group and the demo app's flags for the strategy, as testlib.playbook passes them.
+            json.dump(testlib.with_test_defaults('deploy', dict(
+                testlib.ONE_BATCH, app=app, version='2.0.0', artifact=artifact, checksum=testlib.sha256(artifact),
+                listen_port=PORT, restart_strategy=strategy, service_type='notify', ready_timeout=15)), f)
         argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', hosts.inventory,
                 'hotswap.deploy.deploy', '-e', '@' + vars_file]
         proc = subprocess.Popen(argv, env=testlib.ansible_env('ssh'), cwd=testlib.REPO, stdout=subprocess.PIPE,

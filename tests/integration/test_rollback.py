@@ -153,6 +153,7 @@ def test_rollback_previous_good_named_and_refusals(fleet, connection, rb_app, tm
         summary = probe.stop()
     assert r.rc == 0, r
     assert all(c['failed'] == 0 for c in r.recap.values()), r
+    assert set(r.hosts_recap) == {h['name'] for h in hosts}, r
     assert '%s -> %s; changed; health pass' % (rid3, rid2) in r.out, r
     # The summary AWX/Tower workflows read.
     stats = custom_stats(r.out)['hotswap_rollback']
@@ -201,7 +202,9 @@ def test_rollback_previous_good_named_and_refusals(fleet, connection, rb_app, tm
                        check=True)
     r = rollback(fleet, app, port, connection, tmp_path, release_id='4.0.0-bad', ready_timeout=10)
     assert r.rc != 0, r
-    assert all(c['failed'] == 1 for c in r.recap.values()), r
+    # Every host (not localhost: rollback.yml checks its inputs in a first play on the controller).
+    assert all(c['failed'] == 1 for c in r.hosts_recap.values()), r
+    assert set(r.hosts_recap) == {h['name'] for h in hosts}, r
     assert "at 'Restart the service on the target release (stage ready)'" in r.out, r
     assert 'Switched current back to %s and marked 4.0.0-bad failed; health of %s: pass' % (rid1, rid1) in r.out, r
     assert_on(fleet, app, port, rid1, '1.0.0')

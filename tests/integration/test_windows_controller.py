@@ -33,6 +33,10 @@ APP = 'winmix'
 PORT = 9600
 WIN_HOST = 'win-1'
 WIN_CHECK_TASK = 'hotswap.deploy.deploy_host : Check the Windows artifact against the host'
+# deploy.yml and rollback.yml go only to the hosts named (deploy_hosts, rollback_hosts): the Linux
+# test hosts' group and the group 'windows' of write_inventory, or that group alone.
+MIXED_HOSTS = '%s:windows' % testlib.TEST_GROUP
+WINDOWS_HOSTS = 'windows'
 EXAMPLE_INVENTORY = os.path.join(testlib.REPO, 'docs', 'examples', 'inventory-mixed.yml')
 
 
@@ -116,7 +120,7 @@ def test_windows_mixed_fleet_linux_deploys_windows_goes_over_winrm(fleet, closed
     # The Linux hosts in one batch, the Windows host (last in the inventory) in the next.
     extra = dict(testlib.ONE_BATCH, canary_steps=[len(fleet.hosts), '100%'], app=APP, version='1.0.0', listen_port=PORT,
                  artifact=linux_bin, checksum=testlib.sha256(linux_bin),
-                 win_artifact=win_exe, win_checksum=testlib.sha256(win_exe))
+                 win_artifact=win_exe, win_checksum=testlib.sha256(win_exe), deploy_hosts=MIXED_HOSTS)
     # -c ssh on the command line, as every other test: the inventory's ansible_connection wins.
     r = testlib.playbook(inventory, 'deploy', extra, connection='ssh', tmp_path=tmp_path)
 
@@ -148,7 +152,7 @@ def test_windows_mixed_fleet_linux_deploys_windows_goes_over_winrm(fleet, closed
     seen = tasks_mentioning(r.out, WIN_HOST)
     assert seen[-1] == WIN_CHECK_TASK, r
     assert seen.index('hotswap.deploy.deploy_host : Choose the steps for the platform of this host') \
-        < seen.index('hotswap.deploy.deploy_host : Fix the release id and deploy id for this run') \
+        < seen.index('hotswap.deploy.deploy_host : Fix the release id, deploy id and service settings for this run') \
         < seen.index('hotswap.deploy.deploy_host : Deploy on a Windows host') \
         < seen.index('hotswap.deploy.deploy_host : Check the Windows artifact source'), r
     linux_only = set(role_task_names('linux.yml') + role_task_names('linux_deploy.yml')
@@ -170,7 +174,7 @@ def run_windows_only(tmp_path, port, **overrides):
     win_exe = testlib.build_app('1.0.0', goos='windows', goarch='amd64')
     inventory = write_inventory(tmp_path / 'windows.yml', None, port)
     extra = dict(testlib.ONE_BATCH, app=APP, version='1.0.0', listen_port=PORT, win_artifact=win_exe,
-                 win_checksum=testlib.sha256(win_exe))
+                 win_checksum=testlib.sha256(win_exe), deploy_hosts=WINDOWS_HOSTS)
     extra.update(overrides)
     return testlib.playbook(inventory, 'deploy', extra, connection='ssh', tmp_path=tmp_path)
 
@@ -286,7 +290,8 @@ def test_windows_rollback_mixed_fleet(rb_fleet, closed_port, tmp_path):
 
     # 1. rollback.yml: the plan reads the Windows host with the Windows query; it cannot, so the
     # plan refuses every host (the hosts must agree) and nothing changes on the Linux hosts.
-    r = testlib.playbook(inventory, 'rollback', dict(app=RB_APP, listen_port=RB_PORT), tmp_path=tmp_path)
+    r = testlib.playbook(inventory, 'rollback', dict(app=RB_APP, listen_port=RB_PORT, rollback_hosts=MIXED_HOSTS),
+                         tmp_path=tmp_path)
     assert r.rc != 0 and r.recap[WIN_HOST]['unreachable'] == 1, r
     assert_windows_path_only(r, WIN_READ_TASK)
     linux_read = re.search(r'^included: \S+/read_linux\.yml for (.*)$', r.out, re.M)
@@ -325,7 +330,8 @@ def test_windows_rollback_bad_input_refused_before_connecting(closed_port, tmp_p
         'path': (dict(rollback_win_path='winrb.exe'), "got 'winrb.exe'"),
         'release_id': (dict(release_id='../1.0.0'), "got '../1.0.0'"),
     }[case]
-    r = testlib.playbook(inventory, 'rollback', dict(app=RB_APP, **extra), tmp_path=tmp_path)
+    r = testlib.playbook(inventory, 'rollback', dict(app=RB_APP, rollback_hosts=WINDOWS_HOSTS, **extra),
+                         tmp_path=tmp_path)
     assert r.recap[WIN_HOST]['failed'] == 1 and r.recap[WIN_HOST]['unreachable'] == 0, r
     failed = [name for name, text in task_sections(r.out) if 'fatal: [%s]: FAILED!' % WIN_HOST in text]
     assert failed == [WIN_INPUT_TASK], r

@@ -47,3 +47,61 @@ def test_canary_metric_keys_are_the_metric_analysis_options():
     with open(os.path.join(REPO, 'plugins', 'modules', 'metric_analysis.py')) as f:
         doc = yaml.safe_load(ast.literal_eval(re.search(r"DOCUMENTATION = (r'''.*?''')", f.read(), re.S).group(1)))
     assert keys == set(doc['options']) - {'fail_on'}
+
+
+# Role variables replaced by the service settings (hotswap_service, plugins/module_utils/service.py).
+REMOVED_VARIABLES = (
+    'deploy_host_service_args', 'deploy_host_service_user', 'deploy_host_health_url', 'deploy_host_check_version',
+    'canary_health_url', 'rollback_health_url', 'rollback_check_version', 'blue_green_service_args',
+    'blue_green_service_user', 'blue_green_health_path', 'blue_green_check_version',
+)
+# What runs the roles or the playbooks (docs and the changelog may name the old variables).
+USERS_OF_THE_ROLES = ('roles', 'playbooks', 'molecule', 'benchmarks', 'scripts', os.path.join('tests', 'integration'))
+
+
+def role_text(role):
+    """Everything of a role the variables are read in: tasks, handlers, templates, defaults, vars."""
+    texts = []
+    for sub in ('tasks', 'handlers', 'templates', 'defaults', 'vars'):
+        for dirpath, _, files in os.walk(os.path.join(REPO, 'roles', role, sub)):
+            for name in files:
+                with open(os.path.join(dirpath, name)) as f:
+                    texts.append(f.read())
+    return '\n'.join(texts)
+
+
+@pytest.mark.parametrize('role', ROLES)
+def test_argument_specs_document_only_variables_the_role_reads(role):
+    """An option no file of the role reads (a removed variable) would be accepted and silently ignored."""
+    text = role_text(role)
+    for entry, spec in load('roles', role, 'meta', 'argument_specs.yml')['argument_specs'].items():
+        unread = sorted(name for name in spec.get('options', {}) if not re.search(r'\b%s\b' % re.escape(name), text))
+        assert unread == [], (role, entry, unread)
+
+
+@pytest.mark.parametrize('role', ROLES)
+def test_entry_points_document_hotswap_service(role):
+    """Every entry point of a role that reads the service settings documents hotswap_service."""
+    specs = load('roles', role, 'meta', 'argument_specs.yml')['argument_specs']
+    assert 'hotswap_service' in role_text(role), role
+    for entry, spec in specs.items():
+        option = spec.get('options', {}).get('hotswap_service')
+        assert option, (role, entry)
+        assert option['type'] == 'dict' and not option.get('required', False), (role, entry, option)
+        assert 'docs/service-settings.md' in ' '.join(option['description']), (role, entry, option)
+
+
+def test_no_removed_variable_is_used():
+    found = []
+    for top in USERS_OF_THE_ROLES:
+        for dirpath, dirs, files in os.walk(os.path.join(REPO, top)):
+            dirs[:] = [d for d in dirs if d not in ('__pycache__', 'results')]
+            for name in files:
+                if not name.endswith(('.py', '.yml', '.yaml', '.j2', '.md', '.sh')):
+                    continue
+                path = os.path.join(dirpath, name)
+                with open(path) as f:
+                    text = f.read()
+                found += ['%s: %s' % (os.path.relpath(path, REPO), v) for v in REMOVED_VARIABLES
+                          if re.search(r'\b%s\b' % v, text)]
+    assert found == []
