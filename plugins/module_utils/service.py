@@ -142,7 +142,7 @@ def check_directives(lines):
 
 
 def check_hardening(hardening):
-    if hardening in (True, False):
+    if isinstance(hardening, bool):
         hardening = {} if hardening else dict((k, False) for k in HARDENING_DEFAULTS)
     if not isinstance(hardening, dict):
         raise HotswapError('%s: hardening must be a dict (%s) or false, not %r.'
@@ -154,7 +154,7 @@ def check_hardening(hardening):
     out = dict(HARDENING_DEFAULTS)
     for key, value in hardening.items():
         if key == 'protect_system':
-            text = str(value).lower() if not isinstance(value, bool) else str(value).lower()
+            text = str(value).lower()
             if text not in PROTECT_SYSTEM_CHOICES:
                 raise HotswapError('%s: hardening.protect_system must be one of %s, not %r.'
                                    % (_WHAT, ', '.join(PROTECT_SYSTEM_CHOICES), value))
@@ -214,11 +214,6 @@ def service_settings(given, app, listen_port=8080, strict=False):
     for name in VERSION_OPTIONS:
         settings[name] = None if _empty(settings[name]) else str(settings[name])
     return settings
-
-
-def version_options(settings):
-    """The version options of the settings, as module parameters."""
-    return dict((name, settings.get(name)) for name in VERSION_OPTIONS)
 
 
 def _quote_env(key, value):

@@ -111,7 +111,8 @@ class VersionSource(object):
                     self.regex.pattern, 'the command output' if self.command else 'the body')
             return match.group(1).strip(), None
         if self.command:
-            return (text or '').strip() or None, None if (text or '').strip() else 'version_command printed nothing'
+            text = (text or '').strip()
+            return (text, None) if text else (None, 'version_command printed nothing')
         return default_version(body)
 
     def _run(self, run_command):

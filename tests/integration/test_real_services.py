@@ -33,12 +33,16 @@ SERVICES = {
         health_url='http://127.0.0.1:8080/metrics',
         version=dict(version_regex=r'node_exporter_build_info\{[^}]*version="([^"]+)"'),
         # A few cheap collectors: /metrics is the health probe, not the load.
-        service_args='--web.systemd-socket --collector.disable-defaults --collector.cpu --collector.loadavg'),
+        service_args='--web.systemd-socket --collector.disable-defaults --collector.cpu --collector.loadavg',
+        load_path='/'),
     'pushgateway': dict(
         package='prometheus-pushgateway', app='pushgw', port=8081, connection='paramiko_ssh',
         health_url='http://127.0.0.1:8081/api/v1/status',
         version=dict(version_query='data.build_information.version'),
-        service_args='--web.systemd-socket'),
+        # Its state survives restarts in a state dir, writable under ProtectSystem=strict. Its web UI
+        # (/) needs templates from the package's /usr/share, not deployed here: load goes to /-/ready.
+        service_args='--web.systemd-socket --persistence.file=/var/lib/pushgw/metrics.store',
+        state_dirs=['/var/lib/pushgw'], load_path='/-/ready'),
 }
 AS_DEPLOY_USER = {'ansible_user': 'deploy', 'ansible_become': True}
 
@@ -59,6 +63,7 @@ def builds(name, tmp_dir):
 def deploy_vars(spec, version, artifact, **extra):
     v = dict(spec['version'], app=spec['app'], version=version, artifact=artifact, checksum=testlib.sha256(artifact),
              listen_port=spec['port'], health_url=spec['health_url'], service_args=spec['service_args'],
+             state_dirs=spec.get('state_dirs', []),
              restart_strategy='systemd_socket', canary_bake_time=1, deploy_hosts=testlib.TEST_GROUP)
     v.update(AS_DEPLOY_USER)
     v.update(extra)
@@ -89,9 +94,12 @@ def test_real_service_rollout_under_load(fleet, name, tmp_path):
         assert testlib.host_sh(host, 'ps -o user= -p $(systemctl show -P MainPID %s.service)' % app).strip() == app
         unit = testlib.host_sh(host, 'cat /etc/systemd/system/%s.service' % app)
         assert 'ProtectSystem=strict' in unit and 'NoNewPrivileges=yes' in unit, unit
+        for state_dir in spec.get('state_dirs', []):
+            assert 'ReadWritePaths=%s' % state_dir in unit, unit
+            assert testlib.host_sh(host, 'stat -c %%U %s' % state_dir).strip() == app
 
     # Another build of the same program (other bytes, so another release) under load.
-    probe = testlib.start_load(fleet.hosts, port, rate=60, keepalive=False, duration=240)
+    probe = testlib.start_load(fleet.hosts, port, rate=60, keepalive=False, duration=240, path=spec['load_path'])
     try:
         r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(spec, version, other),
                              connection=connection, tmp_path=tmp_path)
@@ -123,8 +131,8 @@ def test_real_service_rollout_under_load(fleet, name, tmp_path):
 
 def test_hand_written_unit_refused_then_adopted_and_restored(fleet, tmp_path):
     """A service already running under a unit someone wrote by hand: refused, then adopted, then put back."""
-    spec = dict(SERVICES['pushgateway'], app='pushhand', port=8082,
-                health_url='http://127.0.0.1:8082/api/v1/status')
+    spec = dict(SERVICES['pushgateway'], app='pushhand', port=8082, service_args='--web.systemd-socket',
+                state_dirs=[], health_url='http://127.0.0.1:8082/api/v1/status')
     info, binary, _other = builds('pushgateway', str(tmp_path))
     version = upstream_version(info)
     host = fleet.hosts[0]

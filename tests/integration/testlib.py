@@ -21,6 +21,7 @@ INSTALLED = os.path.join(COLLECTIONS, 'ansible_collections', 'hotswap', 'deploy'
 APP_BUILD = os.path.join(REPO, 'tests', 'app', 'build.sh')
 APP_CACHE = os.path.join(REPO, 'build', 'test-app')
 RESULTS = os.path.join(REPO, 'build', 'test-results')
+RUN_LOGS = os.path.join(RESULTS, 'failed-runs')
 
 # deploy.yml extra vars for tests of the per-host steps: every host in one batch, no bake.
 ONE_BATCH = {'canary_steps': ['100%'], 'canary_bake_time': 0}
@@ -92,7 +93,13 @@ class Result(object):
         return sum(r['changed'] for r in self.recap.values())
 
     def __repr__(self):
-        return 'Result(rc=%s)\n$ %s\n%s' % (self.rc, ' '.join(shlex.quote(a) for a in self.argv), self.out[-6000:])
+        # The whole output goes to a file: an assertion message shows only its end.
+        os.makedirs(RUN_LOGS, exist_ok=True)
+        path = os.path.join(RUN_LOGS, '%d-%d.log' % (time.time_ns(), os.getpid()))
+        with open(path, 'w') as f:
+            f.write(self.out)
+        return 'Result(rc=%s, whole output in %s)\n$ %s\n%s' % (
+            self.rc, path, ' '.join(shlex.quote(a) for a in self.argv), self.out[-6000:])
 
 
 def run(argv, connection=None, timeout=600):
@@ -180,11 +187,11 @@ def http_get(url, timeout=3):
         return r.read().decode()
 
 
-def start_load(hosts, port, rate, keepalive=True, duration=300):
-    """A load probe in the background against `port` of every host (its published 127.0.0.1 port)."""
+def start_load(hosts, port, rate, keepalive=True, duration=300, path='/'):
+    """A load probe in the background against `path` on `port` of every host (its published 127.0.0.1 port)."""
     sys.path.insert(0, os.path.join(REPO, 'tests', 'load'))
     import loadprobe  # pylint: disable=import-outside-toplevel
-    targets = ['http://127.0.0.1:%d/' % h['ports'][port] for h in hosts]
+    targets = ['http://127.0.0.1:%d%s' % (h['ports'][port], path) for h in hosts]
     probe = loadprobe.Probe(targets, rate=rate, duration=duration, keepalive=keepalive, timeout=10)
     probe.start_background()
     return probe
