@@ -217,3 +217,25 @@ def test_demo_binary_exists_for_os_checks():
     with open(exe, 'rb') as f:
         assert f.read(2) == b'MZ'
     assert os.path.getsize(exe) > 100000
+
+
+@pytest.mark.parametrize('settings,words', [
+    (dict(version_query='data.version', version_regex='version="([^"]+)"'), ['version_query and version_regex']),
+    (dict(version_regex='version=\\S+'), ['no capture group']),
+    (dict(version_query='data.[version'), ['not a valid JMESPath expression']),
+    ({'environment': {'MY-VAR': 'x'}}, ["'MY-VAR'", 'not valid variable names']),
+    (dict(unit_directives=['ExecStart=/bin/sh -c true']), ['ExecStart', 'Remove it']),
+    (dict(unit_directives=['Type=forking']), ['Type', 'the restart strategy']),
+], ids=['query-and-regex', 'regex-without-group', 'bad-jmespath', 'bad-env-name', 'execstart', 'type'])
+def test_bad_service_settings(unchanged, tmp_path, settings, words):
+    r = deploy(unchanged, tmp_path, **settings)
+    assert_refused(r, *words)
+    # Refused on the controller, in the play that checks the inputs: no host was contacted.
+    assert not r.hosts_recap, r
+
+
+def test_missing_service_user_without_create_user(unchanged, tmp_path):
+    r = deploy(unchanged, tmp_path, service_user='nosuchuser', create_user=False)
+    assert_refused(r, "service user 'nosuchuser' does not exist", 'create_user', 'Nothing was changed')
+    for host in unchanged:
+        assert testlib.host_sh(host, 'getent passwd nosuchuser || echo absent').strip() == 'absent'
