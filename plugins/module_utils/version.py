@@ -167,15 +167,15 @@ def default_version(body):
 
 def build_version_source(version_query=None, version_regex=None, version_header=None, version_command=None):
     """Validate the version options (module params or service settings) -> VersionSource."""
-    query, regex, header, command = [value if _given(value) else None
-                                      for value in (version_query, version_regex, version_header, version_command)]
+    given = (version_query, version_regex, version_header, version_command)
+    query, regex, header, command = [value if _given(value) else None for value in given]
     if query and regex:
         raise HotswapError('%s: version_query and version_regex are both set. Give one: version_query for a '
                            'JSON reply, version_regex for text.' % _WHAT)
     if header and (query or regex or command):
+        others = [n for n, v in (('version_query', query), ('version_regex', regex), ('version_command', command)) if v]
         raise HotswapError('%s: version_header reads a response header; it cannot be combined with %s. Give one '
-                           'source.' % (_WHAT, ', '.join(n for n, v in (('version_query', query), ('version_regex', regex),
-                                                                         ('version_command', command)) if v)))
+                           'source.' % (_WHAT, ', '.join(others)))
     argv = None
     if command:
         try:

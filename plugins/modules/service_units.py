@@ -25,7 +25,7 @@ description:
     run costs a round trip per host.
   - A unit named C(<app>.service) or C(<app>.socket) that this collection did not install (hand-written in
     C(/etc/systemd/system), or a package's in C(/lib/systemd/system), which ours would shadow) is refused,
-    unless O(adopt=true): a copy of each is then kept once in C(<base_dir>/.hotswap/adopted/units.json)
+    unless O(adopt=true), which keeps a copy of each once in C(<base_dir>/.hotswap/adopted/units.json)
     and RV(adopted) names them; O(state=adopted_restored) puts them back (rollback.yml does).
 extends_documentation_fragment:
   - hotswap.deploy.units
@@ -34,11 +34,13 @@ options:
   strategy:
     description: Restart strategy the units are for (see M(hotswap.deploy.graceful_restart)). Required with O(state=present).
     type: str
+    required: false
     choices: [systemd_socket, signal_reexec, notify_reload, restart, reuseport]
   service_unit:
     description:
       - Content of the service unit (or template unit for C(reuseport)). Required with O(state=present).
     type: str
+    required: false
   adopt:
     description:
       - Take over a unit of the same name that this collection did not install, keeping a copy of it.

@@ -56,6 +56,7 @@ def with_test_defaults(playbook_name, extra_vars):
             extra['service_args'] = '--listen {address}:{port}'
     return extra
 
+
 RECAP_RE = re.compile(
     r'^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)'
     r'\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)',

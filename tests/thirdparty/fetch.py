@@ -68,8 +68,8 @@ def _run(cmd, cwd=None, check=True):
     proc = subprocess.run(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, check=False)
     if check and proc.returncode != 0:
-        raise FetchError('running %s: exit %d: %s' % (' '.join(cmd), proc.returncode,
-                                                       (proc.stderr or proc.stdout).strip()[-2000:]))
+        detail = (proc.stderr or proc.stdout).strip()[-2000:]
+        raise FetchError('running %s: exit %d: %s' % (' '.join(cmd), proc.returncode, detail))
     return proc
 
 

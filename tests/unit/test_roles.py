@@ -63,7 +63,7 @@ def role_text(role):
     """Everything of a role the variables are read in: tasks, handlers, templates, defaults, vars."""
     texts = []
     for sub in ('tasks', 'handlers', 'templates', 'defaults', 'vars'):
-        for dirpath, _, files in os.walk(os.path.join(REPO, 'roles', role, sub)):
+        for dirpath, _dirs, files in os.walk(os.path.join(REPO, 'roles', role, sub)):
             for name in files:
                 with open(os.path.join(dirpath, name)) as f:
                     texts.append(f.read())
