@@ -239,6 +239,8 @@ def parse_args(argv):
     # A 1 s stall at 1000 req/s needs ~1000 requests in flight; fewer workers turn it into client_overload.
     p.add_argument('--workers', type=int, default=2048, help='most requests in flight')
     p.add_argument('--out', default=None, help='results JSON (default results/latest.json; quick: under build/)')
+    p.add_argument('--fault', default='', help='demo app fault of both builds, e.g. exit-on-term (an app that '
+                   'exits at once on SIGTERM, as many do); png and default out under build/')
     p.add_argument('--report', metavar='JSON', help='no run: figures, tables and plot again from saved results')
     a = p.parse_args(argv)
     a.rate = a.rate or (200 if a.quick else 1000)
@@ -249,8 +251,10 @@ def parse_args(argv):
         p.error('unknown strategies %s; known: %s' % (', '.join(bad), ', '.join(STRATEGIES)))
     a.keepalive = a.keepalive or ('on' if a.quick else 'both')
     out_dir = WORK if a.quick else os.path.join(HERE, 'results')
-    a.out = a.out or a.report or os.path.join(out_dir, 'quick.json' if a.quick else 'latest.json')
-    a.png = os.path.join(WORK, 'quick.png') if a.quick else os.path.join(REPO, 'docs', 'zero-downtime.png')
+    name = 'quick' if a.quick else ('fault-' + a.fault) if a.fault else 'latest'
+    a.out = a.out or a.report or os.path.join(out_dir, name + '.json')
+    # The plot in docs/ is the full run of the contract-following app only.
+    a.png = os.path.join(REPO, 'docs', 'zero-downtime.png') if name == 'latest' else os.path.join(WORK, name + '.png')
     return a
 
 
@@ -272,10 +276,10 @@ def main(argv=None):
     # The collection under test is the work tree as it is now: say which.
     commit = common.commit()
     common.install_collection(DIST, COLLECTIONS)
-    artifacts = dict((v, testlib.build_app(v)) for v in (V1, V2))
+    artifacts = dict((v, testlib.build_app(v, fault=args.fault)) for v in (V1, V2))
     prefix = 'hs-bench-%d' % os.getpid()
     kas = {'on': [True], 'off': [False], 'both': [True, False]}[args.keepalive]
-    result = dict(command=command.strip(), commit=commit, rate=args.rate, duration=args.duration, hosts=args.hosts,
+    result = dict(command=command.strip(), commit=commit, fault=args.fault, rate=args.rate, duration=args.duration, hosts=args.hosts,
                   variant=VARIANT, warmup=args.warmup, tail=args.tail, timeout=args.timeout, workers=args.workers,
                   runs=[])
     started, done = time.time(), False

@@ -261,7 +261,9 @@ def install(app, strategy, service_unit, socket_unit=None, run_command=None, che
     p = plan(unit_dir, app, wanted)
     before = dict((n, read_text(os.path.join(unit_dir, n)) or '') for n in sorted(set(p['write']) | set(p['remove'])))
     after = dict((n, wanted.get(n, '')) for n in before)
-    adopting = bool(foreign) and not read_adopted(base_dir)
+    # Foreign units found now are taken over now (a switch-back restores them), whether or not an
+    # earlier, failed first deploy already kept their copy.
+    adopting = bool(foreign)
     result = dict(changed=p['changed'] or adopting, units_changed=p['changed'], installed=sorted(wanted),
                   removed=p['remove'], written=p['write'], stopped=p['stop'], sysctl_set=False,
                   adopted=sorted(foreign) if adopting else [],

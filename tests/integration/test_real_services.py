@@ -155,6 +155,15 @@ def test_hand_written_unit_refused_then_adopted_and_restored(fleet, tmp_path):
     assert testlib.host_sh(host, 'cat /etc/systemd/system/pushhand.service') == hand_unit
     assert testlib.host_sh(host, 'systemctl is-active pushhand.service').strip() == 'active'
 
+    # A first release over the adopted unit that fails (promised as another version): the unit comes back.
+    r = testlib.playbook(fleet.inventory, 'deploy', dict(vars_, adopt_unit=True, version=version + '.99'),
+                         connection='ssh', tmp_path=tmp_path)
+    assert r.rc != 0, r
+    assert 'Put back the unit(s) it had adopted' in r.out, r
+    assert testlib.host_sh(host, 'cat /etc/systemd/system/pushhand.service') == hand_unit
+    assert testlib.host_sh(host, 'test -e /etc/systemd/system/pushhand.socket || echo gone').strip() == 'gone'
+    assert '"version":"%s"' % version in testlib.host_sh(host, 'sleep 1; curl -fsS http://127.0.0.1:8082/api/v1/status')
+
     r = testlib.playbook(fleet.inventory, 'deploy', dict(vars_, adopt_unit=True), connection='ssh', tmp_path=tmp_path)
     assert r.rc == 0, r
     assert 'hotswap.deploy' in testlib.host_sh(host, 'cat /etc/systemd/system/pushhand.service')

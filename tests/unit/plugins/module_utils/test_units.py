@@ -145,3 +145,71 @@ def test_unknown_units_are_no_error_but_a_real_stop_failure_is(env):
 def test_missing_unit_dir_is_a_clear_error(tmp_path):
     with pytest.raises(HotswapError, match='does not exist. Is systemd installed'):
         U.install('web', 'restart', SERVICE, unit_dir=str(tmp_path / 'none'), run_command=Commands())
+
+
+HAND_WRITTEN = '[Service]\nExecStart=/usr/local/bin/web --listen :8080\n'
+OURS_SERVICE = '# hotswap.deploy\n[Service]\nExecStart=/opt/web/current/web\n'
+
+
+@pytest.fixture
+def adopt_env(tmp_path):
+    unit_dir = tmp_path / 'system'
+    unit_dir.mkdir()
+    vendor = tmp_path / 'lib-system'
+    vendor.mkdir()
+    base = tmp_path / 'opt-web'
+    base.mkdir()
+    cmds = Commands()
+
+    def install(adopt=False):
+        return U.install('web', 'systemd_socket', OURS_SERVICE, SOCKET, run_command=cmds, unit_dir=str(unit_dir),
+                         adopt=adopt, base_dir=str(base), vendor_dirs=(str(vendor),))
+    return unit_dir, vendor, base, cmds, install
+
+
+def test_a_hand_written_unit_is_refused_and_left_alone(adopt_env):
+    unit_dir, _vendor, base, _cmds, install = adopt_env
+    (unit_dir / 'web.service').write_text(HAND_WRITTEN)
+    with pytest.raises(HotswapError) as err:
+        install()
+    assert 'not installed by hotswap.deploy' in err.value.msg and 'adopt_unit: true' in err.value.msg
+    assert listing(unit_dir) == ['web.service'] and (unit_dir / 'web.service').read_text() == HAND_WRITTEN
+    assert not (base / '.hotswap').exists()
+
+
+def test_a_package_unit_ours_would_shadow_is_refused(adopt_env):
+    unit_dir, vendor, _base, _cmds, install = adopt_env
+    (vendor / 'web.service').write_text(HAND_WRITTEN)
+    with pytest.raises(HotswapError) as err:
+        install()
+    assert str(vendor / 'web.service') in err.value.msg
+    assert listing(unit_dir) == []
+
+
+def test_adopting_keeps_the_first_copy_and_restoring_puts_it_back(adopt_env):
+    unit_dir, _vendor, base, cmds, install = adopt_env
+    (unit_dir / 'web.service').write_text(HAND_WRITTEN)
+    res = install(adopt=True)
+    assert res['adopted'] == [str(unit_dir / 'web.service')] and res['units_changed']
+    assert (unit_dir / 'web.service').read_text() == OURS_SERVICE
+    assert U.read_adopted(str(base)) == {str(unit_dir / 'web.service'): HAND_WRITTEN}
+    # Installed by us now (the marker says so): a later deploy is not an adoption.
+    again = install()
+    assert again['adopted'] == [] and not again['changed']
+
+    restored = U.restore_adopted('web', str(base), run_command=cmds, unit_dir=str(unit_dir))
+    assert restored['restored'] == [str(unit_dir / 'web.service')]
+    assert sorted(restored['removed']) == ['.hotswap-web.systemd_socket', 'web.socket']
+    assert listing(unit_dir) == ['web.service'] and (unit_dir / 'web.service').read_text() == HAND_WRITTEN
+    # Our socket held the port: it is stopped, not left listening for a unit that no longer exists.
+    assert ['systemctl', 'stop', 'web.socket'] in cmds.calls
+    # A second adoption after the restore keeps the copy it has.
+    install(adopt=True)
+    assert U.read_adopted(str(base)) == {str(unit_dir / 'web.service'): HAND_WRITTEN}
+
+
+def test_restoring_without_an_adopted_copy_says_how_one_is_kept(adopt_env):
+    unit_dir, _vendor, base, cmds, _install = adopt_env
+    with pytest.raises(HotswapError) as err:
+        U.restore_adopted('web', str(base), run_command=cmds, unit_dir=str(unit_dir))
+    assert 'adopt_unit: true' in err.value.msg
