@@ -66,15 +66,6 @@ def deploy_vars(app, strategy, version, artifact, serial):
                 service_args=testlib.demo_service_args(strategy))
 
 
-def remove_app(hosts, app):
-    for host in hosts:
-        testlib.host_sh(host, (
-            'systemctl disable --now {a}.socket {a}.service {a}@a.service {a}@b.service >/dev/null 2>&1; '
-            'rm -f /etc/systemd/system/{a}.socket /etc/systemd/system/{a}.service '
-            '/etc/systemd/system/{a}@.service; systemctl daemon-reload; systemctl reset-failed; '
-            'rm -rf /opt/{a}').format(a=app), check=False)
-
-
 def journal(hosts, app, since):
     """The app's journal on every host since `since` (epoch s): evidence when a graceful run failed."""
     out = {}
@@ -292,7 +283,7 @@ def main(argv=None):
             for strategy in args.strategies:
                 print('== %s keep-alive %s' % (strategy, 'on' if keepalive else 'off'), flush=True)
                 run = one_run(hosts, inventory, strategy, keepalive, args, artifacts)
-                remove_app(hosts, run['app'])
+                testlib.remove_app(hosts, run['app'])
                 result['runs'].append(run)
                 print('   ' + ('error: ' + run['error'][:300] if 'error' in run else
                                'sent %(sent)d failed %(failed)d retried %(retried)d p99 %(p99)s switch/steady '

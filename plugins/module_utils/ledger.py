@@ -244,7 +244,7 @@ class Ledger(object):
 
         ``rid`` becomes ``active`` (activated_at, activated_by), ``previous_rid`` becomes
         ``previous_state`` (``retired``, or ``failed`` when rolling back from a failed
-        verification), any other release still marked ``active`` becomes ``retired``, and a
+        verification; one already ``failed`` stays so), any other release still marked ``active`` becomes ``retired``, and a
         history entry is appended. Releases missing from the ledger (deployed by hand) are
         added with unknown version/sha256.
         """
@@ -260,8 +260,10 @@ class Ledger(object):
         if previous_rid is not None and previous_rid != rid:
             validate_release_id(previous_rid)
             prev = self._adopt(previous_rid, at)
-            prev['state'] = previous_state
-            prev[_STATE_TIMESTAMP[previous_state]] = at
+            # A release found failed stays failed: switching away from it later does not retire it.
+            if prev['state'] != 'failed':
+                prev['state'] = previous_state
+                prev[_STATE_TIMESTAMP[previous_state]] = at
         for other_rid, other in self._releases.items():
             if other_rid not in (rid, previous_rid) and other['state'] == 'active':
                 other['state'] = 'retired'

@@ -16,6 +16,8 @@ import os
 import tempfile
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import PREVIOUS_STATES, Ledger
+from ansible_collections.hotswap.deploy.plugins.module_utils.release import read_current
 
 STRATEGIES = ('systemd_socket', 'signal_reexec', 'notify_reload', 'restart', 'reuseport')
 UNIT_DIR = '/etc/systemd/system'
@@ -207,12 +209,18 @@ def keep_adopted(base_dir, foreign, move=os.replace):
     return True
 
 
-def restore_adopted(app, base_dir, run_command=None, check_mode=False, unit_dir=UNIT_DIR, move=os.replace):
+def restore_adopted(app, base_dir, run_command=None, check_mode=False, unit_dir=UNIT_DIR, move=os.replace,
+                    previous_state='failed'):
     """Put the adopted units back: ours removed, the kept copies written where they were.
 
-    Returns dict(changed, units_changed, restored, removed, stopped, diff). Starting the service
-    again is graceful_restart's (with daemon_reload).
+    The release ``current`` points at is no longer what runs: the ledger marks it ``previous_state``
+    (failed: a later rollback must not pick it as the previous good release). Returns dict(changed,
+    units_changed, restored, removed, stopped, marked, diff). Starting the service again is
+    graceful_restart's (with daemon_reload).
     """
+    if previous_state not in PREVIOUS_STATES:
+        raise HotswapError('restoring the units of %s: previous_state must be one of %s, not %r.'
+                           % (app, ', '.join(PREVIOUS_STATES), previous_state))
     kept = read_adopted(base_dir)
     if not kept:
         raise HotswapError('restoring the units %s had before hotswap.deploy: no adopted units are kept in %s. '
@@ -224,7 +232,7 @@ def restore_adopted(app, base_dir, run_command=None, check_mode=False, unit_dir=
     before = dict((n, read_text(os.path.join(unit_dir, n)) or '') for n in installed)
     after = dict((os.path.basename(p), c) for p, c in kept.items() if p.startswith(unit_dir + os.sep))
     result = dict(changed=bool(restore or remove), units_changed=bool(restore or remove),
-                  restored=sorted(restore), removed=remove, stopped=[],
+                  restored=sorted(restore), removed=remove, stopped=[], marked=None,
                   diff=dict(before=render_files(before), after=render_files(after),
                             before_header=unit_dir, after_header=unit_dir))
     if check_mode or not result['changed']:
@@ -237,7 +245,19 @@ def restore_adopted(app, base_dir, run_command=None, check_mode=False, unit_dir=
         os.unlink(os.path.join(unit_dir, name))
     for path, content in restore.items():
         write_file(path, content, move=move)
+    result['marked'] = mark_current(base_dir, previous_state)
     return result
+
+
+def mark_current(base_dir, state):
+    """Mark the release ``current`` points at with ``state``; its id, or None without one."""
+    rid = read_current(base_dir)
+    if rid is None:
+        return None
+    ledger = Ledger.load(base_dir)
+    if ledger.mark(rid, state):
+        ledger.save()
+    return rid
 
 
 def install(app, strategy, service_unit, socket_unit=None, run_command=None, check_mode=False,

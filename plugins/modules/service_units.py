@@ -50,6 +50,13 @@ options:
   base_dir:
     description: Deploy root of the app; adopted units are kept under C(<base_dir>/.hotswap/adopted/).
     type: path
+  previous_state:
+    description:
+      - With O(state=adopted_restored), the ledger state of the release C(current) points at, which no
+        longer runs - V(failed) (a rollback never picks it as the previous good release) or V(retired).
+    type: str
+    choices: [failed, retired]
+    default: failed
   state:
     description:
       - V(present) installs the units of O(strategy).
@@ -128,6 +135,11 @@ restored:
   type: list
   elements: str
   sample: [/etc/systemd/system/myapp.service]
+marked:
+  description: With O(state=adopted_restored), the release C(current) points at, now marked O(previous_state).
+  returned: state=adopted_restored
+  type: str
+  sample: 1.5.1-9a28ed081679
 sysctl_set:
   description: With C(reuseport), whether C(net.ipv4.tcp_migrate_req) was (or would be) set to 1 now.
   returned: success
@@ -147,6 +159,7 @@ def main():
         argument_spec=dict(UNITS_SPEC, strategy=dict(type='str', choices=list(STRATEGIES)),
                            service_unit=dict(type='str'), adopt=dict(type='bool', default=False),
                            base_dir=dict(type='path'),
+                           previous_state=dict(type='str', choices=['failed', 'retired'], default='failed'),
                            state=dict(type='str', choices=['present', 'adopted_restored'], default='present')),
         required_if=[('state', 'present', ['strategy', 'service_unit']),
                      ('strategy', 'systemd_socket', ['socket_unit']),
@@ -157,7 +170,8 @@ def main():
     try:
         if p['state'] == 'adopted_restored':
             result = restore_adopted(p['app'], p['base_dir'], run_command=module.run_command,
-                                     check_mode=module.check_mode, move=module.atomic_move)
+                                     check_mode=module.check_mode, move=module.atomic_move,
+                                     previous_state=p['previous_state'])
         else:
             result = install(p['app'], p['strategy'], p['service_unit'], p['socket_unit'],
                              run_command=module.run_command, check_mode=module.check_mode,

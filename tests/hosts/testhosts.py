@@ -101,6 +101,9 @@ RUN_FLAGS = ('--runtime', 'runc', '--systemd=always') + ULIMIT_FLAGS + (
     '--sysctl', 'net.ipv4.tcp_migrate_req=1',
     # mount namespaces for units: without it ProtectSystem= etc. are silently skipped, DynamicUser= fails 226/NAMESPACE
     '--cap-add', 'SYS_ADMIN',
+    # root reads /proc/<pid>/exe of a service running as its own user (is it on the new binary?),
+    # as root on a real host can; without it a re-run of a live release is never seen as live
+    '--cap-add', 'SYS_PTRACE',
 )
 
 SSH_OPTS = (

@@ -26,11 +26,7 @@ QUICK = dict(canary_bake_time=1, ready_timeout=10, drain_timeout=10, listen_port
 def canary_app(request, fleet5):
     app = 'cn' + request.node.name.split('[')[0].replace('test_', '').replace('_', '')[:10]
     yield fleet5, app
-    for host in fleet5:
-        testlib.host_sh(host, (
-            'systemctl disable --now {a}.socket {a}.service >/dev/null 2>&1; '
-            'rm -f /etc/systemd/system/{a}.socket /etc/systemd/system/{a}.service /etc/systemd/system/.hotswap-{a}.*; '
-            'systemctl daemon-reload; systemctl reset-failed; rm -rf /opt/{a}').format(a=app), check=False)
+    testlib.remove_app(fleet5, app)
 
 
 def deploy(hosts, app, version, fault='', tmp_path=None, connection='ssh', **extra):

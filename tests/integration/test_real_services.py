@@ -47,6 +47,17 @@ SERVICES = {
 AS_DEPLOY_USER = {'ansible_user': 'deploy', 'ansible_become': True}
 
 
+@pytest.fixture(scope='module', autouse=True)
+def free_ports_afterwards(fleet):
+    """The hosts are shared with other test modules: give back ports 8080-8082 when done."""
+    yield
+    testlib.remove_app(fleet.hosts, 'nodeexp')
+    testlib.remove_app(fleet.hosts, 'pushgw')
+    testlib.remove_app(fleet.hosts, 'pushhand')
+    for host in fleet:
+        testlib.host_sh(host, 'rm -rf /var/lib/pushgw /usr/local/bin/pushhand', check=False)
+
+
 def upstream_version(info):
     """Debian's version without the revision: 1.5.0-1+b6 -> 1.5.0 (what the program reports)."""
     return info['version'].split(':')[-1].rsplit('-', 1)[0]

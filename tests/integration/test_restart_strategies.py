@@ -34,13 +34,7 @@ def zd(request, fleet):
     hosts = request.getfixturevalue('fleet254') if strategy == 'notify_reload' else fleet
     app = 'zd' + strategy.replace('_', '')[:10]
     yield hosts, app
-    for host in hosts:
-        testlib.host_sh(host, (
-            'systemctl disable --now {a}.socket {a}.service {a}@a.service {a}@b.service >/dev/null 2>&1; '
-            'rm -f /etc/systemd/system/{a}.socket /etc/systemd/system/{a}.service '
-            '/etc/systemd/system/{a}@.service /etc/systemd/system/.hotswap-{a}.*; systemctl daemon-reload; '
-            'systemctl reset-failed; '
-            'rm -rf /opt/{a}').format(a=app), check=False)
+    testlib.remove_app(hosts, app)
 
 
 def deploy(hosts, app, strategy, version, fault='', tmp_path=None, **extra):

@@ -44,7 +44,15 @@ def old_collection():
     return collections
 
 
-def test_first_deploy_after_upgrade_from_0_4_0_under_load(fleet, tmp_path):
+@pytest.fixture
+def upgraded(fleet):
+    """The hosts are shared with other test modules: port 8080 is given back afterwards."""
+    yield fleet
+    testlib.remove_app(fleet.hosts, APP)
+
+
+def test_first_deploy_after_upgrade_from_0_4_0_under_load(upgraded, tmp_path):
+    fleet = upgraded
     collections = old_collection()
     v1, v2 = testlib.build_app('1.0.0'), testlib.build_app('2.0.0')
     base = dict(testlib.ONE_BATCH, app=APP, listen_port=PORT, restart_strategy='systemd_socket', service_type='notify')

@@ -183,6 +183,16 @@ def tree_state(host, base_dir, app):
         check=False)
 
 
+def remove_app(hosts, app):
+    """Stop and remove an app's units and tree, so the next test can take its port."""
+    for host in hosts:
+        host_sh(host, (
+            'systemctl disable --now {a}.socket {a}.service {a}@a.service {a}@b.service >/dev/null 2>&1; '
+            'rm -f /etc/systemd/system/{a}.socket /etc/systemd/system/{a}.service '
+            '/etc/systemd/system/{a}@.service /etc/systemd/system/.hotswap-{a}.*; systemctl daemon-reload; '
+            'systemctl reset-failed; rm -rf /opt/{a}').format(a=app), check=False)
+
+
 def http_get(url, timeout=3):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()

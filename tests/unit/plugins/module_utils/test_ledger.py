@@ -637,3 +637,16 @@ def test_activate_and_prune_bad_keep_switches_nothing(tmp_path, keep):
     with pytest.raises(HotswapError, match='keep must be an integer >= 1'):
         L.activate_and_prune(base, 'r1', keep=keep)
     assert os.readlink(str(tmp_path / 'current')) == 'releases/r3'
+
+
+def test_switching_away_from_a_failed_release_keeps_it_failed(tmp_path):
+    """A first release that failed (current left on it) must not turn into a previous good release."""
+    from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import Ledger
+    led = Ledger.load(str(tmp_path))
+    led.record_staged('1.0.0-aaaaaaaaaaaa', version='1.0.0', sha256='a' * 64, binary='web')
+    led.record_activated('1.0.0-aaaaaaaaaaaa', None, by='t')
+    led.mark('1.0.0-aaaaaaaaaaaa', 'failed')
+    led.record_staged('1.0.1-bbbbbbbbbbbb', version='1.0.1', sha256='b' * 64, binary='web')
+    led.record_activated('1.0.1-bbbbbbbbbbbb', '1.0.0-aaaaaaaaaaaa', by='t')
+    assert led.release('1.0.0-aaaaaaaaaaaa')['state'] == 'failed'
+    assert led.previous_good('1.0.1-bbbbbbbbbbbb') is None

@@ -198,7 +198,7 @@ def test_adopting_keeps_the_first_copy_and_restoring_puts_it_back(adopt_env):
     assert again['adopted'] == [] and not again['changed']
 
     restored = U.restore_adopted('web', str(base), run_command=cmds, unit_dir=str(unit_dir))
-    assert restored['restored'] == [str(unit_dir / 'web.service')]
+    assert restored['restored'] == [str(unit_dir / 'web.service')] and restored['marked'] is None
     assert sorted(restored['removed']) == ['.hotswap-web.systemd_socket', 'web.socket']
     assert listing(unit_dir) == ['web.service'] and (unit_dir / 'web.service').read_text() == HAND_WRITTEN
     # Our socket held the port: it is stopped, not left listening for a unit that no longer exists.
@@ -213,3 +213,19 @@ def test_restoring_without_an_adopted_copy_says_how_one_is_kept(adopt_env):
     with pytest.raises(HotswapError) as err:
         U.restore_adopted('web', str(base), run_command=cmds, unit_dir=str(unit_dir))
     assert 'adopt_unit: true' in err.value.msg
+
+
+def test_restoring_marks_the_release_that_no_longer_runs(adopt_env, tmp_path):
+    """A first release over an adopted unit that failed must not become a rollback's previous good."""
+    from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import Ledger
+    unit_dir, _vendor, base, cmds, install = adopt_env
+    (unit_dir / 'web.service').write_text(HAND_WRITTEN)
+    install(adopt=True)
+    (base / 'releases' / '1.0.0-aaaaaaaaaaaa').mkdir(parents=True)
+    (base / 'current').symlink_to('releases/1.0.0-aaaaaaaaaaaa')
+    ledger = Ledger.load(str(base))
+    ledger.record_staged('1.0.0-aaaaaaaaaaaa', version='1.0.0', sha256='a' * 64, binary='web')
+    ledger.save()
+    restored = U.restore_adopted('web', str(base), run_command=cmds, unit_dir=str(unit_dir))
+    assert restored['marked'] == '1.0.0-aaaaaaaaaaaa'
+    assert Ledger.load(str(base)).release('1.0.0-aaaaaaaaaaaa')['state'] == 'failed'
