@@ -68,8 +68,8 @@ def test_first_deploy_after_upgrade_from_0_4_0_under_load(upgraded, tmp_path):
     for host in fleet:
         assert 'User=root' in testlib.host_sh(host, 'cat /etc/systemd/system/%s.service' % APP)
         assert testlib.served_version(host, PORT) == '1.0.0'
-    socket_since = dict((h['name'], testlib.host_sh(h, 'systemctl show -P ActiveEnterTimestampMonotonic %s.socket'
-                                                     % APP).strip()) for h in fleet)
+    socket_started = 'systemctl show -P ActiveEnterTimestampMonotonic %s.socket' % APP
+    socket_since = dict((h['name'], testlib.host_sh(h, socket_started).strip()) for h in fleet)
     since = int(time.time())
 
     # This version, under load: the unit is rewritten and the service restarted once, socket kept.
@@ -86,8 +86,7 @@ def test_first_deploy_after_upgrade_from_0_4_0_under_load(upgraded, tmp_path):
         assert 'User=%s' % APP in unit and 'ProtectSystem=strict' in unit and '--listen' not in unit, unit
         assert testlib.served_version(host, PORT) == '2.0.0'
         assert testlib.host_sh(host, 'ps -o user= -p $(systemctl show -P MainPID %s.service)' % APP).strip() == APP
-        assert testlib.host_sh(host, 'systemctl show -P ActiveEnterTimestampMonotonic %s.socket'
-                               % APP).strip() == socket_since[host['name']]
+        assert testlib.host_sh(host, socket_started).strip() == socket_since[host['name']]
         starts = testlib.host_sh(host, "journalctl --no-pager -o cat --since @%d -u %s.service | grep -c '^Started'"
                                  % (since, APP), check=False).strip()
         assert starts == '1', (host['name'], starts)
