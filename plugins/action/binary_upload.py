@@ -22,8 +22,16 @@ Push mode (``src``), with the protocol shared with win_binary_swap
 
 from __future__ import annotations
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import validate_binary_name
+import os
+
+from ansible_collections.hotswap.deploy.plugins.module_utils.archive import archive_format
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import (
+    check_artifact_file,
+    release_content,
+    validate_binary_name,
+)
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.push import PushActionBase
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files import resolve_release_files
 
 MODULE = 'hotswap.deploy.binary_upload'
 
@@ -53,3 +61,17 @@ class ActionModule(PushActionBase):
         result = super(ActionModule, self).check_mode_result(probe, fmt)
         result.update(transferred=False, staged=False, ledger_updated=True)
         return result
+
+    def prepare_args(self, args):
+        # The pushed copy loses its name: decide the format from the controller's file name.
+        args['format'] = archive_format(args.get('src') or args.get('url') or args.get('name'),
+                                        args.get('format') or 'auto')
+        if args.get('files'):
+            args['files'] = resolve_release_files(self, args['files'])
+        return args
+
+    def check_artifact(self, local, sha, args, what):
+        content = release_content(args.get('name'), args.get('files'), args.get('environment'),
+                                  args.get('environment_secret'), args['format'], args.get('strip_components') or 0,
+                                  args.get('max_size') or 1024 ** 3)
+        return check_artifact_file(local, sha, content, args.get('name'), what=os.path.basename(args.get('src')))

@@ -61,3 +61,71 @@ options:
     type: bool
     default: true
 '''
+
+    # What a release holds besides its artifact: release_plan computes the id over it, binary_upload writes it.
+    CONTENT = r'''
+options:
+  files:
+    description:
+      - Files kept in the release directory beside the binary, usually its config. They are part of the
+        release - its id covers them - so a change to one is a new release, and a rollback brings the old
+        files back byte for byte.
+      - Written once, when the release is staged; never into a release that exists already.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      dest:
+        description:
+          - Path of the file inside the release directory, for example C(config/app.yml). Relative, no C(..),
+            not the binary's name and not C(.hotswap-environment). Read it through C(<base_dir>/current/<dest>).
+        type: str
+        required: true
+      src:
+        description:
+          - A file on the controller (searched like M(ansible.builtin.copy) searches, vault-encrypted files
+            are decrypted). Mutually exclusive with O(files[].content).
+        type: path
+      content:
+        description:
+          - The content of the file. Never shown in any output when O(files[].secret=true).
+        type: str
+      content_encoding:
+        description:
+          - V(base64) when O(files[].content) is base64 (binary data). The action plugins use it to send O(files[].src).
+        type: str
+        choices: [text, base64]
+        default: text
+      owner:
+        description:
+          - Owner of the file; it must exist on the host. Default the user the module runs as.
+        type: str
+      group:
+        description:
+          - Group of the file; it must exist on the host. Default the primary group of that user.
+        type: str
+      mode:
+        description:
+          - Octal mode, quoted (V('0640')). Default V('0644'), V('0600') for a secret file.
+        type: raw
+      secret:
+        description:
+          - The content is secret - it is never logged or returned, and it enters the release id and the
+            ledger only through a salted PBKDF2 digest.
+        type: bool
+        default: false
+  environment:
+    description:
+      - Environment variables of the service, written with O(environment_secret) to
+        C(<release>/.hotswap-environment), which the unit reads through C(current)
+        (C(EnvironmentFile=-<base_dir>/current/.hotswap-environment)); they switch and roll back with the release.
+      - A change is a new release and always needs a restart.
+    type: dict
+    default: {}
+  environment_secret:
+    description:
+      - Like O(environment), for values that must never be logged or returned (tokens, passwords).
+        The environment file is mode C(0600), owned by the module's user (systemd reads it as root).
+    type: dict
+    default: {}
+'''

@@ -573,6 +573,13 @@ def download_to_release(module, url, release_dir, name, sha256, mode=None, owner
     validate_url(url)
     shown = mask_url(url)
     what = name
+    writer = url_writer(url, what, shown, timeout, validate_certs, opener)
+    return _staging(release_dir, name, writer, module, sha256, mode, owner, group, host,
+                    '%s from %s' % (what, shown))
+
+
+def url_writer(url, what, shown, timeout, validate_certs, opener):
+    """A writer(f) streaming ``url`` into f, with messages that never show a password."""
 
     def writer(f):
         try:
@@ -597,15 +604,26 @@ def download_to_release(module, url, release_dir, name, sha256, mode=None, owner
                 resp.close()
             except Exception:
                 pass
-
-    return _staging(release_dir, name, writer, module, sha256, mode, owner, group, host,
-                    '%s from %s' % (what, shown))
+    return writer
 
 
-def _open_url(url, timeout, validate_certs):
+def _open_url(url, timeout, validate_certs, auth=None):
     from ansible.module_utils.urls import open_url
+    auth = auth or {}
     return open_url(url, timeout=timeout, validate_certs=validate_certs, follow_redirects='safe',
-                    http_agent='hotswap.deploy-binary_upload')
+                    http_agent='hotswap.deploy-binary_upload', headers=auth.get('headers') or None,
+                    url_username=auth.get('username') or None, url_password=auth.get('password') or None,
+                    force_basic_auth=bool(auth.get('username')))
+
+
+def authenticated_opener(auth):
+    """An opener sending ``auth`` (headers, username, password) with every request, or None."""
+    if not auth or not any(auth.values()):
+        return None
+
+    def opener(url, timeout, validate_certs):
+        return _open_url(url, timeout, validate_certs, auth)
+    return opener
 
 
 def check_url_reachable(url, timeout=30, validate_certs=True, opener=None):
@@ -664,14 +682,28 @@ def check_local_artifact(path, sha256, host=None, what=None):
     return fmt
 
 
+def release_content(name, files=None, environment=None, environment_secret=None, fmt='binary',
+                    strip_components=0, max_size=None):
+    """The checked Content of a release (files, environment, artifact format)."""
+    from ansible_collections.hotswap.deploy.plugins.module_utils import release_content as rc
+    from ansible_collections.hotswap.deploy.plugins.module_utils.staging import Content
+    normalized = rc.normalize_files(files, name)
+    env_bytes = rc.render_environment(environment, environment_secret)
+    manifest = dict(files=rc.file_manifest(normalized),
+                    environment=rc.environment_manifest(environment, environment_secret))
+    return Content(normalized, env_bytes, manifest, fmt, int(strip_components or 0), max_size)
+
+
 def upload(module, base_dir, release_id, name, checksum, src=None, url=None, version=None, mode='0755',
            owner=None, group=None, url_timeout=30, validate_certs=True, check_mode=False, host=None,
-           opener=None):
-    """Stage one binary as ``<base_dir>/releases/<release_id>/<name>``; see the binary_upload docs.
+           opener=None, content=None):
+    """Stage one release as ``<base_dir>/releases/<release_id>/``; see the binary_upload docs.
 
-    Returns the module result. Raises HotswapError; for the verify-only case (no src,
-    no url, not staged) its details carry ``reason='not_staged'``, ``staged=False`` and
-    ``host_platform`` so the action plugin can decide to transfer.
+    ``content`` (release_content()) adds release files, an environment or an archive format;
+    without it the release is the binary alone. Returns the module result. Raises HotswapError;
+    for the verify-only case (no src, no url, not staged) its details carry
+    ``reason='not_staged'``, ``staged=False`` and ``host_platform`` so the action plugin can
+    decide to transfer.
     """
     rid = validate_release_id(release_id)
     p = paths(base_dir, rid)
@@ -681,6 +713,13 @@ def upload(module, base_dir, release_id, name, checksum, src=None, url=None, ver
         raise HotswapError("uploading %s: src and url are mutually exclusive. Give one of them." % name)
     if url:
         validate_url(url)
+    content = content or release_content(name)
+    if not content.plain:
+        from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import check_release_id_matches
+        check_release_id_matches(rid, sha, content.manifest)
+        return upload_release(module, p, rid, name, sha, content, src=src, url=url, version=version, mode=mode,
+                              owner=owner, group=group, url_timeout=url_timeout, validate_certs=validate_certs,
+                              check_mode=check_mode, host=host, opener=opener)
     host = host or host_platform()
     final = os.path.join(p.release_dir, name)
     result = dict(changed=False, transferred=False, staged=False, path=final, release_dir=p.release_dir,
@@ -721,10 +760,140 @@ def upload(module, base_dir, release_id, name, checksum, src=None, url=None, ver
     else:
         download_to_release(module, url, p.release_dir, name, sha, mode, owner, group,
                             timeout=url_timeout, validate_certs=validate_certs, host=host, opener=opener)
+    _save_staged(ledger, rid, final)
+    result.update(changed=True, transferred=True, staged=True, ledger_updated=True)
+    return result
+
+
+def _save_staged(ledger, rid, final):
     try:
         ledger.save()
     except HotswapError as e:
         raise HotswapError("staging release %s: %s is in place but recording it in the ledger failed: %s "
                            "Rerun the task to record it." % (rid, final, e.msg))
-    result.update(changed=True, transferred=True, staged=True, ledger_updated=True)
+
+
+def upload_release(module, p, rid, name, sha, content, src=None, url=None, version=None, mode='0755', owner=None,
+                   group=None, url_timeout=30, validate_certs=True, check_mode=False, host=None, opener=None):
+    """Stage a release with files, an environment or an archive: built aside, renamed into place."""
+    from ansible_collections.hotswap.deploy.plugins.module_utils import staging
+    from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import owner_names
+    host = host or host_platform()
+    final = os.path.join(p.release_dir, name)
+    result = dict(changed=False, transferred=False, staged=False, path=final, release_dir=p.release_dir,
+                  release_id=rid, sha256=sha, host_platform=host, ledger_updated=False,
+                  files=[f['dest'] for f in content.files], artifact=content.fmt)
+    staging.check_owners_exist(content.files)
+    ledger = Ledger.load(p.base_dir)
+    entry = ledger.release(rid) or {}
+    binary_sha = entry.get('binary_sha256') or (sha if content.fmt == 'binary' else None)
+
+    if os.path.lexists(p.release_dir):
+        problems = staging.incomplete_release_problems(p.base_dir, p.release_dir, rid, name, binary_sha, content,
+                                                       owner_names)
+        if not problems:
+            changed = fix_attrs(module, final, mode, owner, group)
+            if ledger.record_staged(rid, version, sha, name, content=content.ledger_fields(
+                    binary_sha, entry.get('members'))):
+                result['ledger_updated'] = changed = True
+                if not check_mode:
+                    ledger.save()
+            result.update(staged=True, changed=changed)
+            return result
+        if not check_mode:
+            staging.replace_broken_release(p.base_dir, p.release_dir, rid, problems)
+
+    # Conflicting ledger entry (same id, other digest): refuse before writing anything.
+    ledger.record_staged(rid, version, sha, name)
+    sibling, sibling_entry = staging.sibling_release(ledger, p.releases_dir, rid, sha, content.fmt, name)
+    if sibling is None and not src and not url:
+        details = dict(result)
+        details.update(reason=NOT_STAGED)
+        raise HotswapError("release %s is not staged at %s and neither src nor url was given. "
+                           "Give src (a file on the controller) or url (for the host to download)."
+                           % (rid, p.release_dir), **details)
+    if sibling is None and src:
+        check_artifact_file(src, sha, content, name, host)
+    elif sibling is None and check_mode:
+        check_url_reachable(url, url_timeout, validate_certs, opener)
+    if check_mode:
+        result.update(changed=True, ledger_updated=True)
+        return result
+
+    created = make_dirs(p.releases_dir)
+    tmp = staging.new_staging_dir(p.releases_dir, rid)
+    try:
+        if sibling is not None:
+            binary_sha = staging.copy_from_sibling(sibling, sibling_entry, tmp, name)
+            members = sibling_entry.get('members')
+        elif content.fmt == 'binary':
+            if src:
+                stage_file(module, src, tmp, name, sha, mode, owner, group, host)
+            else:
+                download_to_release(module, url, tmp, name, sha, mode, owner, group, timeout=url_timeout,
+                                    validate_certs=validate_certs, host=host, opener=opener)
+            binary_sha, members = sha, None
+        else:
+            binary_sha, members = _unpack_archive(module, p, tmp, name, sha, content, src, url, mode, owner, group,
+                                                  url_timeout, validate_certs, host, opener)
+        for f in content.files:
+            staging.write_release_file(module, tmp, f)
+        staging.write_environment(tmp, content.env_bytes)
+        staging.publish_release(tmp, p.release_dir)
+        tmp = None
+    except BaseException as e:
+        staging.remove_tree_quietly(tmp)
+        remove_created_dirs(created)
+        if isinstance(e, OSError):
+            raise HotswapError("staging release %s into %s: %s. Check free space and permissions; nothing was staged."
+                               % (rid, p.releases_dir, getattr(e, 'strerror', None) or e))
+        raise
+    ledger.record_staged(rid, version, sha, name, content=content.ledger_fields(binary_sha, members))
+    _save_staged(ledger, rid, final)
+    result.update(changed=True, transferred=sibling is None, staged=True, ledger_updated=True,
+                  copied_from=os.path.basename(sibling) if sibling else None)
     return result
+
+
+def check_artifact_file(path, sha, content, name, host=None, what=None):
+    """Digest and executable header of an artifact file (a binary or an archive holding ``name``)."""
+    if content.fmt == 'binary':
+        return check_local_artifact(path, sha, host, what=what or name)
+    from ansible_collections.hotswap.deploy.plugins.module_utils.staging import check_archive_artifact
+    what = what or os.path.basename(path)
+    try:
+        digest = sha256_file(path)
+    except OSError as e:
+        raise HotswapError("uploading %s: cannot read %s (%s). Check the src path." % (what, path, e.strerror))
+    if digest != sha:
+        raise HotswapError("uploading %s: its sha256 is %s but checksum says %s. Fix the checksum option "
+                           "(sha256sum %s) or pick the right artifact; nothing was changed on the host."
+                           % (what, digest, sha, path))
+    fmt = check_archive_artifact(path, content.fmt, name, content.strip_components, content.max_size, what)
+    if host is not None:
+        check_fits_host(fmt, host, '%s in %s' % (name, what))
+    elif fmt is None:
+        raise HotswapError("uploading %s: %s inside it is not an executable (no ELF, PE or Mach-O header). Name the "
+                           "executable of the archive in binary." % (what, name))
+    return fmt
+
+
+def _unpack_archive(module, p, tmp, name, sha, content, src, url, mode, owner, group, url_timeout, validate_certs,
+                    host, opener):
+    """Verify the archive's checksum, then extract it into the staging dir: (binary sha256, members)."""
+    from ansible_collections.hotswap.deploy.plugins.module_utils import archive as archives
+    path = src
+    downloaded = None
+    try:
+        if url:
+            f, downloaded = partial_file(p.releases_dir, 'artifact')
+            with f:
+                url_writer(url, name, mask_url(url), url_timeout, validate_certs, opener)(f)
+            path = downloaded
+        check_artifact_file(path, sha, content, name, host, what=os.path.basename(url or src))
+        members = archives.extract_archive(path, content.fmt, tmp, content.strip_components, content.max_size)
+    finally:
+        unlink_quietly(downloaded)
+    binary = os.path.join(tmp, name)
+    _apply_attrs(module, binary, mode, owner, group)
+    return sha256_file(binary), sorted(members)

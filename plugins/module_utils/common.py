@@ -9,6 +9,21 @@ import os
 
 BASE_DIR_SPEC = dict(base_dir=dict(type='path', required=True))
 RELEASE_ID_SPEC = dict(release_id=dict(type='str', required=True))
+# What a release holds besides its artifact (doc fragment hotswap.deploy.release.content).
+CONTENT_SPEC = dict(
+    files=dict(type='list', elements='dict', default=[], options=dict(
+        dest=dict(type='str', required=True),
+        src=dict(type='path'),
+        content=dict(type='str', no_log=True),
+        content_encoding=dict(type='str', default='text', choices=['text', 'base64']),
+        owner=dict(type='str'),
+        group=dict(type='str'),
+        mode=dict(type='raw'),
+        secret=dict(type='bool', default=False),
+    )),
+    environment=dict(type='dict', default={}),
+    environment_secret=dict(type='dict', default={}, no_log=True),
+)
 
 
 class HotswapError(Exception):

@@ -47,7 +47,7 @@ LEDGER_MODE = 0o640
 _STATE_TIMESTAMP = {'staged': 'staged_at', 'active': 'activated_at',
                     'retired': 'retired_at', 'failed': 'failed_at'}
 INFO_FIELDS = ('release_id', 'version', 'sha256', 'binary', 'state', 'staged_at', 'activated_at',
-               'activated_by', 'retired_at', 'failed_at')
+               'activated_by', 'retired_at', 'failed_at', 'files', 'environment', 'artifact')
 
 
 def utc_now():
@@ -216,7 +216,7 @@ class Ledger(object):
 
     # -- changes (in memory; call save()) --------------------------------------------------------
 
-    def record_staged(self, rid, version, sha256, binary, at=None):
+    def record_staged(self, rid, version, sha256, binary, at=None, content=None):
         """Record that ``releases/<rid>`` holds ``binary`` with this version and sha256.
 
         Returns True when the ledger changed. Recording the same sha256 again is a no-op (the
@@ -235,8 +235,14 @@ class Ledger(object):
                 if entry.get(key) is None and value is not None:
                     entry[key] = value  # fill in what an adopted (hand-deployed) entry lacked
                     changed = True
+            for key, value in (content or {}).items():
+                if entry.get(key) is None and value is not None:
+                    entry[key] = value
+                    changed = True
             return changed
         self._releases[rid] = _new_entry(rid, version, sha256, binary, at)
+        # files (dest, digest, owner, group, mode), environment (names, digest), artifact format
+        self._releases[rid].update(content or {})
         return True
 
     def record_activated(self, rid, previous_rid, by, previous_state='retired', at=None):

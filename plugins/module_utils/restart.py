@@ -205,6 +205,13 @@ def same_file(executable, binary):
         return False
 
 
+def runs_current(proc, executable):
+    """Whether ``proc`` runs the release ``executable`` (``<base>/current/<binary>``) names: its binary, or a
+    config reload into it (config_reload.py)."""
+    from ansible_collections.hotswap.deploy.plugins.module_utils.config_reload import reloaded_into_current
+    return same_file(proc.executable(), executable) or reloaded_into_current(executable, proc.pid)
+
+
 # --------------------------------------------------------------------------- systemd
 
 class Systemd(object):
@@ -364,7 +371,7 @@ class Restart(object):
         return state, ProcessRef.of(state['MainPID'], self.proc_root)
 
     def is_current(self, proc):
-        return bool(self.o.executable) and proc is not None and same_file(proc.executable(), self.o.executable)
+        return bool(self.o.executable) and proc is not None and runs_current(proc, self.o.executable)
 
     # ----------------------------------------------------------------- entry
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import re
 
+from ansible_collections.hotswap.deploy.plugins.module_utils import release_content
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.version import VERSION_OPTIONS, build_version_source
 
@@ -70,7 +71,6 @@ OWNED_KEYS = {
     'PrivateTmp': 'hardening.private_tmp',
     'ReadWritePaths': 'state_dirs',
 }
-ENV_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 USER_RE = re.compile(r'^[a-z_][a-z0-9_-]{0,31}$')
 DIRECTIVE_RE = re.compile(r'^([A-Za-z][A-Za-z0-9]*)=(.*)$')
 _WHAT = 'reading the service settings'
@@ -108,16 +108,8 @@ def pick(source, strict=False):
 
 
 def check_environment(environment):
-    if not isinstance(environment, dict):
-        raise HotswapError('%s: environment must be a dict of NAME: value, not %r.' % (_WHAT, environment))
-    bad = sorted(str(k) for k in environment if not ENV_NAME_RE.match(str(k)))
-    if bad:
-        raise HotswapError('%s: environment key(s) %s are not valid variable names. Use letters, digits and _, '
-                           'not starting with a digit (for example GOMAXPROCS).' % (_WHAT, ', '.join(repr(b) for b in bad)))
-    for key, value in environment.items():
-        if isinstance(value, (dict, list)) or '\n' in str(value):
-            raise HotswapError('%s: environment %s must be one line of text, not %r.' % (_WHAT, key, value))
-    return dict((str(k), '' if v is None else str(v)) for k, v in environment.items())
+    # One rule for variable names and values: the release's environment file (release_content.py).
+    return release_content.check_environment(environment, 'the service settings: environment')
 
 
 def check_directives(lines):
@@ -216,15 +208,9 @@ def service_settings(given, app, listen_port=8080, strict=False):
     return settings
 
 
-def _quote_env(key, value):
-    escaped = value.replace('\\', '\\\\').replace('"', '\\"').replace('%', '%%')
-    return 'Environment="%s=%s"' % (key, escaped)
-
-
 def service_directives(settings):
     """The user's [Service] lines of a unit: user, environment, limits, hardening, extra directives."""
     lines = ['User=%s' % settings['service_user'], 'Group=%s' % settings['service_group']]
-    lines += [_quote_env(k, v) for k, v in sorted(settings['environment'].items())]
     if settings['environment_file']:
         lines.append('EnvironmentFile=%s' % settings['environment_file'])
     if settings['limit_nofile']:

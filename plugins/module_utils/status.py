@@ -19,10 +19,11 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.common import Hotsw
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import Ledger, prune
 from ansible_collections.hotswap.deploy.plugins.module_utils.lock import describe_holder, read_lock
 from ansible_collections.hotswap.deploy.plugins.module_utils.release import paths, read_current, validate_release_id
+from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import file_differences, owner_names
 from ansible_collections.hotswap.deploy.plugins.module_utils.restart import (
     ProcessRef,
     Systemd,
-    same_file,
+    runs_current,
     unit_slots,
     unit_state,
 )
@@ -38,7 +39,7 @@ class NotLive(Exception):
     """What a deploy would change; ends the checks."""
 
 
-def check_release(base_dir, rid, binary, sha):
+def check_release(base_dir, rid, binary, sha, content=None):
     p = paths(base_dir, rid)
     if not os.path.isdir(p.base_dir):
         raise NotLive('nothing is deployed under %s' % p.base_dir)
@@ -48,9 +49,14 @@ def check_release(base_dir, rid, binary, sha):
     current = read_current(p.base_dir)
     if current != rid:
         raise NotLive('current is %s, not %s' % (current or 'missing', rid))
-    if not already_staged(os.path.join(p.release_dir, binary), sha):
+    ledger = Ledger.load(p.base_dir)
+    binary_sha = (ledger.release(rid) or {}).get('binary_sha256') or sha
+    if not already_staged(os.path.join(p.release_dir, binary), binary_sha):
         raise NotLive('%s is missing from release %s' % (binary, rid))
-    if Ledger.load(p.base_dir).needs_activation_record(rid):
+    problems = file_differences(p.release_dir, content or {}, owner_names)
+    if problems:
+        raise NotLive('release %s differs from what it should hold: %s' % (rid, '; '.join(problems)))
+    if ledger.needs_activation_record(rid):
         raise NotLive('the ledger does not record %s as the active release' % rid)
     return os.path.join(p.current, binary)
 
@@ -68,7 +74,7 @@ def serving_unit(systemd, app, strategy, executable, proc_root):
     for unit in candidates:
         state = unit_state(systemd, unit)
         proc = ProcessRef.of(state['MainPID'], proc_root)
-        if state.get('ActiveState') == 'active' and proc is not None and same_file(proc.executable(), executable):
+        if state.get('ActiveState') == 'active' and proc is not None and runs_current(proc, executable):
             return unit
     raise NotLive('no running main process of %s runs %s' % (' or '.join(candidates), executable))
 
@@ -100,7 +106,7 @@ def check_health(url, expected_version, timeout, validate_certs, version_source=
 
 def release_status(base_dir, release_id, binary, checksum, app, strategy, service_unit, socket_unit=None,
                    url=None, expected_version=None, keep=None, health_timeout=3, validate_certs=True,
-                   run_command=None, unit_dir=UNIT_DIR, proc_root='/proc', version=None):
+                   run_command=None, unit_dir=UNIT_DIR, proc_root='/proc', version=None, content=None):
     """dict(live, reason): live when a deploy of ``release_id`` would change nothing.
 
     Bad input (release id, checksum, strategy, units, URL) raises HotswapError; what a deploy
@@ -114,7 +120,7 @@ def release_status(base_dir, release_id, binary, checksum, app, strategy, servic
     version_source = build_version_source(**(version or {}))
     systemd = Systemd(run_command)
     try:
-        executable = check_release(base_dir, rid, binary, sha)
+        executable = check_release(base_dir, rid, binary, sha, content)
         check_units(app, strategy, service_unit, socket_unit, unit_dir)
         unit = serving_unit(systemd, app, strategy, executable, proc_root)
         check_boot(systemd, app, strategy, unit)
@@ -130,7 +136,7 @@ def release_status(base_dir, release_id, binary, checksum, app, strategy, servic
 
 
 LIVE_CHECK_KEYS = ('release_id', 'binary', 'checksum', 'app', 'strategy', 'service_unit', 'socket_unit', 'url',
-                   'expected_version', 'keep', 'timeout', 'validate_certs') + VERSION_OPTIONS
+                   'expected_version', 'keep', 'timeout', 'validate_certs', 'content') + VERSION_OPTIONS
 LIVE_CHECK_REQUIRED = ('release_id', 'binary', 'checksum', 'app', 'strategy', 'service_unit')
 
 
@@ -160,4 +166,5 @@ def live_check(base_dir, spec, run_command=None, **kwargs):
                           given['strategy'], given['service_unit'], given.get('socket_unit'), url=given.get('url'),
                           expected_version=given.get('expected_version'), keep=number.get('keep'),
                           health_timeout=number.get('timeout', 3), validate_certs=given.get('validate_certs', True),
-                          run_command=run_command, version=version_params(given), **kwargs)
+                          run_command=run_command, version=version_params(given), content=given.get('content'),
+                          **kwargs)

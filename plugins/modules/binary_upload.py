@@ -20,6 +20,11 @@ description:
   - Releases are immutable. If the final path already holds the same sha256 nothing is
     transferred and the task reports C(changed=false) (mode, owner and the ledger entry are
     still corrected). If it holds a different sha256 the task fails; pick another O(release_id).
+  - With O(files), O(environment), O(environment_secret) or an archive, the release is built in a hidden
+    C(releases/.staging-<release_id>-*) directory and renamed to C(releases/<release_id>) only when complete; an
+    existing release is never written into. O(release_id) must end in the digest of that content (take it from
+    M(hotswap.deploy.release_plan)). When another release on the host holds the same artifact (a config-only
+    change), its binary is copied from there on the host instead of transferred.
   - Push mode (O(src)) - the action plugin checks the file on the controller (sha256 against
     O(checksum), executable header), asks the host whether the release is already staged and
     what platform it is, refuses an artifact built for another OS/architecture before
@@ -66,10 +71,48 @@ options:
       - Timeout in seconds for connecting to and reading from O(url).
     type: int
     default: 30
+  url_headers:
+    description:
+      - HTTP headers sent with the download from O(url), for example an C(Authorization) or a C(PRIVATE-TOKEN)
+        header an artifact server requires. Never logged or returned.
+    type: dict
+    default: {}
+  url_username:
+    description:
+      - User name for HTTP basic authentication to O(url) (sent with the first request).
+    type: str
+  url_password:
+    description:
+      - Password for O(url_username). Never logged or returned.
+    type: str
+  format:
+    description:
+      - What the artifact is. V(auto) decides from the file name of O(src) or O(url) - C(.tar.gz)/C(.tgz) and C(.zip)
+        are archives, anything else a binary.
+      - An archive (goreleaser's layout) is checked - its checksum first, then every member (no absolute path, no
+        C(..), no link pointing outside, no device file, nothing above O(max_size)) - before anything is written,
+        and extracted into the staged release only. O(name) names the executable inside it, whose header is
+        checked as for a binary; the other files (licence, docs, default config) stay beside it.
+    type: str
+    choices: [auto, binary, tar.gz, zip]
+    default: auto
+  strip_components:
+    description:
+      - Leading path components removed from every archive member, as C(tar --strip-components) does, for an
+        archive that wraps its files in one directory.
+    type: int
+    default: 0
+  max_size:
+    description:
+      - Largest total size in bytes of an archive's extracted members. A bigger archive is refused before
+        extraction.
+    type: int
+    default: 1073741824
 extends_documentation_fragment:
   - hotswap.deploy.release
   - hotswap.deploy.release.release_id
   - hotswap.deploy.release.artifact
+  - hotswap.deploy.release.content
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
@@ -197,6 +240,22 @@ executable:
   returned: when src is given and the header was read
   type: dict
   sample: {"format": "elf", "os": "linux", "arch": "x86_64", "bits": 64}
+files:
+  description: The O(files) destinations staged with the release (never their content).
+  returned: when O(files), O(environment) or an archive is given
+  type: list
+  elements: str
+  sample: [config/app.yml]
+artifact:
+  description: What the artifact was taken for, C(binary), C(tar.gz) or C(zip).
+  returned: when O(files), O(environment) or an archive is given
+  type: str
+  sample: tar.gz
+copied_from:
+  description: The release whose identical artifact was copied on the host instead of transferred, or null.
+  returned: when the release was staged with O(files), O(environment) or an archive
+  type: str
+  sample: 1.4.2-0123456789ab
 reason:
   description:
     - Machine-readable failure reason. V(not_staged) means verify-only mode found no staged
@@ -208,9 +267,11 @@ reason:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import upload
+from ansible_collections.hotswap.deploy.plugins.module_utils.archive import archive_format
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import authenticated_opener, release_content, upload
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
     BASE_DIR_SPEC,
+    CONTENT_SPEC,
     RELEASE_ID_SPEC,
     HotswapError,
 )
@@ -227,8 +288,15 @@ def main():
         owner=dict(type='str'),
         group=dict(type='str'),
         url_timeout=dict(type='int', default=30),
+        url_headers=dict(type='dict', default={}, no_log=True),
+        url_username=dict(type='str'),
+        url_password=dict(type='str', no_log=True),
+        format=dict(type='str', default='auto', choices=['auto', 'binary', 'tar.gz', 'zip']),
+        strip_components=dict(type='int', default=0),
+        max_size=dict(type='int', default=1024 ** 3),
         validate_certs=dict(type='bool', default=True),
     )
+    argument_spec.update(CONTENT_SPEC)
     argument_spec.update(BASE_DIR_SPEC)
     argument_spec.update(RELEASE_ID_SPEC)
     module = AnsibleModule(
@@ -238,11 +306,16 @@ def main():
     )
     p = module.params
     try:
+        fmt = archive_format(p['src'] or p['url'] or p['name'], p['format'])
+        content = release_content(p['name'], p['files'], p['environment'], p['environment_secret'], fmt,
+                                  p['strip_components'], p['max_size'])
+        opener = authenticated_opener(dict(headers=p['url_headers'], username=p['url_username'],
+                                           password=p['url_password']))
         result = upload(
             module, p['base_dir'], p['release_id'], p['name'], p['checksum'],
             src=p['src'], url=p['url'], version=p['version'], mode=p['mode'],
             owner=p['owner'], group=p['group'], url_timeout=p['url_timeout'],
-            validate_certs=p['validate_certs'], check_mode=module.check_mode,
+            validate_certs=p['validate_certs'], check_mode=module.check_mode, opener=opener, content=content,
         )
     except HotswapError as e:
         module.fail_json(msg=e.msg, **e.details)

@@ -106,6 +106,32 @@ options:
       - Run C(systemctl daemon-reload) first, after the unit files changed.
     type: bool
     default: false
+  config_reload:
+    description:
+      - For an app that re-reads its config on a signal or a command - C({signal: SIGHUP}) (or C(SIGUSR1),
+        C(SIGUSR2)), sent to the main process, or C({command: ...}), run on the host.
+      - Used instead of a restart only when the service goes from O(previous_release) to O(release_id) and the
+        two differ in release files only - same binary, same environment, unchanged units (O(daemon_reload=false));
+        otherwise the service is restarted with O(strategy) and RV(reload_skipped) says why. An environment change
+        always needs a restart.
+      - After the reload every probe must pass within O(ready_timeout) - O(url) (with O(expected_version)) and
+        O(config_probe). The reload is recorded in C(<base_dir>/.hotswap/reloaded.json), so the process that
+        reloaded counts as running C(current).
+    type: dict
+  config_probe:
+    description:
+      - After a config reload, C(url) must answer JSON whose JMESPath C(query) gives C(expected) - the value the
+        new config makes the app show.
+    type: dict
+  base_dir:
+    description: The deploy root, for O(config_reload) (the ledger says what differs between the releases).
+    type: path
+  release_id:
+    description: The release C(current) now points at, for O(config_reload).
+    type: str
+  previous_release:
+    description: The release the service ran before the switch, for O(config_reload).
+    type: str
   enabled:
     description:
       - Enable the units that serve after the restart (C(systemctl enable)) so they start at boot - the socket
@@ -246,6 +272,16 @@ enabled:
   type: list
   elements: str
   sample: [myapp.socket]
+reloaded:
+  description: Whether the config was reloaded in the running process instead of a restart.
+  returned: with O(config_reload), when only release files changed
+  type: bool
+  sample: true
+reload_skipped:
+  description: Why a restart was done although O(config_reload) was given.
+  returned: with O(config_reload), when the service was restarted
+  type: str
+  sample: the environment differs (environment changes always need a restart)
 systemd_version:
   description: With V(notify_reload), the systemd version of the host.
   returned: with notify_reload
@@ -255,9 +291,10 @@ systemd_version:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hotswap.deploy.plugins.module_utils import config_reload, health
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.restart import (
-    STRATEGIES, Options, RestartFailed, restart,
+    STRATEGIES, Options, RestartFailed, Systemd, restart, unit_state,
 )
 from ansible_collections.hotswap.deploy.plugins.module_utils.version import (
     VERSION_SPEC, build_version_source, version_params,
@@ -277,6 +314,11 @@ ARGUMENT_SPEC = dict(
     drain_timeout=dict(type='float', default=60),
     daemon_reload=dict(type='bool', default=False),
     enabled=dict(type='bool', default=True),
+    config_reload=dict(type='dict'),
+    config_probe=dict(type='dict'),
+    base_dir=dict(type='path'),
+    release_id=dict(type='str'),
+    previous_release=dict(type='str'),
 )
 ARGUMENT_SPEC.update(VERSION_SPEC)
 
@@ -287,6 +329,13 @@ def main():
     p = module.params
     try:
         version_source = build_version_source(**version_params(p))
+        reload_spec = config_reload.check_spec(p['config_reload'])
+        skipped = None
+        if reload_spec:
+            ok, why = reload_if_only_files_changed(module, p, reload_spec, version_source)
+            if ok:
+                module.exit_json(**why)
+            skipped = why
         options = Options(
             p['service'], strategy=p['strategy'], url=p['url'], expected_version=p['expected_version'],
             signal=p['signal'], pid_file=p['pid_file'], executable=p['executable'],
@@ -295,15 +344,47 @@ def main():
             daemon_reload=p['daemon_reload'], enable=p['enabled'], version_source=version_source,
         )
         result = restart(options, module.run_command, check_mode=module.check_mode)
+        if skipped:
+            result['reload_skipped'] = skipped
     except RestartFailed as exc:
         details = dict(exc.details)
         details.setdefault('stage', exc.stage)
         details['changed'] = exc.stage != 'check'
         module.fail_json(msg=exc.msg, **details)
     except HotswapError as exc:
-        module.fail_json(msg=exc.msg, stage='check', changed=False)
+        details = dict(exc.details)
+        details.setdefault('stage', 'check')
+        details.setdefault('changed', False)
+        module.fail_json(msg=exc.msg, **details)
     result.setdefault('changed', False)
     module.exit_json(**result)
+
+
+def reload_if_only_files_changed(module, p, spec, version_source):
+    """(True, result) after a config reload, or (False, why a restart is needed instead)."""
+    if not p['base_dir'] or not p['release_id']:
+        raise HotswapError('checking config_reload: it needs base_dir and release_id (the release switched to) to '
+                           'tell whether only release files changed.')
+    ok, why = config_reload.reload_decision(p['base_dir'], p['previous_release'], p['release_id'],
+                                            units_changed=p['daemon_reload'])
+    systemd = Systemd(module.run_command)
+    if ok and unit_state(systemd, '%s.service' % p['service']).get('ActiveState') != 'active':
+        ok, why = False, 'the service is not running'
+    if not ok:
+        return False, why
+    probes = []
+    if p['url']:
+        probes.append(health.build_probe('http', p['url'], expected_version=p['expected_version'] or None,
+                                         validate_certs=p['validate_certs'], timeout=p['health_timeout'],
+                                         version_source=version_source))
+    probe = config_reload.config_probe(p['config_probe'], p['validate_certs'], p['health_timeout'])
+    if probe:
+        probes.append(probe)
+    result = config_reload.reload_service(systemd, p['service'], spec, probes, p['ready_timeout'],
+                                          p['base_dir'], p['release_id'], module.run_command,
+                                          check_mode=module.check_mode)
+    result['reload_reason'] = why
+    return True, result
 
 
 if __name__ == '__main__':

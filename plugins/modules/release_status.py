@@ -52,6 +52,13 @@ options:
     description: Validate the TLS certificate of an C(https://) I(url).
     type: bool
     default: true
+  content:
+    description:
+      - What the release holds besides its binary, as M(hotswap.deploy.release_plan) returns it - C(files) (each
+        with C(dest), C(digest), C(owner), C(group), C(mode)) and C(environment) (C(names), C(digest)). Every file
+        and the environment file must be in the release with that digest, mode and owner. Digests only, never content.
+      - For an archive release, the binary's digest is the one the ledger recorded when it was extracted.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -118,6 +125,7 @@ def main():
         keep=dict(type='int'),
         timeout=dict(type='float', default=3),
         validate_certs=dict(type='bool', default=True),
+        content=dict(type='dict'),
     )
     argument_spec.update(BASE_DIR_SPEC)
     argument_spec.update(RELEASE_ID_SPEC)
@@ -131,7 +139,7 @@ def main():
                                 p['service_unit'], p['socket_unit'], url=p['url'],
                                 expected_version=p['expected_version'], keep=p['keep'], health_timeout=p['timeout'],
                                 validate_certs=p['validate_certs'], run_command=module.run_command,
-                                version=version_params(p))
+                                version=version_params(p), content=p['content'])
     except HotswapError as e:
         module.fail_json(msg='checking whether release %s is live: %s' % (p['release_id'], e.msg))
     module.exit_json(changed=False, **result)

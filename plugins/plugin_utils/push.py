@@ -82,6 +82,14 @@ class PushActionBase(ActionBase):
     def validate_push_args(self, args):
         """Module specific checks of the arguments before the file is looked at; raise HotswapError."""
 
+    def prepare_args(self, args):
+        """The module's arguments with what only the controller can fill in; raise HotswapError."""
+        return args
+
+    def check_artifact(self, local, sha, args, what):
+        """Digest and executable header of the controller's file; returns the header (or None)."""
+        return check_local_artifact(local, sha, host=None, what=what)
+
     def probe_args(self, args):
         return dict((k, v) for k, v in args.items() if k not in ('src', 'url'))
 
@@ -140,6 +148,10 @@ class PushActionBase(ActionBase):
     def _run(self, task_vars):
         args = self._task.args.copy()
         what = self.describe(args)
+        try:
+            args = self.prepare_args(args)
+        except HotswapError as e:
+            return self._fail(e.msg)
         if args.get('src') and args.get('url'):
             return self._fail('uploading %s: src and url are mutually exclusive. Give src to push the file from '
                               'the controller, or url for the host to download it.' % what)
@@ -175,7 +187,7 @@ class PushActionBase(ActionBase):
 
     def _push(self, args, what, sha, local, task_vars):
         try:
-            fmt = check_local_artifact(local, sha, host=None, what=what)
+            fmt = self.check_artifact(local, sha, args, what)
             if self.EXECUTABLE_OS:
                 check_executable_os(fmt, self.EXECUTABLE_OS, what)
         except HotswapError as e:

@@ -35,6 +35,9 @@ def awx_fleet():
         testhosts.down(prefix)
 
 
+SECRET = 'hs-awx-secret-90d1e'
+
+
 def release_id(version, artifact):
     return '%s-%s' % (version, testlib.sha256(artifact)[len('sha256:'):][:12])
 
@@ -53,7 +56,10 @@ def stats_events(artifact_dir):
 def test_deploy_under_ansible_runner_reports_set_stats(awx_fleet, tmp_path, monkeypatch):
     hosts, inventory = awx_fleet
     v1, v2 = testlib.build_app('1.0.0'), testlib.build_app('2.0.0')
-    v1_id, v2_id = release_id('1.0.0', v1), release_id('2.0.0', v2)
+    # v2 carries a secret in its environment and in a release file: it must show nowhere in the job's artifacts.
+    secret_files = [{'dest': 'token', 'content': SECRET, 'secret': True}]
+    v1_id = release_id('1.0.0', v1)
+    v2_id = testlib.release_id('2.0.0', v2, files=secret_files, environment_secret={'HOTSWAP_TOKEN': SECRET}, binary=APP)
 
     # v1 first (quickly, with ansible-playbook), so the job below has a previous release to report.
     r = testlib.playbook(inventory, 'deploy', dict(app=APP, version='1.0.0', artifact=v1, checksum=testlib.sha256(v1),
@@ -74,7 +80,8 @@ def test_deploy_under_ansible_runner_reports_set_stats(awx_fleet, tmp_path, monk
         inventory=inventory,
         # The test hosts' group (deploy_hosts) and the demo app's flags (service_args) are extra vars too.
         extravars=testlib.with_test_defaults('deploy', dict(app=APP, version='2.0.0', artifact=v2,
-                                                            checksum=testlib.sha256(v2))),
+                                                            checksum=testlib.sha256(v2), release_files=secret_files,
+                                                            environment_secret={'HOTSWAP_TOKEN': SECRET})),
         envvars={
             'ANSIBLE_COLLECTIONS_PATH': testlib.COLLECTIONS,
             'ANSIBLE_HOST_KEY_CHECKING': 'False',
@@ -123,3 +130,10 @@ def test_deploy_under_ansible_runner_reports_set_stats(awx_fleet, tmp_path, monk
 
     for host in hosts:
         assert testlib.served_version(host, PORT) == '2.0.0'
+
+    # No secret in what AWX keeps of the job: stdout, every job event (set_stats included), the status files.
+    for root, _dirs, names in os.walk(artifact_dir):
+        for name in names:
+            with open(os.path.join(root, name), errors='replace') as f:
+                assert SECRET not in f.read(), os.path.join(root, name)
+    assert SECRET not in stdout

@@ -239,3 +239,47 @@ def test_missing_service_user_without_create_user(unchanged, tmp_path):
     assert_refused(r, "service user 'nosuchuser' does not exist", 'create_user', 'Nothing was changed')
     for host in unchanged:
         assert testlib.host_sh(host, 'getent passwd nosuchuser || echo absent').strip() == 'absent'
+
+
+@pytest.mark.parametrize('files,words', [
+    ([{'dest': '../escape.conf', 'content': 'x'}], ['../escape.conf', 'relative path inside the release']),
+    ([{'dest': APP, 'content': 'x'}], ['its binary %s' % APP]),
+    ([{'dest': 'a.conf', 'content': 'x'}, {'dest': './a.conf', 'content': 'y'}], ['two entries write a.conf']),
+], ids=['escapes', 'binary-name', 'duplicate'])
+def test_bad_release_files(unchanged, tmp_path, files, words):
+    r = deploy(unchanged, tmp_path, release_files=files)
+    assert_refused(r, *words)
+
+
+def test_bad_environment_secret_name(unchanged, tmp_path):
+    r = deploy(unchanged, tmp_path, environment_secret={'BAD-NAME': 'hs-not-shown-1234'})
+    assert_refused(r, "'BAD-NAME'", 'not valid variable names')
+    assert 'hs-not-shown-1234' not in r.out
+
+
+def archive_of(tmp_path, name, extra_members, with_binary=True):
+    v2 = testlib.build_app('2.0.0')
+    with open(v2, 'rb') as f:
+        members = [(APP, f.read())] if with_binary else []
+    members += [('LICENSE', b'MIT\n')] + extra_members
+    return testlib.make_archive(str(tmp_path / name), members)
+
+
+@pytest.mark.parametrize('name,members,with_binary,words', [
+    ('dotdot.tar.gz', [('../evil', b'x')], True, ["'..'"]),
+    ('absolute.tar.gz', [('/etc/evil', b'x')], True, ['absolute']),
+    ('link.tar.gz', [('etc', 'symlink', '/etc')], True, ['etc', 'outside']),
+    ('nobinary.tar.gz', [('README.md', b'x')], False, ['LICENSE', APP]),
+    ('dotdot.zip', [('../evil', b'x')], True, ["'..'"]),
+], ids=['dotdot', 'absolute', 'symlink-to-etc', 'no-binary', 'zip-dotdot'])
+def test_bad_archive_is_refused_before_anything_is_written(unchanged, tmp_path, name, members, with_binary, words):
+    archive = archive_of(tmp_path, name, members, with_binary)
+    r = deploy(unchanged, tmp_path, artifact=archive, checksum=testlib.sha256(archive))
+    assert_refused(r, *words)
+
+
+def test_archive_bigger_than_max_size(unchanged, tmp_path):
+    archive = archive_of(tmp_path, 'big.tar.gz', [])
+    r = deploy(unchanged, tmp_path, artifact=archive, checksum=testlib.sha256(archive),
+               deploy_host_artifact_max_size=1000)
+    assert_refused(r, 'max_size')

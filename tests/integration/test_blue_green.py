@@ -270,3 +270,38 @@ def test_deploy_playbook_rolls_out_blue_green_and_switches_back(bg_fleet, app, t
     r = testlib.playbook(inventory, 'deploy', dict(common, blue_green_action='switch_back'), tmp_path=tmp_path)
     assert r.rc == 0, r
     assert [testlib.served_version(h, PUBLIC) for h in hosts] == ['1.0.0'] * len(hosts)
+
+
+def test_deploy_yml_gives_blue_green_the_release_files(bg_fleet, app, tmp_path):
+    """deploy.yml -e rollout=blue_green takes release_files and environment like the canary: the config
+    comes with its release into the slot, and switching back brings the old one back."""
+    hosts, inventory = bg_fleet
+    artifact = testlib.build_app('1.0.0')
+
+    def deploy_vars(greeting, **extra):
+        v = dict(app=app, version='1.0.0', artifact=artifact, checksum=testlib.sha256(artifact), rollout='blue_green',
+                 release_files=[{'dest': 'conf/app.conf', 'content': 'greeting = %s\n' % greeting}],
+                 environment={'HOTSWAP_MESSAGE': 'bg'}, blue_green_health_interval=0.3,
+                 service_args='--listen {address}:{port} --config /opt/%s/slots/{slot}/conf/app.conf' % app)
+        v.update(extra)
+        return v
+
+    def served():
+        return [json.loads(testlib.http_get('http://127.0.0.1:%d/healthz' % h['ports'][PUBLIC])) for h in hosts]
+
+    r = testlib.playbook(inventory, 'deploy', deploy_vars('one'), tmp_path=tmp_path)
+    assert r.rc == 0, r
+    assert [(h.get('greeting'), h.get('message')) for h in served()] == [('one', 'bg')] * len(hosts)
+
+    r = testlib.playbook(inventory, 'deploy', deploy_vars('two'), tmp_path=tmp_path)
+    assert r.rc == 0, r
+    assert [h.get('greeting') for h in served()] == ['two'] * len(hosts)
+    one = testlib.release_id('1.0.0', artifact, files=[{'dest': 'conf/app.conf', 'content': 'greeting = one\n'}],
+                             environment={'HOTSWAP_MESSAGE': 'bg'}, binary=app)
+    assert 'conf/app.conf' in testlib.host_sh(hosts[0], 'cd /opt/%s/releases/%s && find conf -type f' % (app, one))
+
+    # The same service settings (the slot units stay as they are), no artifact: the idle slot's release.
+    back = dict((k, v) for k, v in deploy_vars('one').items() if k in ('app', 'rollout', 'environment', 'service_args'))
+    r = testlib.playbook(inventory, 'deploy', dict(back, blue_green_action='switch_back'), tmp_path=tmp_path)
+    assert r.rc == 0, r
+    assert [h.get('greeting') for h in served()] == ['one'] * len(hosts)

@@ -42,8 +42,12 @@ def rb_app(fleet, connection):
             'systemctl daemon-reload; systemctl reset-failed; rm -rf /opt/{a}').format(a=app), check=False)
 
 
+def release_files(version):
+    return [{'dest': CONFIG, 'content': 'version=%s\n' % version}]
+
+
 def release_id(version, artifact):
-    return '%s-%s' % (version, testlib.sha256(artifact)[7:19])
+    return testlib.release_id(version, artifact, files=release_files(version), binary='rb')
 
 
 def deploy(fleet, app, port, version, connection, tmp_path, limit=None):
@@ -52,7 +56,7 @@ def deploy(fleet, app, port, version, connection, tmp_path, limit=None):
     rid = release_id(version, artifact)
     v = dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=port,
              canary_steps=['100%'], canary_bake_time=0,
-             deploy_host_release_files=[{'dest': CONFIG, 'content': 'version=%s\n' % version}])
+             deploy_host_release_files=release_files(version))
     r = testlib.playbook(fleet.inventory, 'deploy', v, connection=connection, limit=limit, tmp_path=tmp_path)
     assert r.rc == 0, r
     return rid

@@ -115,7 +115,7 @@ def run_env(argv, env, timeout=600):
 
 
 def playbook(inventory, playbook_name, extra_vars, connection='ssh', limit=None, check=False, diff=False,
-             tmp_path=None):
+             tmp_path=None, verbosity=0):
     """Run a collection playbook (hotswap.deploy.<name>) from the installed collection."""
     vars_file = os.path.join(str(tmp_path), 'extra-vars-%d.json' % time.monotonic_ns())
     with open(vars_file, 'w') as f:
@@ -128,6 +128,8 @@ def playbook(inventory, playbook_name, extra_vars, connection='ssh', limit=None,
         argv.append('--check')
     if diff:
         argv.append('--diff')
+    if verbosity:
+        argv.append('-' + 'v' * verbosity)
     return run(argv, connection)
 
 
@@ -145,6 +147,50 @@ def sha256(path):
         for block in iter(lambda: f.read(1 << 20), b''):
             h.update(block)
     return 'sha256:' + h.hexdigest()
+
+
+def release_content():
+    """The collection's own release_content module (release ids are computed the same way as the roles do)."""
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.hotswap.deploy.plugins.module_utils import release_content as rc
+    return rc
+
+
+def release_id(version, artifact, files=None, environment=None, environment_secret=None, binary='app'):
+    """<version>-<12 hex>: the id deploy.yml gives this artifact with these files and environment."""
+    rc = release_content()
+    manifest = rc.content_manifest(binary, files, environment, environment_secret)
+    return rc.make_release_id(version, sha256(artifact)[len('sha256:'):], manifest)
+
+
+def make_archive(path, members):
+    """A .tar.gz or .zip (by path) of members: (name, data bytes), (name, 'symlink', target) or (name, 'dir')."""
+    import io
+    import tarfile
+    import zipfile
+    if path.endswith('.zip'):
+        with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as z:
+            for m in members:
+                info = zipfile.ZipInfo(m[0])
+                info.external_attr = (0o755 if m[0].split('/')[-1] in ('app',) or len(m) == 3 else 0o644) << 16
+                z.writestr(info, m[1] if isinstance(m[1], bytes) else b'')
+        return path
+    with tarfile.open(path, 'w:gz') as t:
+        for m in members:
+            info = tarfile.TarInfo(m[0])
+            if len(m) == 3 and m[1] == 'symlink':
+                info.type, info.linkname = tarfile.SYMTYPE, m[2]
+                t.addfile(info)
+            elif m[1] == 'dir':
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                t.addfile(info)
+            else:
+                data = m[1]
+                info.size = len(data)
+                info.mode = 0o755 if data[:4] == b'\x7fELF' else 0o644
+                t.addfile(info, io.BytesIO(data))
+    return path
 
 
 def build_app(version, fault='', goos='linux', goarch='amd64'):

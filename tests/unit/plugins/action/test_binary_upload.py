@@ -103,10 +103,17 @@ def test_missing_src(artifact_file, make_action):
 
 
 def test_not_an_executable_fails_on_controller(write_artifact, make_action):
+    path, sha = write_artifact('app.txt', b'#!/bin/sh\n' + b'\0' * 50)
+    host = Host()
+    r = make_action(args_for('app.txt', sha), host, found=path).run(task_vars={})
+    assert r['failed'] is True and 'not an executable' in r['msg']
+
+
+def test_broken_archive_fails_on_controller(write_artifact, make_action):
     path, sha = write_artifact('app.tar.gz', b'\x1f\x8b\x08' + b'\0' * 50)
     host = Host()
     r = make_action(args_for('app.tar.gz', sha), host, found=path).run(task_vars={})
-    assert r['failed'] is True and 'not an executable' in r['msg']
+    assert r['failed'] is True and 'cannot be read as a tar.gz' in r['msg']
     assert host.runs == []
 
 
