@@ -108,8 +108,8 @@ options:
     default: false
   config_reload:
     description:
-      - For an app that re-reads its config on a signal or a command - C({signal: SIGHUP}) (or C(SIGUSR1),
-        C(SIGUSR2)), sent to the main process, or C({command: ...}), run on the host.
+      - "For an app that re-reads its config on a signal or a command - C({signal: SIGHUP}) (or C(SIGUSR1),
+        C(SIGUSR2)), sent to the main process, or C({command: ...}), run on the host."
       - Used instead of a restart only when the service goes from O(previous_release) to O(release_id) and the
         two differ in release files only - same binary, same environment, unchanged units (O(daemon_reload=false));
         otherwise the service is restarted with O(strategy) and RV(reload_skipped) says why. An environment change

@@ -57,6 +57,27 @@ func activeFault() (string, error) {
 		faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors, faultExitOnTerm)
 }
 
+// What SIGHUP does (--hup).
+const (
+	hupUpgrade = "upgrade" // re-exec the binary: a new process (default)
+	hupReload  = "reload"  // re-read --config in this process: same PID
+)
+
+// hupMode is the --hup flag: a bad value fails flag parsing, so the process
+// exits 2 with usage before doing anything.
+type hupMode string
+
+func (m *hupMode) String() string { return string(*m) }
+
+func (m *hupMode) Set(v string) error {
+	switch v {
+	case hupUpgrade, hupReload:
+		*m = hupMode(v)
+		return nil
+	}
+	return fmt.Errorf("want %s or %s", hupUpgrade, hupReload)
+}
+
 func defaultListen() string {
 	if v := os.Getenv("HOTSWAP_LISTEN"); v != "" {
 		return v
@@ -72,6 +93,8 @@ type app struct {
 	args           []string // os.Args[1:], passed unchanged to an upgrade child
 	execPath       string   // argv[0] made absolute at start; re-exec'd on SIGHUP
 	pidFile        string
+	configPath     string // --config, re-read on SIGHUP under --hup reload
+	hup            hupMode
 	drainTimeout   time.Duration
 	upgradeTimeout time.Duration
 	readyPipe      *os.File // set when started as an upgrade child
@@ -93,6 +116,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "how long to wait for in-flight requests when stopping")
 	upgradeTimeout := fs.Duration("upgrade-timeout", 60*time.Second, "how long a SIGHUP upgrade child may take to become ready")
 	pidFile := fs.String("pid-file", "", "write the PID here (atomically) once ready")
+	configPath := fs.String("config", "", "read the config (key = value lines) from this file at start; a bad one fails the start")
+	hup := hupMode(hupUpgrade)
+	fs.Var(&hup, "hup", "what SIGHUP does: upgrade (re-exec the binary) or reload (re-read --config, same PID)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -127,8 +153,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		svc:            newService(version, flt),
 		args:           args[1:],
 		execPath:       resolveExecPath(args[0]),
+		configPath:     *configPath,
+		hup:            hup,
 		drainTimeout:   *drainTimeout,
 		upgradeTimeout: *upgradeTimeout,
+	}
+	a.svc.message = os.Getenv("HOTSWAP_MESSAGE")
+	if a.configPath != "" {
+		// Before listening or any readiness: a config the service cannot run
+		// with must fail the start (or the upgrade), like a real service.
+		cfg, err := loadConfig(a.configPath)
+		if err != nil {
+			log.Printf("%v; exiting", err)
+			return 1
+		}
+		a.svc.setConfig(cfg)
+		log.Printf("config %s: greeting %q", a.configPath, cfg.Greeting)
 	}
 	if *pidFile != "" {
 		if a.pidFile, err = filepath.Abs(*pidFile); err != nil {
@@ -154,7 +194,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.srv.Serve(ln) }()
-	log.Printf("version %s (fault %q) serving on %s (%s)", a.svc.version, flt, ln.Addr(), source)
+	log.Printf("version %s (fault %q, SIGHUP %s) serving on %s (%s)", a.svc.version, flt, a.hup, ln.Addr(), source)
 
 	if err := a.becomeReady(); err != nil {
 		log.Printf("becoming ready: %v", err)
@@ -231,17 +271,17 @@ func (a *app) loop(sigs <-chan os.Signal, serveErr <-chan error) int {
 			return 1
 
 		case sig := <-sigs:
+			if sig == syscall.SIGHUP && a.hup == hupReload {
+				a.reload()
+				continue
+			}
 			if sig == syscall.SIGHUP {
 				if abort != nil {
 					log.Print("SIGHUP: upgrade already in progress, ignored")
 					continue
 				}
 				log.Printf("SIGHUP: starting %s", a.execPath)
-				msg := "RELOADING=1\nSTATUS=upgrading"
-				if usec, ok := monotonicUsec(); ok {
-					msg += fmt.Sprintf("\nMONOTONIC_USEC=%d", usec)
-				}
-				if err := sdNotify(msg); err != nil {
+				if err := sdNotify(reloadingMessage("upgrading")); err != nil {
 					log.Printf("sd_notify: %v", err)
 				}
 				abort = make(chan struct{})
@@ -288,6 +328,46 @@ func (a *app) loop(sigs <-chan os.Signal, serveErr <-chan error) int {
 				log.Printf("sd_notify: %v", err)
 			}
 			return a.drain()
+		}
+	}
+}
+
+// reloadingMessage is the sd_notify message that starts a reload. systemd
+// (Type=notify-reload) wants MONOTONIC_USEC with it to tell this reload
+// from an earlier one.
+func reloadingMessage(status string) string {
+	msg := "RELOADING=1\nSTATUS=" + status
+	if usec, ok := monotonicUsec(); ok {
+		msg += fmt.Sprintf("\nMONOTONIC_USEC=%d", usec)
+	}
+	return msg
+}
+
+// reload re-reads the --config file in this process (--hup reload): same
+// PID, same listener, nothing dropped. A new config that does not parse is
+// logged and the running one kept: a bad edit must not take the service down.
+// systemd is told RELOADING=1, then READY=1 either way (it ends the reload;
+// the STATUS= says how it went), but only by a process that was ready: a
+// never-ready one must not claim readiness now.
+func (a *app) reload() {
+	if a.ready {
+		if err := sdNotify(reloadingMessage("reloading config")); err != nil {
+			log.Printf("sd_notify: %v", err)
+		}
+	}
+	status := fmt.Sprintf("serving version %s", a.svc.version)
+	if a.configPath == "" {
+		log.Print("SIGHUP: no --config, nothing to reload")
+	} else if cfg, err := loadConfig(a.configPath); err != nil {
+		log.Printf("SIGHUP: %v; keeping the running config", err)
+		status = fmt.Sprintf("config reload failed, running config kept: %v", err)
+	} else {
+		a.svc.setConfig(cfg)
+		log.Printf("SIGHUP: reloaded config %s: greeting %q", a.configPath, cfg.Greeting)
+	}
+	if a.ready {
+		if err := sdNotify("READY=1\nSTATUS=" + status); err != nil {
+			log.Printf("sd_notify: %v", err)
 		}
 	}
 }

@@ -377,7 +377,7 @@ func TestProcReadyAndStop(t *testing.T) {
 	}
 	r := mustFetch(t, "http://"+addr+"/healthz")
 	h := decodeHealth(t, r.body)
-	if r.code != 200 || h != (health{"ok", "1.0.0", p.pid()}) {
+	if r.code != 200 || h != (health{Status: "ok", Version: "1.0.0", PID: p.pid()}) {
 		t.Errorf("/healthz = %d %+v", r.code, h)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
@@ -863,5 +863,86 @@ func TestProcSIGHUPUpgradeFailures(t *testing.T) {
 	syscall.Kill(newPID, syscall.SIGTERM)
 	if ws, ok := waitPID(newPID, 10*time.Second); !ok || ws.ExitStatus() != 0 {
 		t.Errorf("new process: reaped=%v status %d", ok, ws.ExitStatus())
+	}
+}
+
+// TestProcConfig: a config the service cannot run with fails the start (exit
+// 1, never listening, never ready); a good one and $HOTSWAP_MESSAGE show in
+// /healthz, no other variable does; under --hup reload SIGHUP takes a new
+// config in the same process and keeps the old one when the new one is bad.
+func TestProcConfig(t *testing.T) {
+	bin := binary(t, "1.0.0", "")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "app.conf")
+	addr := freeAddr(t)
+	base := "http://" + addr
+
+	for _, tc := range []struct{ name, content string }{
+		{"unknown key", "greeting = three\nno_such_key = 1\n"},
+		{"missing =", "greeting three\n"},
+		{"unreadable", ""}, // no file
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(conf)
+			if tc.content != "" {
+				writeConfig(t, conf, tc.content)
+			}
+			ns := newNotifySocket(t)
+			p := start(t, bin, []string{"--listen", addr, "--config", conf}, []string{ns.env()})
+			if code := p.exitCode(t, 10*time.Second); code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if b, _ := os.ReadFile(p.log); !strings.Contains(string(b), conf) {
+				t.Errorf("log does not name %s:\n%s", conf, b)
+			}
+			ns.none(t, 100*time.Millisecond, "READY")
+			if !refused(addr) {
+				t.Error("something listens after a bad config")
+			}
+		})
+	}
+
+	p := start(t, bin, []string{"--listen", addr, "--hup", "bogus"}, nil)
+	if code := p.exitCode(t, 10*time.Second); code != 2 {
+		t.Errorf("--hup bogus: exit %d, want 2", code)
+	}
+
+	const secret = "hs-secret-7f3a9c"
+	writeConfig(t, conf, "# demo\ngreeting = one\n")
+	ns := newNotifySocket(t)
+	p = start(t, bin, []string{"--listen", addr, "--config", conf, "--hup", "reload"},
+		[]string{ns.env(), "HOTSWAP_MESSAGE=m1", "HOTSWAP_TOKEN=" + secret})
+	ns.expect(t, 10*time.Second, map[string]string{"READY": "1", "MAINPID": strconv.Itoa(p.pid())})
+	healthz := func() health {
+		t.Helper()
+		r := mustFetch(t, base+"/healthz")
+		if r.code != 200 || strings.Contains(r.body, secret) {
+			t.Fatalf("/healthz = %d %s", r.code, r.body)
+		}
+		return decodeHealth(t, r.body)
+	}
+	if h, want := healthz(), (health{Status: "ok", Version: "1.0.0", PID: p.pid(), Greeting: "one", Message: "m1"}); h != want {
+		t.Errorf("/healthz = %+v, want %+v", h, want)
+	}
+
+	for _, step := range []struct{ content, greeting string }{
+		{"greeting = two\n", "two"},
+		{"greeting = three\nno_such_key = 1\n", "two"}, // bad: kept
+		{"greeting = four\n", "four"},
+	} {
+		writeConfig(t, conf, step.content)
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		ns.expect(t, 5*time.Second, map[string]string{"RELOADING": "1", "MONOTONIC_USEC": "*"})
+		ns.expect(t, 5*time.Second, map[string]string{"READY": "1"})
+		if h := healthz(); h.Greeting != step.greeting || h.PID != p.pid() || h.Message != "m1" {
+			t.Errorf("after SIGHUP with %q: /healthz %+v, want greeting %s from pid %d", step.content, h, step.greeting, p.pid())
+		}
+		if kids := children(p.pid()); len(kids) > 0 {
+			t.Errorf("reload started processes: %v", kids)
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exitCode(t, 10*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
 }

@@ -18,6 +18,8 @@ type service struct {
 	version string // as reported: "<version>-wrong" under the wrong-version fault
 	fault   string
 	pid     int
+	message string                 // $HOTSWAP_MESSAGE at start; set before serving
+	config  atomic.Pointer[config] // nil without --config; swapped by a reload while handlers read it
 	stats   requestStats
 }
 
@@ -27,6 +29,17 @@ func newService(buildVersion, fault string) *service {
 		v += "-wrong"
 	}
 	return &service{version: v, fault: fault, pid: os.Getpid()}
+}
+
+// setConfig makes cfg the config served from now on.
+func (s *service) setConfig(cfg config) { s.config.Store(&cfg) }
+
+// greeting is the greeting of the current config, "" without one.
+func (s *service) greeting() string {
+	if c := s.config.Load(); c != nil {
+		return c.Greeting
+	}
+	return ""
 }
 
 // handler serves /healthz, /stats, /slow and /. Every response carries
@@ -122,14 +135,20 @@ func (s *service) statsHandler(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(s.stats.snapshot(s.version))
 }
 
+// health is the /healthz reply. Only these fields, in this order: probes
+// match on the prefix, and no environment variable but HOTSWAP_MESSAGE may
+// ever show here (the environment also holds secrets).
 type health struct {
-	Status  string `json:"status"`
-	Version string `json:"version"`
-	PID     int    `json:"pid"`
+	Status   string `json:"status"`
+	Version  string `json:"version"`
+	PID      int    `json:"pid"`
+	Greeting string `json:"greeting,omitempty"`
+	Message  string `json:"message,omitempty"`
 }
 
 func (s *service) healthz(w http.ResponseWriter, r *http.Request) {
-	h, code := health{Status: "ok", Version: s.version, PID: s.pid}, http.StatusOK
+	h := health{Status: "ok", Version: s.version, PID: s.pid, Greeting: s.greeting(), Message: s.message}
+	code := http.StatusOK
 	switch s.fault {
 	case faultUnhealthy:
 		h.Status, code = "unhealthy", http.StatusServiceUnavailable

@@ -230,9 +230,10 @@ def test_goreleaser_archive_from_an_authenticated_url(fleet, tmp_path, artifact_
                       dict(src=archive, dest=artifact_server + '/', mode='0644'))
     assert r.rc == 0, r
     url = 'http://127.0.0.1:%d/%s' % (ARTIFACT_PORT, os.path.basename(archive))
-    v = deploy_vars(archive, 'unused', artifact='', artifact_url=url, release_files=[],
+    v = deploy_vars(archive, 'unused', artifact_url=url, release_files=[],
                     service_args='--config %s/current/config/default.conf' % BASE, environment={},
                     environment_secret={})
+    v['artifact'] = ''
 
     # Without credentials the server says 401: refused with the cause, the password nowhere.
     r = testlib.playbook(fleet.inventory, 'deploy', v, tmp_path=tmp_path)

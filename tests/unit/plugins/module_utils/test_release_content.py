@@ -193,7 +193,7 @@ def test_an_existing_release_is_never_written_into(module, tmp_path, artifact):
     base = tmp_path / 'base'
     src, sha = artifact
     files = [{'dest': 'a.conf', 'content': 'x'}]
-    rid, _ = stage(module, base, src, sha, files)
+    rid = stage(module, base, src, sha, files)[0]
     switch_current(str(base), rid)
     (base / 'releases' / rid / 'a.conf').write_text('tampered')
     with pytest.raises(HotswapError, match='live release and differs'):
