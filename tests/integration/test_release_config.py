@@ -32,8 +32,8 @@ def free_port_afterwards(fleet):
 
 
 def files(greeting):
-    # group app: the service user reads it; the role creates that user before staging the file.
-    return [{'dest': 'conf/app.conf', 'content': '# demo\ngreeting = %s\n' % greeting, 'group': 'app', 'mode': '0640'}]
+    # The service user's group (the app's name) reads it; the role creates that user before staging the file.
+    return [{'dest': 'conf/app.conf', 'content': '# demo\ngreeting = %s\n' % greeting, 'group': APP, 'mode': '0640'}]
 
 
 def deploy_vars(artifact, greeting, message='m1', **extra):
@@ -77,7 +77,7 @@ def test_config_is_part_of_the_release(fleet, tmp_path):
     first = fleet.hosts[0]
     original = testlib.host_sh(first, 'sha256sum %s/releases/%s/conf/app.conf' % (BASE, one))
     assert testlib.host_sh(first, 'stat -c "%%a %%U %%G" %s/releases/%s/conf/app.conf' % (BASE, one)).split() == \
-        ['640', 'root', 'app']
+        ['640', 'root', APP]
     assert testlib.host_sh(first, 'stat -c %%a %s/releases/%s/.hotswap-environment' % (BASE, one)).strip() == '600'
 
     # Config-only change and rollback under load: a new release beside the live one, then back.
@@ -109,7 +109,7 @@ def test_config_is_part_of_the_release(fleet, tmp_path):
     assert sorted(testlib.host_sh(first, 'ls %s/releases' % BASE).split()) == sorted([one, two])
 
     # A config the service cannot start with: switched back to the previous release and its config.
-    bad = [{'dest': 'conf/app.conf', 'content': 'greeting = three\nno_such_key = 1\n', 'group': 'app', 'mode': '0640'}]
+    bad = [{'dest': 'conf/app.conf', 'content': 'greeting = three\nno_such_key = 1\n', 'group': APP, 'mode': '0640'}]
     r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(artifact, 'three', release_files=bad),
                          tmp_path=tmp_path)
     assert r.rc != 0, r

@@ -193,10 +193,21 @@ def make_archive(path, members):
     return path
 
 
+def app_source_digest():
+    """12 hex over the demo app's sources: a changed app is built again, never taken from the cache."""
+    app_dir = os.path.dirname(APP_BUILD)
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(app_dir)):
+        if name.endswith(('.go', '.mod', '.sh')) and not name.endswith('_test.go'):
+            with open(os.path.join(app_dir, name), 'rb') as f:
+                h.update(name.encode() + b'\0' + f.read())
+    return h.hexdigest()[:12]
+
+
 def build_app(version, fault='', goos='linux', goarch='amd64'):
     """Build the demo service once per (version, fault, os, arch); returns the binary path."""
     name = 'hotswap-demo' + ('.exe' if goos == 'windows' else '')
-    out = os.path.join(APP_CACHE, '%s-%s-%s-%s' % (version, fault or 'ok', goos, goarch), name)
+    out = os.path.join(APP_CACHE, app_source_digest(), '%s-%s-%s-%s' % (version, fault or 'ok', goos, goarch), name)
     if not os.path.exists(out):
         subprocess.run([APP_BUILD, version, out, fault, goos, goarch], check=True)
     return out
