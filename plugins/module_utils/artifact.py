@@ -656,13 +656,8 @@ def _url_error(e):
 NOT_STAGED = 'not_staged'
 
 
-def check_local_artifact(path, sha256, host=None, what=None):
-    """Verify an artifact file before staging it: digest, and header against ``host`` (if given).
-
-    Returns the read_executable_format() result. Used on the host (src mode) and on
-    the controller (action plugin, before anything is transferred).
-    """
-    what = what or os.path.basename(path)
+def check_digest(path, sha256, what):
+    """Refuse a file whose sha256 is not the checksum's."""
     try:
         digest = sha256_file(path)
     except OSError as e:
@@ -672,6 +667,16 @@ def check_local_artifact(path, sha256, host=None, what=None):
             "uploading %s: its sha256 is %s but checksum says %s. Fix the checksum option "
             "(sha256sum %s) or pick the right artifact; nothing was changed on the host."
             % (what, digest, sha256, path))
+
+
+def check_local_artifact(path, sha256, host=None, what=None):
+    """Verify an artifact file before staging it: digest, and header against ``host`` (if given).
+
+    Returns the read_executable_format() result. Used on the host (src mode) and on
+    the controller (action plugin, before anything is transferred).
+    """
+    what = what or os.path.basename(path)
+    check_digest(path, sha256, what)
     fmt = read_executable_format(path)
     if host is not None:
         check_fits_host(fmt, host, what)
@@ -861,14 +866,7 @@ def check_artifact_file(path, sha, content, name, host=None, what=None):
         return check_local_artifact(path, sha, host, what=what or name)
     from ansible_collections.hotswap.deploy.plugins.module_utils.staging import check_archive_artifact
     what = what or os.path.basename(path)
-    try:
-        digest = sha256_file(path)
-    except OSError as e:
-        raise HotswapError("uploading %s: cannot read %s (%s). Check the src path." % (what, path, e.strerror))
-    if digest != sha:
-        raise HotswapError("uploading %s: its sha256 is %s but checksum says %s. Fix the checksum option "
-                           "(sha256sum %s) or pick the right artifact; nothing was changed on the host."
-                           % (what, digest, sha, path))
+    check_digest(path, sha, what)
     fmt = check_archive_artifact(path, content.fmt, name, content.strip_components, content.max_size, what)
     if host is not None:
         check_fits_host(fmt, host, '%s in %s' % (name, what))

@@ -30,6 +30,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
     list_release_dirs,
     paths,
     read_current,
+    remove_leftover,
     remove_leftover_pruning_dirs,
     remove_release_dir,
     switch_current,
@@ -466,7 +467,7 @@ def prune(base_dir, keep, check_mode=False, protect=()):
     try:
         remove_leftover_pruning_dirs(p.base_dir)
         for path in result['cleaned']:
-            unlink_quietly(path)
+            remove_leftover(path)
         for rid in result['forgotten']:
             ledger.forget(rid)
         for rid in remove:

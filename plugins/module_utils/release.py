@@ -35,6 +35,8 @@ TEMP_LINK_PREFIX = '.current.tmp-'
 PRUNING_PREFIX = '.pruning-'
 # binary_upload stages into releases/<id>/.<name>.partial-<random> (see artifact.partial_file).
 PARTIAL_INFIX = '.partial-'
+# A release with files, environment or an archive is built in releases/.staging-<id>-<random>/.
+STAGING_PREFIX = '.staging-'
 # Leftovers younger than this may belong to a run still going; older ones are from a killed run.
 LEFTOVER_MIN_AGE = 3600
 RELEASE_ID_MAX_LEN = 128
@@ -280,8 +282,9 @@ def remove_leftover_pruning_dirs(base_dir):
 def find_leftovers(base_dir, min_age=LEFTOVER_MIN_AGE, now=None):
     """Temp files a killed run left behind, older than ``min_age`` seconds.
 
-    Partial uploads (``releases/<id>/.<name>.partial-*``) and temp links beside ``current``
-    (``.current.tmp-*``). Returns their paths; never anything else.
+    Partial uploads (``releases/<id>/.<name>.partial-*``, ``releases/.artifact.partial-*``), staging
+    directories (``releases/.staging-*``) and temp links beside ``current`` (``.current.tmp-*``).
+    Returns their paths; never anything else.
     """
     p = paths(base_dir)
     now = time.time() if now is None else now
@@ -290,7 +293,9 @@ def find_leftovers(base_dir, min_age=LEFTOVER_MIN_AGE, now=None):
         rdir = os.path.join(p.releases_dir, rid)
         candidates.extend(os.path.join(rdir, n) for n in listdir_or_empty(rdir)
                           if n.startswith('.') and PARTIAL_INFIX in n)
-    found = []
+    staging = [os.path.join(p.releases_dir, n) for n in listdir_or_empty(p.releases_dir)
+               if n.startswith(STAGING_PREFIX) or (n.startswith('.') and PARTIAL_INFIX in n)]
+    found = [path for path in staging if _older_than(path, now, min_age)]
     for path in candidates:
         try:
             st = os.lstat(path)
@@ -299,3 +304,18 @@ def find_leftovers(base_dir, min_age=LEFTOVER_MIN_AGE, now=None):
         if now - st.st_mtime >= min_age and not stat.S_ISDIR(st.st_mode):
             found.append(path)
     return sorted(found)
+
+
+def _older_than(path, now, min_age):
+    try:
+        return now - os.lstat(path).st_mtime >= min_age
+    except FileNotFoundError:
+        return False
+
+
+def remove_leftover(path):
+    """Delete one leftover of find_leftovers (a staging directory is deleted with its content)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        unlink_quietly(path)

@@ -21,11 +21,15 @@ import tempfile
 import zipfile
 
 from ansible_collections.hotswap.deploy.plugins.module_utils import archive as archives
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, unlink_quietly
-from ansible_collections.hotswap.deploy.plugins.module_utils.release import fsync_dir, read_current
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
+    PRUNING_PREFIX,
+    STAGING_PREFIX,
+    fsync_dir,
+    read_current,
+)
 from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import ENV_FILE
 
-STAGING_PREFIX = '.staging-'
 HEAD_BYTES = 65536
 
 
@@ -226,11 +230,7 @@ def replace_broken_release(base_dir, release_dir, rid, problems):
     if other:
         raise HotswapError('staging release %s: %s exists with other content (%s). Releases are immutable: remove '
                            'that directory (it is not live) and deploy again.' % (rid, release_dir, '; '.join(other)))
-    doomed = release_dir.rstrip('/') + '.incomplete'
-    doomed = os.path.join(os.path.dirname(release_dir), '.pruning-%s' % os.path.basename(doomed))
+    # out of the way under a hidden name first, as pruning does: never half-deleted under its own name
+    doomed = os.path.join(os.path.dirname(release_dir), '%s%s-incomplete' % (PRUNING_PREFIX, rid))
     os.rename(release_dir, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
-
-
-def leftover(path):
-    unlink_quietly(path)

@@ -59,8 +59,8 @@ options:
       - With I(state=present), first check whether a release is live as a deploy leaves it, with the
         options of M(hotswap.deploy.release_status) (without I(base_dir)) - C(release_id), C(binary),
         C(checksum), C(app), C(strategy), C(service_unit) required; C(socket_unit), C(url),
-        C(expected_version), C(keep), C(timeout), C(validate_certs) optional (empty values count as
-        not given).
+        C(expected_version), C(keep), C(timeout), C(validate_certs), the version options and C(content)
+        (release files and environment by digest) optional (empty values count as not given).
       - When it is live, no lock is taken and RV(live) is true; otherwise the lock is taken as usual.
     type: dict
 attributes:

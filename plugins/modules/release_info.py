@@ -102,6 +102,19 @@ releases:
     failed_at:
       description: When it was last marked failed.
       type: str
+    files:
+      description:
+        - The release files staged with it - C(dest), C(digest) (C(sha256:<hex>), C(pbkdf2-sha256:<hex>) for a secret
+          one), C(owner), C(group), C(mode), C(secret); never their content. Null for a release of a binary alone
+          staged before 0.6.0.
+      type: list
+      elements: dict
+    environment:
+      description: Names and digest of its environment (never a value), or null.
+      type: dict
+    artifact:
+      description: What the artifact was - C(binary), C(tar.gz) or C(zip); null for releases staged before 0.6.0.
+      type: str
     path:
       description: Absolute path of the release directory.
       type: str

@@ -215,3 +215,57 @@ def test_wrong_artifact_bytes_stage_nothing(module, tmp_path, artifact):
     with pytest.raises(HotswapError, match='sha256'):
         stage(module, base, src, 'cd' * 32, [{'dest': 'a.conf', 'content': 'x'}])
     assert not (base / 'releases').exists() or not os.listdir(base / 'releases')
+
+
+def test_download_sends_the_artifact_server_credentials(module, tmp_path, artifact):
+    """artifact_url behind basic auth and a token header: both sent, the release staged, nothing shown."""
+    import base64 as b64
+    import http.server
+    import threading
+    from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import authenticated_opener
+    src, sha = artifact
+    with open(src, 'rb') as f:
+        body = f.read()
+    wanted = {'Authorization': 'Basic ' + b64.b64encode(b'ci:pw-1').decode(), 'X-Token': 'tok-2'}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = all(self.headers.get(k) == v for k, v in wanted.items())
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+            if ok:
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = 'http://127.0.0.1:%d/app' % server.server_address[1]
+    content = release_content('app', [{'dest': 'a.conf', 'content': 'x'}])
+    rid = rc.make_release_id('1', sha, content.manifest)
+    try:
+        with pytest.raises(HotswapError, match='401') as e:
+            upload(module, str(tmp_path / 'b1'), rid, 'app', 'sha256:' + sha, url=url, host=HOST, content=content,
+                   opener=authenticated_opener({'headers': {'X-Token': 'tok-2'}}))
+        assert 'tok-2' not in e.value.msg
+        r = upload(module, str(tmp_path / 'b2'), rid, 'app', 'sha256:' + sha, url=url, host=HOST, content=content,
+                   opener=authenticated_opener({'headers': {'X-Token': 'tok-2'}, 'username': 'ci', 'password': 'pw-1'}))
+        assert r['staged'] and r['transferred'] and 'pw-1' not in json.dumps(r)
+    finally:
+        server.shutdown()
+
+
+def test_prune_removes_the_staging_dir_a_killed_run_left(module, tmp_path, artifact):
+    from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import prune
+    base = tmp_path / 'base'
+    src, sha = artifact
+    stage(module, base, src, sha, [{'dest': 'a.conf', 'content': 'x'}])
+    old = base / 'releases' / '.staging-1.0-abc-x1y2'
+    (old / 'conf').mkdir(parents=True)
+    (old / 'conf' / 'a.conf').write_text('half')
+    young = base / 'releases' / '.staging-1.0-abc-z3w4'
+    young.mkdir()
+    os.utime(old, (1, 1))
+    result = prune(str(base), keep=5)
+    assert result['cleaned'] == [str(old)] and not old.exists() and young.exists()
