@@ -95,6 +95,10 @@ def config_probe(spec, validate_certs=True, timeout=3):
     """A probe whose "version" is the JMESPath ``query`` over ``url``'s JSON, expected to be ``expected``."""
     if not spec:
         return None
+    unknown = sorted(set(spec) - {'url', 'query', 'expected', 'timeout'})
+    if unknown:
+        raise HotswapError('checking config_probe: unknown key(s) %s. It takes url, query, expected and timeout.'
+                           % ', '.join(unknown))
     missing = [k for k in ('url', 'query', 'expected') if spec.get(k) in (None, '')]
     if missing:
         raise HotswapError('checking config_probe: it needs url, query (JMESPath over the JSON answer) and '

@@ -121,7 +121,7 @@ options:
   config_probe:
     description:
       - After a config reload, C(url) must answer JSON whose JMESPath C(query) gives C(expected) - the value the
-        new config makes the app show.
+        new config makes the app show - within C(timeout) seconds (default O(ready_timeout)).
     type: dict
   base_dir:
     description: The deploy root, for O(config_reload) (the ledger says what differs between the releases).
@@ -380,7 +380,8 @@ def reload_if_only_files_changed(module, p, spec, version_source):
     probe = config_reload.config_probe(p['config_probe'], p['validate_certs'], p['health_timeout'])
     if probe:
         probes.append(probe)
-    result = config_reload.reload_service(systemd, p['service'], spec, probes, p['ready_timeout'],
+    wait = float((p['config_probe'] or {}).get('timeout') or p['ready_timeout'])
+    result = config_reload.reload_service(systemd, p['service'], spec, probes, wait,
                                           p['base_dir'], p['release_id'], module.run_command,
                                           check_mode=module.check_mode)
     result['reload_reason'] = why

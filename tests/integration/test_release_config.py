@@ -110,7 +110,8 @@ def test_config_is_part_of_the_release(fleet, tmp_path):
 
     # A config the service cannot start with: switched back to the previous release and its config.
     bad = [{'dest': 'conf/app.conf', 'content': 'greeting = three\nno_such_key = 1\n', 'group': APP, 'mode': '0640'}]
-    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(artifact, 'three', release_files=bad),
+    # ready_timeout: how long the failing start may try (systemd restarts it) before the switch back.
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(artifact, 'three', release_files=bad, ready_timeout=10),
                          tmp_path=tmp_path)
     assert r.rc != 0, r
     assert 'Switched back to %s' % one in r.out and "failed on" in r.out, r
@@ -158,7 +159,8 @@ def test_config_reload_without_restart(fleet, tmp_path):
 
         # A reload the probe rejects (it expects a value the new config does not give): switched back, reloaded.
         r = testlib.playbook(fleet.inventory, 'deploy',
-                             deploy_vars(artifact, 'three', config_probe=probe_for('four'), **reload_args),
+                             deploy_vars(artifact, 'three', config_probe=dict(probe_for('four'), timeout=8),
+                                         **reload_args),
                              tmp_path=tmp_path)
         assert r.rc != 0, r
         assert 'Switched back to %s' % rid(artifact, 'two') in r.out and 'reloaded its config' in r.out, r
