@@ -152,7 +152,8 @@ def test_windows_mixed_fleet_linux_deploys_windows_goes_over_winrm(fleet, closed
     seen = tasks_mentioning(r.out, WIN_HOST)
     assert seen[-1] == WIN_CHECK_TASK, r
     assert seen.index('hotswap.deploy.deploy_host : Choose the steps for the platform of this host') \
-        < seen.index('hotswap.deploy.deploy_host : Fix the release id, deploy id and service settings for this run') \
+        < seen.index('hotswap.deploy.deploy_host : Compute the release id') \
+        < seen.index('hotswap.deploy.deploy_host : Fix the release id and the lock holder for this run') \
         < seen.index('hotswap.deploy.deploy_host : Deploy on a Windows host') \
         < seen.index('hotswap.deploy.deploy_host : Check the Windows artifact source'), r
     linux_only = set(role_task_names('linux.yml') + role_task_names('linux_deploy.yml')
