@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Release artifacts that are archives: goreleaser-style ``.tar.gz``/``.tgz`` and ``.zip``.
 
 Runs on the managed host (extraction) and on the controller (checks only). Python >= 3.9,

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Config reload without a restart, for apps that re-read their config on a signal or a command.
 
 A release that differs from the one the service runs **only** in its release files (same

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """What a release is made of: the artifact, the files kept with it and its environment.
 
 A release id is ``<version>-<12 hex>``; the hex is a digest over the artifact's sha256, every

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Staging a whole release: artifact (a binary or an archive), release files and environment.
 
 A new release is built in a hidden ``releases/.staging-<id>-<random>`` directory and renamed

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Controller side of release files: ``src`` read on the controller, sent as base64 content.
 
 Used by release_plan (the release id covers the bytes) and binary_upload (the host writes

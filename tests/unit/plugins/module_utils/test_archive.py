@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Unit tests for module_utils/archive.py (real archives built with tarfile/zipfile in tmp_path)."""
 
 from __future__ import annotations
@@ -110,9 +110,9 @@ def mode_of(path):
     ('myapp_1.2.3_windows_amd64.zip', 'zip'),
     ('myapp-linux-amd64', 'binary'),
     ('myapp.gz', 'binary'),
-    ('https://releases.example.com/v1/myapp_linux_amd64.tar.gz?X-Amz-Signature=abc&x=.zip', 'tar.gz'),
-    ('https://releases.example.com/download?file=myapp.tar.gz', 'binary'),
-    ('https://releases.example.com/v1/myapp.zip#section', 'zip'),
+    ('http://127.0.0.1:8000/v1/myapp_linux_amd64.tar.gz?X-Amz-Signature=abc&x=.zip', 'tar.gz'),
+    ('http://127.0.0.1:8000/download?file=myapp.tar.gz', 'binary'),
+    ('http://127.0.0.1:8000/v1/myapp.zip#section', 'zip'),
     ('', 'binary'),
     (None, 'binary'),
 ])
