@@ -27,7 +27,6 @@ import os
 from ansible_collections.hotswap.deploy.plugins.module_utils.archive import archive_format
 from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import (
     check_artifact_file,
-    release_content,
     validate_binary_name,
 )
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.push import PushActionBase
@@ -71,7 +70,6 @@ class ActionModule(PushActionBase):
         return args
 
     def check_artifact(self, local, sha, args, what):
-        content = release_content(args.get('name'), args.get('files'), args.get('environment'),
-                                  args.get('environment_secret'), args['format'], args.get('strip_components') or 0,
-                                  args.get('max_size') or 1024 ** 3)
-        return check_artifact_file(local, sha, content, args.get('name'), what=os.path.basename(args.get('src')))
+        # Only the artifact here: the files and the environment are checked once, by release_plan and the module.
+        return check_artifact_file(local, sha, args.get('name'), args['format'], args.get('strip_components') or 0,
+                                   args.get('max_size') or 1024 ** 3, what=os.path.basename(args.get('src')))

@@ -794,8 +794,7 @@ def upload_release(module, p, rid, name, sha, content, src=None, url=None, versi
     binary_sha = entry.get('binary_sha256') or (sha if content.fmt == 'binary' else None)
 
     if os.path.lexists(p.release_dir):
-        problems = staging.incomplete_release_problems(p.base_dir, p.release_dir, rid, name, binary_sha, content,
-                                                       owner_names)
+        problems = staging.incomplete_release_problems(p.release_dir, name, binary_sha, content, owner_names)
         if not problems:
             changed = fix_attrs(module, final, mode, owner, group)
             if ledger.record_staged(rid, version, sha, name, content=content.ledger_fields(
@@ -818,7 +817,7 @@ def upload_release(module, p, rid, name, sha, content, src=None, url=None, versi
                            "Give src (a file on the controller) or url (for the host to download)."
                            % (rid, p.release_dir), **details)
     if sibling is None and src:
-        check_artifact_file(src, sha, content, name, host)
+        check_artifact_file(src, sha, name, content.fmt, content.strip_components, content.max_size, host)
     elif sibling is None and check_mode:
         check_url_reachable(url, url_timeout, validate_certs, opener)
     if check_mode:
@@ -860,14 +859,14 @@ def upload_release(module, p, rid, name, sha, content, src=None, url=None, versi
     return result
 
 
-def check_artifact_file(path, sha, content, name, host=None, what=None):
-    """Digest and executable header of an artifact file (a binary or an archive holding ``name``)."""
-    if content.fmt == 'binary':
+def check_artifact_file(path, sha, name, fmt='binary', strip_components=0, max_size=None, host=None, what=None):
+    """Digest and executable header of an artifact file (a binary, or an archive of ``fmt`` holding ``name``)."""
+    if fmt == 'binary':
         return check_local_artifact(path, sha, host, what=what or name)
     from ansible_collections.hotswap.deploy.plugins.module_utils.staging import check_archive_artifact
     what = what or os.path.basename(path)
     check_digest(path, sha, what)
-    fmt = check_archive_artifact(path, content.fmt, name, content.strip_components, content.max_size, what)
+    fmt = check_archive_artifact(path, fmt, name, strip_components, max_size, what)
     if host is not None:
         check_fits_host(fmt, host, '%s in %s' % (name, what))
     elif fmt is None:
@@ -888,7 +887,8 @@ def _unpack_archive(module, p, tmp, name, sha, content, src, url, mode, owner, g
             with f:
                 url_writer(url, name, mask_url(url), url_timeout, validate_certs, opener)(f)
             path = downloaded
-        check_artifact_file(path, sha, content, name, host, what=os.path.basename(url or src))
+        check_artifact_file(path, sha, name, content.fmt, content.strip_components, content.max_size, host,
+                            what=os.path.basename(url or src))
         members = archives.extract_archive(path, content.fmt, tmp, content.strip_components, content.max_size)
     finally:
         unlink_quietly(downloaded)

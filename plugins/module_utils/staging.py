@@ -21,6 +21,11 @@ import tempfile
 import zipfile
 
 from ansible_collections.hotswap.deploy.plugins.module_utils import archive as archives
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import (
+    already_staged,
+    read_executable_format,
+    sha256_file,
+)
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
     PRUNING_PREFIX,
@@ -28,7 +33,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
     fsync_dir,
     read_current,
 )
-from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import ENV_FILE
+from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import ENV_FILE, file_differences
 
 HEAD_BYTES = 65536
 
@@ -96,7 +101,6 @@ def check_archive_artifact(path, fmt, binary, strip=0, max_size=None, what=None)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
         raise HotswapError('checking the archive %s: it cannot be read (%s). Check the artifact and its checksum.'
                            % (what, e))
-    from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import read_executable_format
     return read_executable_format(head)
 
 
@@ -113,11 +117,10 @@ def sibling_release(ledger, releases_dir, rid, sha, fmt, binary):
         if (entry.get('artifact') or 'binary') != fmt or (fmt != 'binary' and not entry.get('members')):
             continue
         rdir = os.path.join(releases_dir, other)
-        wanted = entry.get('binary_sha256') or sha
+        path = os.path.join(rdir, binary)
         try:
-            from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import sha256_file
-            if os.path.isfile(os.path.join(rdir, binary)) and not os.path.islink(os.path.join(rdir, binary)) \
-                    and sha256_file(os.path.join(rdir, binary)) == wanted:
+            if os.path.isfile(path) and not os.path.islink(path) \
+                    and sha256_file(path) == (entry.get('binary_sha256') or sha):
                 return rdir, entry
         except OSError:
             continue
@@ -206,18 +209,12 @@ def remove_tree_quietly(path):
         shutil.rmtree(path, ignore_errors=True)
 
 
-def incomplete_release_problems(base_dir, release_dir, rid, binary, binary_sha, content, lookup_owner):
-    """Why an existing release dir is not this release: [] when it is."""
-    from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import already_staged
-    from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import file_differences
-    problems = []
+def incomplete_release_problems(release_dir, binary, binary_sha, content, lookup_owner):
+    """Why an existing release dir is not this release: [] when it is. A binary with another digest raises."""
     binary_path = os.path.join(release_dir, binary)
-    if not os.path.lexists(binary_path):
-        problems.append('%s is missing' % binary)
-    elif binary_sha and not already_staged(binary_path, binary_sha):
-        problems.append('%s is missing' % binary)
-    problems += file_differences(release_dir, content.manifest, lookup_owner)
-    return problems
+    there = already_staged(binary_path, binary_sha) if binary_sha else os.path.isfile(binary_path)
+    problems = [] if there else ['%s is missing' % binary]
+    return problems + file_differences(release_dir, content.manifest, lookup_owner)
 
 
 def replace_broken_release(base_dir, release_dir, rid, problems):
