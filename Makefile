@@ -89,7 +89,7 @@ molecule: venv collection image
 PYTEST_WORKERS ?= 3
 test: venv collection image
 	$(MAKE) --no-print-directory go-test lint sanity
-	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope --durations=30 tests/unit tests/integration
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope --durations=60 tests/unit tests/integration
 
 demo: venv collection image
 	$(PY) scripts/demo.py

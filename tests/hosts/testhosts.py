@@ -966,6 +966,7 @@ def write_inventory(prefix, hosts, sdir=None, path=None):
             '          ansible_port: %d' % h['ssh_port'],
             '          ansible_ssh_private_key_file: %s' % _yaml_str(h['ssh_key']),
             '          test_container: %s' % _yaml_str(h['container']),
+        ] + (['          ansible_connection: %s' % h['connection']] if h.get('connection') else []) + [
             '          test_image: %s' % _yaml_str(h.get('image', '')),
             '          test_image_variant: %s' % _yaml_str(h.get('variant') or ''),
             '          test_published_ports:',
@@ -985,6 +986,14 @@ def write_inventory(prefix, hosts, sdir=None, path=None):
         f.write('\n')
     os.replace(jpath + '.tmp', jpath)
     return path
+
+
+def mix_connections(prefix, hosts, plugins=('ssh', 'paramiko_ssh'), sdir=None):
+    """Give the hosts the connection plugins in turn (an inventory host var, which `-c` does not override)."""
+    for i, h in enumerate(hosts):
+        h['connection'] = plugins[i % len(plugins)]
+    write_inventory(prefix, hosts, sdir=sdir)
+    return hosts
 
 
 def load_hosts(prefix, sdir=None):

@@ -14,13 +14,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import testhosts  # noqa: E402
 import testlib  # noqa: E402
 
-HOST_COUNT = 3
+# Two hosts prove every per-host step and every disagreement between hosts; a third only costs time.
+HOST_COUNT = 2
 
 
 def _fleet(prefix, variant=None, count=HOST_COUNT):
     assert os.path.exists(os.path.join(testlib.INSTALLED, 'MANIFEST.json')), \
         'the built collection is not installed under build/collections: run `make collection`'
     hosts = testhosts.up(prefix, count, variant=variant)
+    # The hosts take ssh and paramiko_ssh in turn, so every run of the suite proves both plugins.
+    testhosts.mix_connections(prefix, hosts)
     try:
         yield Fleet(prefix, hosts, testhosts.inventory_path(prefix))
     finally:
@@ -29,13 +32,13 @@ def _fleet(prefix, variant=None, count=HOST_COUNT):
 
 @pytest.fixture(scope='session')
 def fleet():
-    """Three hosts for the whole session; each test uses its own app name so they don't interfere."""
+    """Two hosts (ssh, paramiko_ssh) for the whole session; each test uses its own app name so they don't interfere."""
     yield from _fleet('hs-it-%d' % os.getpid())
 
 
 @pytest.fixture(scope='session')
 def fleet254():
-    """Three hosts with systemd 254 (Type=notify-reload needs >= 253), started only when a test asks."""
+    """Two hosts with systemd 254 (Type=notify-reload needs >= 253), started only when a test asks."""
     yield from _fleet('hs-it254-%d' % os.getpid(), variant='systemd254')
 
 
@@ -55,19 +58,14 @@ class Fleet(object):
         return iter(self.hosts)
 
 
-@pytest.fixture(params=['ssh', 'paramiko_ssh'])
-def connection(request):
-    return request.param
-
-
 _APP_COUNTER = [0]
 
 
 @pytest.fixture
-def app_name(connection):
+def app_name():
     """A fresh app (base_dir, unit, port) per test, so tests share hosts without sharing state."""
     _APP_COUNTER[0] += 1
-    return 'app%02d%s' % (_APP_COUNTER[0], 'p' if connection == 'paramiko_ssh' else 's')
+    return 'app%02d' % _APP_COUNTER[0]
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""hotswap.deploy.blue_green on two real hosts, with real nginx and real load.
+"""hotswap.deploy.blue_green on two real hosts (one over ssh, one over paramiko_ssh), with real nginx and real load.
 
 The load probe runs on the controller against each host's published port 80 (nginx, the public
 port of the role). Each test runs its own app and removes it afterwards, so the next one gets
@@ -40,7 +40,7 @@ def bg_fleet():
     installed = os.path.join(testlib.COLLECTIONS, 'ansible_collections', 'hotswap', 'deploy', 'MANIFEST.json')
     assert os.path.exists(installed), 'the built collection is not installed: run `make collection`'
     prefix = 'hs-bg-%d' % os.getpid()
-    hosts = testhosts.up(prefix, 2)
+    hosts = testhosts.mix_connections(prefix, testhosts.up(prefix, 2))
     try:
         yield hosts, testhosts.inventory_path(prefix)
     finally:
@@ -69,27 +69,27 @@ def rid(version, artifact):
     return '%s-%s' % (version, testlib.sha256(artifact)[7:19])
 
 
-def run(inventory, connection, tmp_path, check=False, **extra):
+def run(inventory, tmp_path, check=False, **extra):
     vars_file = os.path.join(str(tmp_path), 'bg-vars-%d.json' % time.monotonic_ns())
     v = dict(FAST_CHECKS, hotswap_service=SERVICE)
     v.update(extra)
     with open(vars_file, 'w') as f:
         json.dump(v, f)
-    argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', inventory, '-c', connection, PLAYBOOK,
+    argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', inventory, PLAYBOOK,
             '-e', '@' + vars_file]
     if check:
         argv.append('--check')
-    r = testlib.run(argv, connection)
+    r = testlib.run(argv)
     r.results = {d['host']: d for d in (json.loads(m.replace('\\"', '"')) for m in RESULT_RE.findall(r.out))}
     return r
 
 
-def deploy(inventory, connection, tmp_path, app, version, fault='', **extra):
+def deploy(inventory, tmp_path, app, version, fault='', **extra):
     artifact = testlib.build_app(version, fault=fault)
     v = dict(blue_green_app=app, blue_green_version=version, blue_green_artifact=artifact,
              blue_green_checksum=testlib.sha256(artifact), blue_green_ready_timeout=15)
     v.update(extra)
-    return run(inventory, connection, tmp_path, **v)
+    return run(inventory, tmp_path, **v)
 
 
 # Two passing probes 0.3 s apart instead of 1 s: the checks stay real, the runs get shorter.
@@ -136,10 +136,10 @@ def assert_runs_as_app_user(host, unit, app):
     assert testlib.host_sh(host, 'ps -o uid= -p %s' % props['MainPID']).strip() == uid, (host['name'], unit, props)
 
 
-def test_switch_and_switch_back_under_load(bg_fleet, connection, app, tmp_path):
+def test_switch_and_switch_back_under_load(bg_fleet, app, tmp_path):
     hosts, inventory = bg_fleet
     v1, v2 = testlib.build_app('1.0.0'), testlib.build_app('2.0.0')
-    r = deploy(inventory, connection, tmp_path, app, '1.0.0', blue_green_scale_down_delay=120)
+    r = deploy(inventory, tmp_path, app, '1.0.0', blue_green_scale_down_delay=120)
     assert r.rc == 0, r
     for host in hosts:
         assert testlib.served_version(host, PUBLIC) == '1.0.0'
@@ -149,10 +149,10 @@ def test_switch_and_switch_back_under_load(bg_fleet, connection, app, tmp_path):
     # v2 into green under load, with and without keep-alive: nothing fails, nginx ends on v2.
     loads = {'keepalive': start_load(hosts, True, 60), 'close': start_load(hosts, False, 30)}
     time.sleep(1)
-    r = deploy(inventory, connection, tmp_path, app, '2.0.0', blue_green_scale_down_delay=120)
+    r = deploy(inventory, tmp_path, app, '2.0.0', blue_green_scale_down_delay=120)
     assert r.rc == 0, r
     for kind, probe in loads.items():
-        s = finish_load(probe, 'blue-green-%s-switch-%s' % (connection, kind))
+        s = finish_load(probe, 'blue-green-switch-%s' % kind)
         assert s['sent'] > 100 and s['failed'] == 0, brief(s)
         for target, seen in s['versions'].items():
             assert {'1.0.0', '2.0.0'} <= set(seen), (target, brief(s))
@@ -169,7 +169,7 @@ def test_switch_and_switch_back_under_load(bg_fleet, connection, app, tmp_path):
         assert (state['live'], state['blue'], state['green']) == ('green', rid('1.0.0', v1), rid('2.0.0', v2))
 
     # The same release again: nothing changes.
-    r = deploy(inventory, connection, tmp_path, app, '2.0.0', blue_green_scale_down_delay=120)
+    r = deploy(inventory, tmp_path, app, '2.0.0', blue_green_scale_down_delay=120)
     assert r.rc == 0, r
     for host, counts in r.recap.items():
         assert counts['changed'] == 0, (host, r)
@@ -178,10 +178,10 @@ def test_switch_and_switch_back_under_load(bg_fleet, connection, app, tmp_path):
     # the release the green slot holds (neither current nor a good release any more).
     loads = {'keepalive': start_load(hosts, True, 60), 'close': start_load(hosts, False, 30)}
     time.sleep(1)
-    r = run(inventory, connection, tmp_path, blue_green_app=app, blue_green_action='switch_back', blue_green_keep=1)
+    r = run(inventory, tmp_path, blue_green_app=app, blue_green_action='switch_back', blue_green_keep=1)
     assert r.rc == 0, r
     for kind, probe in loads.items():
-        s = finish_load(probe, 'blue-green-%s-switch-back-%s' % (connection, kind))
+        s = finish_load(probe, 'blue-green-switch-back-%s' % kind)
         assert s['sent'] > 100 and s['failed'] == 0, brief(s)
         for target, seen in s['versions'].items():
             assert '1.0.0' in seen, (target, brief(s))
@@ -196,7 +196,7 @@ def test_switch_and_switch_back_under_load(bg_fleet, connection, app, tmp_path):
         times[host['name']] = res['switch_seconds']
     # The switch (config write, nginx -t, graceful reload) as the role measured it on each host.
     print('switch back (nginx switch task) seconds per host: %s; whole play %.1f s' % (times, r.seconds))
-    with open(os.path.join(RESULTS, 'blue-green-%s-switch-back-times.json' % connection), 'w') as f:
+    with open(os.path.join(RESULTS, 'blue-green-switch-back-times.json'), 'w') as f:
         json.dump({'switch_seconds': times, 'play_seconds': round(r.seconds, 1)}, f, indent=2)
     assert all(isinstance(t, (int, float)) and t > 0 for t in times.values()), times
 

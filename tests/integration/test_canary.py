@@ -29,11 +29,11 @@ def canary_app(request, fleet5):
     testlib.remove_app(fleet5, app)
 
 
-def deploy(hosts, app, version, fault='', tmp_path=None, connection='ssh', **extra):
+def deploy(hosts, app, version, fault='', tmp_path=None, **extra):
     artifact = testlib.build_app(version, fault=fault)
     v = dict(QUICK, app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact))
     v.update(extra)
-    return testlib.playbook(hosts.inventory, 'deploy', v, tmp_path=tmp_path, connection=connection)
+    return testlib.playbook(hosts.inventory, 'deploy', v, tmp_path=tmp_path)
 
 
 def release_dirs(host, app):
@@ -110,7 +110,7 @@ def test_gate_approve_goes_on_abort_rolls_back_and_stop_after_ends_early(canary_
     gate = str(tmp_path / 'gate')
     common = dict(canary_steps=[1, '100%'], canary_manual_gate=True, canary_gate_file=gate, canary_gate_timeout=60)
     # stop_after 1: only the first host, play succeeds.
-    r = deploy(hosts, app, '1.0.0', tmp_path=tmp_path, connection='paramiko_ssh', canary_stop_after=1,
+    r = deploy(hosts, app, '1.0.0', tmp_path=tmp_path, canary_stop_after=1,
                **common)
     assert r.rc == 0, r
     assert [testlib.served_version(h, PORT) for h in hosts] == ['1.0.0'] + [None] * 4
@@ -118,14 +118,14 @@ def test_gate_approve_goes_on_abort_rolls_back_and_stop_after_ends_early(canary_
     # Approved in advance: the gate takes the answer and removes it.
     with open(gate, 'w') as f:
         f.write('approve\n')
-    r = deploy(hosts, app, '1.0.0', tmp_path=tmp_path, connection='paramiko_ssh', **common)
+    r = deploy(hosts, app, '1.0.0', tmp_path=tmp_path, **common)
     assert r.rc == 0, r
     assert not os.path.exists(gate)
     assert [testlib.served_version(h, PORT) for h in hosts] == ['1.0.0'] * 5
 
     with open(gate, 'w') as f:
         f.write('abort\n')
-    r = deploy(hosts, app, '2.0.0', tmp_path=tmp_path, connection='paramiko_ssh', **common)
+    r = deploy(hosts, app, '2.0.0', tmp_path=tmp_path, **common)
     assert r.rc != 0, r
     assert 'manual gate: aborted' in r.out, r
     assert [testlib.served_version(h, PORT) for h in hosts] == ['1.0.0'] * 5

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""deploy.yml end to end against three real hosts, over ssh and paramiko_ssh."""
+"""deploy.yml end to end against two real hosts, one over ssh and one over paramiko_ssh."""
 
 from __future__ import annotations
 
@@ -34,14 +34,13 @@ def assert_runs_as_app_user(host, app):
     assert testlib.host_sh(host, 'ps -o uid= -p %s' % props['MainPID']).strip() == uid, (host['name'], props)
 
 
-def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, connection, app_name, app_port, tmp_path):
+def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, app_name, app_port, tmp_path):
     v1 = testlib.build_app('1.0.0')
     v2 = testlib.build_app('2.0.0')
     v3_bad = testlib.build_app('3.0.0', fault='unhealthy')
 
     # First deploy: every host serves v1 from releases/<version>-<sha12> through a relative link.
-    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '1.0.0', v1),
-                         connection=connection, tmp_path=tmp_path)
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '1.0.0', v1), tmp_path=tmp_path)
     assert r.rc == 0, r
     assert set(r.hosts_recap) == {h['name'] for h in fleet}, r
     rid1 = '1.0.0-' + testlib.sha256(v1)[7:19]
@@ -52,8 +51,7 @@ def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, connection, app_name, ap
         assert_runs_as_app_user(host, app_name)
 
     # Second version: v1 retired, v2 active, previous release reported.
-    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2),
-                         connection=connection, tmp_path=tmp_path)
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2), tmp_path=tmp_path)
     assert r.rc == 0, r
     rid2 = '2.0.0-' + testlib.sha256(v2)[7:19]
     assert ('%s -> %s' % (rid1, rid2)) in r.out, r
@@ -64,15 +62,13 @@ def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, connection, app_name, ap
         assert states == {rid1: 'retired', rid2: 'active'}
 
     # The same version again: nothing changes anywhere.
-    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2),
-                         connection=connection, tmp_path=tmp_path)
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2), tmp_path=tmp_path)
     assert r.rc == 0, r
     for host, counts in r.recap.items():
         assert counts['changed'] == 0, (host, r)
 
     # An unhealthy v3: the play fails, every host is switched back to v2 and serves it.
-    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '3.0.0', v3_bad),
-                         connection=connection, tmp_path=tmp_path)
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '3.0.0', v3_bad), tmp_path=tmp_path)
     assert r.rc != 0, r
     assert all(c['failed'] == 1 for c in r.hosts_recap.values()), r
     # The unhealthy release never becomes ready: the restart's readiness stage catches it.
@@ -88,22 +84,20 @@ def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, connection, app_name, ap
         assert testlib.host_sh(host, 'test ! -e /opt/%s/.hotswap/lock && echo free' % app_name).strip() == 'free'
 
 
-def test_concurrent_deploy_is_refused(fleet, connection, app_name, app_port, tmp_path):
+def test_concurrent_deploy_is_refused(fleet, app_name, app_port, tmp_path):
     v1 = testlib.build_app('1.0.0')
     v2 = testlib.build_app('2.0.0')
-    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '1.0.0', v1),
-                         connection=connection, tmp_path=tmp_path)
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '1.0.0', v1), tmp_path=tmp_path)
     assert r.rc == 0, r
     host = fleet.hosts[0]
     base_dir = '/opt/%s' % app_name
     # Another deploy holds the lock on one host (as a running deploy.yml does).
     r = testlib.adhoc(fleet.inventory, host['name'], 'hotswap.deploy.deploy_lock',
-                      dict(base_dir=base_dir, owner='alice@ci:run-42'), connection=connection)
+                      dict(base_dir=base_dir, owner='alice@ci:run-42'))
     assert r.rc == 0, r
     before = testlib.tree_state(host, base_dir, app_name)
 
-    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2),
-                         connection=connection, tmp_path=tmp_path)
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2), tmp_path=tmp_path)
     assert r.rc != 0, r
     assert 'alice@ci:run-42' in r.out, r
     assert r.recap[host['name']]['failed'] == 1, r
@@ -115,9 +109,8 @@ def test_concurrent_deploy_is_refused(fleet, connection, app_name, app_port, tmp
         assert testlib.served_version(other, app_port) == '1.0.0'
 
     r = testlib.adhoc(fleet.inventory, host['name'], 'hotswap.deploy.deploy_lock',
-                      dict(base_dir=base_dir, owner='alice@ci:run-42', state='absent'), connection=connection)
+                      dict(base_dir=base_dir, owner='alice@ci:run-42', state='absent'))
     assert r.rc == 0, r
-    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2),
-                         connection=connection, tmp_path=tmp_path)
+    r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '2.0.0', v2), tmp_path=tmp_path)
     assert r.rc == 0, r
     assert testlib.served_version(host, app_port) == '2.0.0'

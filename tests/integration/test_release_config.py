@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""A release is the binary and its config: release files and environment on three real hosts.
+"""A release is the binary and its config: release files and environment on two real hosts.
 
 One app on port 8080 (published, so the load probe reaches it), deployed with deploy.yml as a
 non-root user with become. The demo app reads --config (a file kept in the release) at start and

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Release config on three real hosts, part two: config reload without a restart, and a goreleaser-style
+"""Release config on two real hosts, part two: config reload without a restart, and a goreleaser-style
 archive from an artifact server that wants basic auth. The helpers are test_release_config's; a module
 of its own so the two parts run on separate workers.
 """

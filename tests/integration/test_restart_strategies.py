@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Socket-preserving restarts under real load: deploy.yml on three hosts per strategy.
+"""Socket-preserving restarts under real load: deploy.yml on two hosts (ssh, paramiko_ssh) per strategy.
 
 Each test runs its own app on container port 8080 (published on 127.0.0.1, so the load probe
 on the controller reaches every host) and removes it at the end. notify_reload needs systemd
@@ -83,7 +83,7 @@ def deploys_under_load(strategy, zd, tmp_path):
         s = finish_load(probe, 'zero-downtime-%s-%s' % (strategy, kind))
         assert s['sent'] > 500, brief(s)
         assert s['failed'] == 0, brief(s)
-        # Every host served all three versions, in order, and now serves the last one.
+        # Every host served the three versions, in order, and now serves the last one.
         for target, seen in s['versions'].items():
             assert {'1.0.0', '2.0.0', '2.1.0'} <= set(seen), (target, brief(s))
     for host in hosts:
