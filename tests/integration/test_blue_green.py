@@ -204,12 +204,12 @@ def test_switch_and_switch_back_under_load(bg_fleet, app, tmp_path):
 def test_failed_releases_leave_the_old_one_serving(bg_fleet, app, tmp_path):
     hosts, inventory = bg_fleet
     v1 = testlib.build_app('1.0.0')
-    r = deploy(inventory, 'ssh', tmp_path, app, '1.0.0', blue_green_scale_down_delay=0)
+    r = deploy(inventory, tmp_path, app, '1.0.0', blue_green_scale_down_delay=0)
     assert r.rc == 0, r
 
     # Reports the wrong version: the direct check on the idle slot fails; nginx never moves.
     probe = start_load(hosts, True, 60)
-    r = deploy(inventory, 'ssh', tmp_path, app, '3.0.0', fault='wrong-version', blue_green_ready_timeout=5)
+    r = deploy(inventory, tmp_path, app, '3.0.0', fault='wrong-version', blue_green_ready_timeout=5)
     s = finish_load(probe, 'blue-green-fault-wrong-version')
     assert r.rc != 0, r
     assert "at 'Start the release in the idle slot (stage version)'" in r.out, r
@@ -226,7 +226,7 @@ def test_failed_releases_leave_the_old_one_serving(bg_fleet, app, tmp_path):
     hook = tmp_path / 'crash.yml'
     hook.write_text(CRASH_HOOK)
     probe = start_load(hosts, True, 60)
-    r = deploy(inventory, 'ssh', tmp_path, app, '3.1.0', blue_green_health_retries=3,
+    r = deploy(inventory, tmp_path, app, '3.1.0', blue_green_health_retries=3,
                blue_green_hooks={'after_activate': str(hook)})
     s = finish_load(probe, 'blue-green-fault-crash-after-switch')
     assert r.rc != 0, r
@@ -243,12 +243,12 @@ def test_failed_releases_leave_the_old_one_serving(bg_fleet, app, tmp_path):
 
     # Bad input (both slots on one port) and a check-mode run change nothing on any host.
     before = {h['name']: slot_state(h, app) for h in hosts}
-    r = deploy(inventory, 'ssh', tmp_path, app, '2.0.0', blue_green_ports={'blue': 8081, 'green': 8081})
+    r = deploy(inventory, tmp_path, app, '2.0.0', blue_green_ports={'blue': 8081, 'green': 8081})
     assert r.rc != 0, r
     assert 'blue slot 8081, green slot 8081' in r.out and 'Each slot needs its own port' in r.out, r
     assert all(c['failed'] == 1 and c['changed'] == 0 for c in r.recap.values()), r
     assert {h['name']: slot_state(h, app) for h in hosts} == before
-    r = deploy(inventory, 'ssh', tmp_path, app, '2.0.0', check=True)
+    r = deploy(inventory, tmp_path, app, '2.0.0', check=True)
     assert r.rc == 0, r
     assert all(res['slot'] == 'green' and res['changed'] for res in r.results.values()), r.results
     assert {h['name']: slot_state(h, app) for h in hosts} == before
