@@ -33,6 +33,22 @@ options:
     required: true
 '''
 
+    # The deploy lock a module that writes the release tree runs under (module_utils/lock.py check_holder).
+    LOCK_OWNER = r'''
+options:
+  lock_owner:
+    description:
+      - The I(owner) of the deploy lock (M(hotswap.deploy.deploy_lock)) this task runs under. The roles of this
+        collection pass theirs.
+      - When C(<base_dir>/.hotswap/lock) is held by anyone else, or is unreadable, the task fails before writing
+        anything, naming the holder and the fix. Given while no lock is there, it fails too - the lock was removed
+        under the deploy.
+      - Not given, the task runs only while no lock is held (a run without a lock, as before this option).
+      - Not checked in check mode, which writes nothing.
+    type: str
+    version_added: 0.6.0
+'''
+
     # The binary a module puts on a host: what it is (checksum, version) and where the host may
     # download it from itself (url, validate_certs). Every module using it also has a src option.
     ARTIFACT = r'''

@@ -11,7 +11,10 @@ class ModuleDocFragment(object):
     DOCUMENTATION = r'''
 options:
   app:
-    description: Name of the service (the unit is C(<app>.service), or the template C(<app>@.service) for C(reuseport)).
+    description:
+      - Name of the service (the unit is C(<app>.service), or the template C(<app>@.service) for C(reuseport)).
+      - Letters, digits, C(_), C(.), C(:) and C(-), starting with a letter, digit or C(_), at most 200 characters;
+        no C(/), C(..) or C(@). Any other name is refused before a file is written.
     type: str
     required: true
   strategy:

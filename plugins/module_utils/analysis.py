@@ -24,7 +24,9 @@ The verdict:
 - ``skipped`` in check mode: the options were validated and nothing was requested.
 
 Header values are secrets: they are sent, never returned; any of them found in a returned error
-text is replaced by ``********``.
+text is replaced by ``********``, as are URL passwords and credential-like URL parameters
+(module_utils/redact.py), before any text is cut. Redirects are followed; a redirect to another
+origin (scheme, host or port) gets none of the headers (module_utils/request.py).
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ import time
 import urllib.error
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.hotswap.deploy.plugins.module_utils import health
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.request import open_url_same_origin
 
 PASS = health.PASS
 FAIL = health.FAIL
@@ -213,8 +215,8 @@ def fetch_url(url, headers, timeout, validate_certs):
     Connection problems raise (OSError, http.client.HTTPException, urls.ConnectionError, ValueError).
     """
     try:
-        response = open_url(url, method='GET', headers=dict(headers), timeout=timeout,
-                            validate_certs=validate_certs, http_agent=HTTP_AGENT, use_netrc=False)
+        response = open_url_same_origin(url, headers=headers, timeout=timeout, validate_certs=validate_certs,
+                                        http_agent=HTTP_AGENT)
     except urllib.error.HTTPError as err:
         response = err
     try:
@@ -223,12 +225,12 @@ def fetch_url(url, headers, timeout, validate_certs):
         response.close()
 
 
-def _quote(value):
+def _quote(value, secrets=(), limit=ERROR_EXCERPT_MAX):
     try:
         text = json.dumps(value)
     except (TypeError, ValueError):
         text = repr(value)
-    return health.excerpt(text, ERROR_EXCERPT_MAX)
+    return health.excerpt(text, limit, secrets)
 
 
 def value_from_body(analysis, data):
@@ -236,7 +238,9 @@ def value_from_body(analysis, data):
     text = data.decode('utf-8', errors='replace') if isinstance(data, bytes) else (data or '')
     is_json, document = health.parse_json(text)
     if not is_json:
-        return None, 'body is not JSON (starts with %s)' % _quote(text.strip()[:40])
+        # Masked before it is cut, so no half secret is left at the cut.
+        start = health.excerpt(text.strip(), 40, analysis.secrets)
+        return None, 'body is not JSON (starts with %s)' % _quote(start, analysis.secrets)
     try:
         result = analysis.query.search(document)
     except health.jmespath.exceptions.JMESPathError as exc:
@@ -246,7 +250,8 @@ def value_from_body(analysis, data):
     number = as_number(result)
     if number is None:
         hint = '; select one element, for example with [0]' if isinstance(result, list) else ''
-        return None, 'query %r gave %s, which is not a finite number%s' % (analysis.query_text, _quote(result), hint)
+        return None, ('query %r gave %s, which is not a finite number%s'
+                      % (analysis.query_text, _quote(result, analysis.secrets), hint))
     return number, None
 
 

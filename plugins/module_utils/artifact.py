@@ -27,12 +27,14 @@ import stat
 import struct
 import tempfile
 
+from ansible_collections.hotswap.deploy.plugins.module_utils import redact
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, unlink_quietly
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import Ledger
+from ansible_collections.hotswap.deploy.plugins.module_utils.lock import check_holder
 from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
     PARTIAL_INFIX,
+    check_release_tree,
     fsync_dir,
-    paths,
     validate_release_id,
 )
 
@@ -345,7 +347,8 @@ def validate_url(url):
     try:
         parts = urlsplit(url or '')
     except ValueError as e:
-        raise HotswapError("checking the url option: %r cannot be parsed (%s). Give an http:// or https:// URL." % (url, e))
+        raise HotswapError("checking the url option: %s cannot be parsed (%s). Give an http:// or https:// URL."
+                           % (mask_url(url), e))
     if parts.scheme.lower() not in DOWNLOAD_SCHEMES or not parts.netloc:
         raise HotswapError(
             "checking the url option: %s is not an http:// or https:// URL. "
@@ -354,12 +357,8 @@ def validate_url(url):
 
 
 def mask_url(url):
-    """The URL with any password replaced, for messages."""
-    try:
-        from ansible.module_utils.urls import mask_url as _mask
-        return _mask(url)
-    except Exception:
-        return re.sub(r'//([^/@:]*):[^/@]*@', r'//\1:********@', url or '')
+    """The URL without its password or credential-like parameters (a signed URL's signature), for messages."""
+    return redact.mask_url(url or '')
 
 
 def already_staged(final_path, sha256):
@@ -562,24 +561,43 @@ def stage_file(module, src_path, release_dir, name, sha256, mode=None, owner=Non
 
 
 def download_to_release(module, url, release_dir, name, sha256, mode=None, owner=None, group=None,
-                        timeout=30, validate_certs=True, host=None, opener=None):
+                        timeout=30, validate_certs=True, host=None, opener=None, max_size=None):
     """Download ``url`` straight into a partial file in ``release_dir`` (hashing it),
     verify, and move it into place like stage_file(). Returns the final path.
 
     ``opener(url, timeout, validate_certs)`` returns a file-like response; the
-    default is ansible.module_utils.urls.open_url.
+    default is _open_url. More than ``max_size`` bytes fail the download.
     """
     validate_binary_name(name)
     validate_url(url)
     shown = mask_url(url)
     what = name
-    writer = url_writer(url, what, shown, timeout, validate_certs, opener)
+    writer = url_writer(url, what, shown, timeout, validate_certs, opener, max_size)
     return _staging(release_dir, name, writer, module, sha256, mode, owner, group, host,
                     '%s from %s' % (what, shown))
 
 
-def url_writer(url, what, shown, timeout, validate_certs, opener):
-    """A writer(f) streaming ``url`` into f, with messages that never show a password."""
+def _too_big(what, shown, max_size, size=None):
+    # The caller removes the partial file; say so, and how to tell a wrong URL from a big artifact.
+    cause = ('the server announced %d bytes' % size) if size is not None else 'the server sent more'
+    return HotswapError("downloading %s from %s: %s, more than max_size (%d bytes); the download was stopped and "
+                        "the partial file removed. Check that the URL points at the artifact, or raise max_size if "
+                        "it really is that big." % (what, shown, cause, max_size))
+
+
+def _announced_size(resp):
+    try:
+        return int(resp.headers.get('Content-Length'))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def url_writer(url, what, shown, timeout, validate_certs, opener, max_size=None):
+    """A writer(f) streaming ``url`` into f, with messages that never show a password.
+
+    More than ``max_size`` bytes (when given) fail with HotswapError after at most
+    ``max_size + 1`` bytes were read: a wrong URL cannot fill the disk.
+    """
 
     def writer(f):
         try:
@@ -590,14 +608,22 @@ def url_writer(url, what, shown, timeout, validate_certs, opener):
             raise HotswapError("downloading %s from %s: %s. Check that the URL is right and reachable from the host "
                                "(or push the artifact from the controller with src)." % (what, shown, _url_error(e)))
         try:
+            announced = _announced_size(resp)
+            if max_size is not None and announced is not None and announced > max_size:
+                raise _too_big(what, shown, max_size, announced)
+            total = 0
             while True:
+                want = CHUNK if max_size is None else min(CHUNK, max_size + 1 - total)
                 try:
-                    block = resp.read(CHUNK)
+                    block = resp.read(want)
                 except Exception as e:
                     raise HotswapError("downloading %s from %s: the transfer broke off (%s). Retry, or check the "
                                        "server and network." % (what, shown, _url_error(e)))
                 if not block:
                     break
+                total += len(block)
+                if max_size is not None and total > max_size:
+                    raise _too_big(what, shown, max_size)
                 f.write(block)
         finally:
             try:
@@ -608,12 +634,13 @@ def url_writer(url, what, shown, timeout, validate_certs, opener):
 
 
 def _open_url(url, timeout, validate_certs, auth=None):
-    from ansible.module_utils.urls import open_url
+    # Redirects are followed, but headers and basic auth go to the URL's own origin only.
+    from ansible_collections.hotswap.deploy.plugins.module_utils.request import open_url_same_origin
     auth = auth or {}
-    return open_url(url, timeout=timeout, validate_certs=validate_certs, follow_redirects='safe',
-                    http_agent='hotswap.deploy-binary_upload', headers=auth.get('headers') or None,
-                    url_username=auth.get('username') or None, url_password=auth.get('password') or None,
-                    force_basic_auth=bool(auth.get('username')))
+    return open_url_same_origin(url, timeout=timeout, validate_certs=validate_certs,
+                                http_agent='hotswap.deploy-binary_upload', headers=auth.get('headers') or None,
+                                url_username=auth.get('username') or None, url_password=auth.get('password') or None,
+                                force_basic_auth=bool(auth.get('username')))
 
 
 def authenticated_opener(auth):
@@ -641,13 +668,14 @@ def check_url_reachable(url, timeout=30, validate_certs=True, opener=None):
 
 
 def _url_error(e):
+    # Error texts may quote the URL (a redirect target, a signed URL): masked like any message.
     code = getattr(e, 'code', None)
     if code is not None and hasattr(e, 'reason'):
-        return 'HTTP %s %s' % (code, e.reason)
+        return redact.mask_text('HTTP %s %s' % (code, e.reason))
     reason = getattr(e, 'reason', None)
     if reason is not None:
-        return str(reason)
-    return '%s: %s' % (type(e).__name__, e) if str(e) else type(e).__name__
+        return redact.mask_text(str(reason))
+    return redact.mask_text('%s: %s' % (type(e).__name__, e) if str(e) else type(e).__name__)
 
 
 # ---------------------------------------------------------------------------
@@ -701,8 +729,10 @@ def release_content(name, files=None, environment=None, environment_secret=None,
 
 def upload(module, base_dir, release_id, name, checksum, src=None, url=None, version=None, mode='0755',
            owner=None, group=None, url_timeout=30, validate_certs=True, check_mode=False, host=None,
-           opener=None, content=None):
+           opener=None, content=None, lock_owner=None):
     """Stage one release as ``<base_dir>/releases/<release_id>/``; see the binary_upload docs.
+
+    Refused while anyone but ``lock_owner`` holds the deploy lock (``lock.check_holder``).
 
     ``content`` (release_content()) adds release files, an environment or an archive format;
     without it the release is the binary alone. Returns the module result. Raises HotswapError;
@@ -711,13 +741,15 @@ def upload(module, base_dir, release_id, name, checksum, src=None, url=None, ver
     decide to transfer.
     """
     rid = validate_release_id(release_id)
-    p = paths(base_dir, rid)
+    # A linked releases/ or releases/<id> would have the binary written wherever it points.
+    p = check_release_tree(base_dir, rid, 'staging release %s' % rid)
     sha = parse_checksum(checksum)
     validate_binary_name(name)
     if src and url:
         raise HotswapError("uploading %s: src and url are mutually exclusive. Give one of them." % name)
     if url:
         validate_url(url)
+    check_holder(p.base_dir, lock_owner, 'staging release %s' % rid, check_mode)
     content = content or release_content(name)
     if not content.plain:
         from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import check_release_id_matches
@@ -764,7 +796,8 @@ def upload(module, base_dir, release_id, name, checksum, src=None, url=None, ver
         stage_file(module, src, p.release_dir, name, sha, mode, owner, group, host)
     else:
         download_to_release(module, url, p.release_dir, name, sha, mode, owner, group,
-                            timeout=url_timeout, validate_certs=validate_certs, host=host, opener=opener)
+                            timeout=url_timeout, validate_certs=validate_certs, host=host, opener=opener,
+                            max_size=content.max_size)
     _save_staged(ledger, rid, final)
     result.update(changed=True, transferred=True, staged=True, ledger_updated=True)
     return result
@@ -835,7 +868,7 @@ def upload_release(module, p, rid, name, sha, content, src=None, url=None, versi
                 stage_file(module, src, tmp, name, sha, mode, owner, group, host)
             else:
                 download_to_release(module, url, tmp, name, sha, mode, owner, group, timeout=url_timeout,
-                                    validate_certs=validate_certs, host=host, opener=opener)
+                                    validate_certs=validate_certs, host=host, opener=opener, max_size=content.max_size)
             binary_sha, members = sha, None
         else:
             binary_sha, members = _unpack_archive(module, p, tmp, name, sha, content, src, url, mode, owner, group,
@@ -885,7 +918,7 @@ def _unpack_archive(module, p, tmp, name, sha, content, src, url, mode, owner, g
         if url:
             f, downloaded = partial_file(p.releases_dir, 'artifact')
             with f:
-                url_writer(url, name, mask_url(url), url_timeout, validate_certs, opener)(f)
+                url_writer(url, name, mask_url(url), url_timeout, validate_certs, opener, content.max_size)(f)
             path = downloaded
         check_artifact_file(path, sha, name, content.fmt, content.strip_components, content.max_size, host,
                             what=os.path.basename(url or src))

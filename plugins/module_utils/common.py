@@ -9,6 +9,8 @@ import os
 
 BASE_DIR_SPEC = dict(base_dir=dict(type='path', required=True))
 RELEASE_ID_SPEC = dict(release_id=dict(type='str', required=True))
+# The deploy lock a writing module runs under (doc fragment hotswap.deploy.release.lock_owner, lock.check_holder).
+LOCK_OWNER_SPEC = dict(lock_owner=dict(type='str'))
 # What a release holds besides its artifact (doc fragment hotswap.deploy.release.content).
 CONTENT_SPEC = dict(
     files=dict(type='list', elements='dict', default=[], options=dict(

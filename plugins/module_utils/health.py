@@ -38,7 +38,11 @@ attempt always runs. The verdict:
   attempts (or the deadline) ran out.
 
 Header values are secrets: they are sent but never returned. Every string returned (reasons,
-body excerpts, versions) has each header value replaced by ``********``.
+body excerpts, versions) has each header value, URL password and credential-like URL parameter
+replaced by ``********`` (module_utils/redact.py), before it is cut to an excerpt.
+
+Redirects are followed (module_utils/request.py); a redirect to another origin (scheme, host or
+port) gets none of the headers.
 """
 
 from __future__ import annotations
@@ -53,13 +57,14 @@ import threading
 import time
 import traceback
 import urllib.error
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import open_url
 
+from ansible_collections.hotswap.deploy.plugins.module_utils import redact
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.request import RedirectError, open_url_same_origin
 from ansible_collections.hotswap.deploy.plugins.module_utils.version import VersionSource
 
 try:
@@ -82,7 +87,7 @@ FAIL_ON_CHOICES = ('fail', 'fail_or_inconclusive', 'never')
 BODY_EXCERPT_MAX = 512          # characters of body/stdout kept in an observation
 BODY_READ_MAX = 1024 * 1024     # bytes of a reply read for the conditions
 OBSERVATIONS_KEPT = 50          # the most recent observations returned
-MASK = '********'
+MASK = redact.MASK
 HTTP_AGENT = 'hotswap.deploy-health_check'
 DEFAULT_STATUS_CODES = (200,)
 MIN_ATTEMPT_TIMEOUT = 0.05      # seconds; an attempt squeezed by the deadline still gets this
@@ -117,23 +122,14 @@ class Observation(dict):
         return self['reason']
 
 
-def excerpt(text, limit=BODY_EXCERPT_MAX):
-    """At most ``limit`` characters of ``text`` (None stays None); marks a cut with '...'."""
-    if text is None:
-        return None
-    if len(text) <= limit:
-        return text
-    return text[:limit - 3] + '...'
+def excerpt(text, limit=BODY_EXCERPT_MAX, secrets=()):
+    """At most ``limit`` characters of ``text``, secrets masked first (None stays None); a cut ends in '...'."""
+    return redact.excerpt(text, limit, secrets)
 
 
 def mask_secrets(text, secrets):
-    """Replace every secret value in ``text`` by MASK (longest first, so overlaps are covered)."""
-    if not isinstance(text, str) or not secrets:
-        return text
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+    """``text`` with every value of ``secrets``, URL password and credential-like URL parameter masked."""
+    return redact.mask_text(text, secrets)
 
 
 def masked(observation, secrets):
@@ -146,15 +142,8 @@ def masked(observation, secrets):
 
 
 def redact_url(url):
-    """``url`` without a password in its user-info part, for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return '<unparsable URL>'
-    if parts.password is None:
-        return url
-    netloc = '%s:%s@%s' % (parts.username or '', MASK, parts.netloc.rpartition('@')[2])
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """``url`` without its password or credential-like parameters, for messages."""
+    return redact.mask_url(url)
 
 
 # --------------------------------------------------------------------------- validation
@@ -435,7 +424,7 @@ def check_body(probe, text, headers=None, run_command=None):
             else:
                 if not jmespath_truthy(result):
                     problems.append('json_query %r is false (result: %s)'
-                                    % (probe.json_query_text, excerpt(json.dumps(result), 80)))
+                                    % (probe.json_query_text, excerpt(json.dumps(result), 80, probe.secrets)))
     source = probe.version_source
     # The default source reads a version only when one is expected or the body is a JSON object.
     if probe.expected_version is None and source.is_default and not (is_json and isinstance(document, dict)):
@@ -446,9 +435,9 @@ def check_body(probe, text, headers=None, run_command=None):
             problems.append('expected version %r but %s' % (probe.expected_version, problem))
         elif version != probe.expected_version:
             problems.append('version is %r, expected %r%s'
-                            % (excerpt(version, 80), probe.expected_version,
+                            % (excerpt(version, 80, probe.secrets), probe.expected_version,
                                '' if source.is_default else ' (read from %s)' % source.describe()))
-    return problems, (excerpt(version) if version else None)
+    return problems, (excerpt(version, secrets=probe.secrets) if version else None)
 
 
 def check_reply(probe, status, text, headers=None, run_command=None):
@@ -465,6 +454,8 @@ def check_reply(probe, status, text, headers=None, run_command=None):
 
 def describe_error(exc, timeout):
     """Why a measurement could not be made, as a short sentence (the outcome is inconclusive)."""
+    if isinstance(exc, RedirectError):
+        return str(exc.reason)
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
         if isinstance(exc.reason, BaseException):
             exc = exc.reason
@@ -509,8 +500,8 @@ def observe_http(probe, timeout, clock=time.monotonic, run_command=None):
     status = None
     try:
         try:
-            response = open_url(probe.target, method='GET', headers=dict(probe.headers), timeout=timeout,
-                                validate_certs=probe.validate_certs, http_agent=HTTP_AGENT, use_netrc=False)
+            response = open_url_same_origin(probe.target, headers=probe.headers, timeout=timeout,
+                                            validate_certs=probe.validate_certs, http_agent=HTTP_AGENT)
         except urllib.error.HTTPError as err:
             # A 4xx/5xx is still a reply: the conditions decide (status_code may list it).
             response = err
@@ -526,7 +517,7 @@ def observe_http(probe, timeout, clock=time.monotonic, run_command=None):
     text = _decode(data)
     outcome, reason, version = check_reply(probe, status, text, headers=reply_headers, run_command=run_command)
     return Observation(outcome, reason, status=status, version=version,
-                       elapsed_ms=_elapsed_ms(started, clock), body=excerpt(text))
+                       elapsed_ms=_elapsed_ms(started, clock), body=excerpt(text, secrets=probe.secrets))
 
 
 def observe_tcp(probe, timeout, clock=time.monotonic):
@@ -574,19 +565,19 @@ def observe_command(probe, timeout, run_command, clock=time.monotonic):
     elapsed = _elapsed_ms(started, clock)
     if state['killed']:
         return Observation(INCONCLUSIVE, 'command timed out after %gs and was killed' % timeout,
-                           elapsed_ms=elapsed, body=excerpt(out or err) or None)
+                           elapsed_ms=elapsed, body=excerpt(out or err, secrets=probe.secrets) or None)
     if rc != 0:
         last = (err.strip() or out.strip()).splitlines()
-        detail = ': %s' % excerpt(last[-1], 200) if last else ''
+        detail = ': %s' % excerpt(last[-1], 200, probe.secrets) if last else ''
         return Observation(FAIL, 'command exited with rc %d%s' % (rc, detail), elapsed_ms=elapsed,
-                           body=excerpt(out or err) or None)
+                           body=excerpt(out or err, secrets=probe.secrets) or None)
     problems, version = (check_body(probe, out, run_command=run_command) if probe.has_body_conditions
                          else ([], None))
     if problems:
         return Observation(FAIL, 'command exited with rc 0 but %s' % '; '.join(problems), version=version,
-                           elapsed_ms=elapsed, body=excerpt(out))
+                           elapsed_ms=elapsed, body=excerpt(out, secrets=probe.secrets))
     return Observation(PASS, 'command exited with rc 0%s' % (', version %s' % version if version else ''),
-                       version=version, elapsed_ms=elapsed, body=excerpt(out) or None)
+                       version=version, elapsed_ms=elapsed, body=excerpt(out, secrets=probe.secrets) or None)
 
 
 def observe(probe, timeout, run_command=None, clock=time.monotonic):

@@ -20,9 +20,12 @@ import os
 import tempfile
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, listdir_or_empty, unlink_quietly
+from ansible_collections.hotswap.deploy.plugins.module_utils.lock import check_holder
 from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
     PRUNING_PREFIX,
+    check_release_binary,
     check_release_dir,
+    check_release_tree,
     current_is_dangling,
     ensure_state_dir,
     find_leftovers,
@@ -54,6 +57,95 @@ INFO_FIELDS = ('release_id', 'version', 'sha256', 'binary', 'state', 'staged_at'
 def utc_now():
     """Current time as UTC ISO8601 with a 'Z' suffix, to the second: 2024-05-01T12:00:00Z."""
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+# What load() accepts; everything else in an entry is kept as it is.
+ENTRY_RULES = ('an entry of "releases" needs "release_id" equal to its key and "state" one of %s; its other '
+               'fields are strings or null' % ', '.join(STATES))
+_STRING_FIELDS = ('version', 'sha256', 'binary', 'binary_sha256', 'staged_at', 'activated_at', 'activated_by',
+                  'retired_at', 'failed_at', 'artifact')
+_HISTORY_STRING_FIELDS = ('from', 'at', 'by')
+
+
+def _kind(value):
+    if isinstance(value, bool):
+        return 'true/false'
+    if isinstance(value, (int, float)):
+        return 'a number'
+    names = {dict: 'an object', list: 'a list', str: 'a string', type(None): 'null'}
+    return names.get(type(value), 'a %s' % type(value).__name__)
+
+
+def _field_problem(where, field, value, wanted='a string'):
+    return '%s field "%s" is %s (%s), not %s' % (where, field, _kind(value), json.dumps(value)[:60], wanted)
+
+
+def _entry_problem(rid, entry):
+    """What is wrong with the release entry under key ``rid``, or None."""
+    where = 'releases[%s]' % json.dumps(rid)
+    try:
+        validate_release_id(rid)
+    except HotswapError:
+        return '%s: the key is not a valid release id (letters, digits, ".", "_", "+", "-")' % where
+    if not isinstance(entry, dict):
+        return '%s is %s, not an object' % (where, _kind(entry))
+    for field in ('release_id', 'state'):
+        if field not in entry:
+            return '%s has no field "%s"' % (where, field)
+    if not isinstance(entry['release_id'], str):
+        return _field_problem(where, 'release_id', entry['release_id'])
+    if entry['release_id'] != rid:
+        return '%s field "release_id" is %s, not its key' % (where, json.dumps(entry['release_id']))
+    if entry['state'] not in STATES:
+        return _field_problem(where, 'state', entry['state'], 'one of %s' % ', '.join(STATES))
+    for field in _STRING_FIELDS:
+        if entry.get(field) is not None and not isinstance(entry[field], str):
+            return _field_problem(where, field, entry[field], 'a string or null')
+    binary = entry.get('binary')
+    if binary is not None and ('/' in binary or binary in ('', '.', '..')):
+        return '%s field "binary" is %s, not a file name' % (where, json.dumps(binary))
+    files = entry.get('files')
+    if files is not None and not (isinstance(files, list) and all(
+            isinstance(f, dict) and isinstance(f.get('dest'), str) and isinstance(f.get('digest'), str)
+            for f in files)):
+        return _field_problem(where, 'files', files, 'a list of objects with "dest" and "digest" strings, or null')
+    if entry.get('environment') is not None and not isinstance(entry['environment'], dict):
+        return _field_problem(where, 'environment', entry['environment'], 'an object or null')
+    members = entry.get('members')
+    if members is not None and not (isinstance(members, list) and all(isinstance(m, str) for m in members)):
+        return _field_problem(where, 'members', members, 'a list of strings or null')
+    return None
+
+
+def _history_problem(index, item):
+    where = 'history[%d]' % index
+    if not isinstance(item, dict):
+        return '%s is %s, not an object' % (where, _kind(item))
+    if 'release_id' not in item:
+        return '%s has no field "release_id"' % where
+    if not isinstance(item['release_id'], str):
+        return _field_problem(where, 'release_id', item['release_id'])
+    for field in _HISTORY_STRING_FIELDS:
+        if item.get(field) is not None and not isinstance(item[field], str):
+            return _field_problem(where, field, item[field], 'a string or null')
+    return None
+
+
+def ledger_problem(data):
+    """The first thing in the ledger's releases or history the code could not work with, or None.
+
+    Checked once on load, so that a hand-edited entry fails with its name instead of a
+    TypeError or KeyError somewhere later.
+    """
+    for rid, entry in data.get('releases', {}).items():
+        problem = _entry_problem(rid, entry)
+        if problem:
+            return problem
+    for index, item in enumerate(data.get('history', [])):
+        problem = _history_problem(index, item)
+        if problem:
+            return problem
+    return None
 
 
 def _new_entry(rid, version=None, sha256=None, binary=None, at=None):
@@ -91,6 +183,9 @@ class Ledger(object):
                                'as the user that deploys).' % (p.ledger, e))
         fix = ('Restore it from a backup, or move it away to start an empty ledger (release '
                'directories on disk then show as state "unknown" and are never pruned).')
+        fix_entry = ('Correct that field in the file by hand (%s), restore the file from a backup (for example '
+                     '%s.bak if you keep one), or move it away to start an empty ledger (release directories on '
+                     'disk then show as state "unknown" and are never pruned).' % (ENTRY_RULES, p.ledger))
         try:
             data = json.loads(raw.decode('utf-8'))
         except ValueError as e:
@@ -104,13 +199,9 @@ class Ledger(object):
             raise HotswapError('reading the release ledger %s: format %r is not supported (expected %d). '
                                'Use the hotswap.deploy version that wrote it, or %s'
                                % (p.ledger, fmt, FORMAT, fix[0].lower() + fix[1:]))
-        if not all(isinstance(h, dict) for h in data.get('history', [])):
-            raise HotswapError('reading the release ledger %s: a history entry is not an object. %s'
-                               % (p.ledger, fix))
-        for rid, entry in data['releases'].items():
-            if not isinstance(entry, dict) or entry.get('state') not in STATES:
-                raise HotswapError('reading the release ledger %s: the entry for %r is malformed. %s'
-                                   % (p.ledger, rid, fix))
+        problem = ledger_problem(data)
+        if problem:
+            raise HotswapError('reading the release ledger %s: %s. %s' % (p.ledger, problem, fix_entry))
         return cls(p.base_dir, data)
 
     def to_json(self):
@@ -350,12 +441,27 @@ def select_prunable(releases, current_rid, keep, previous_good=_DERIVE, protect=
 
 # -- operations used by the modules ------------------------------------------------------------
 
+def staged_binary(entry):
+    """(binary name, its sha256) a ledger entry records; either may be None (not in the ledger, adopted).
+
+    An archive's ``sha256`` is the archive's: its binary's digest is ``binary_sha256``.
+    """
+    if not entry:
+        return None, None
+    digest = entry.get('binary_sha256')
+    if digest is None and (entry.get('artifact') or 'binary') == 'binary':
+        digest = entry.get('sha256')
+    return entry.get('binary'), digest
+
+
 def activate(base_dir, rid, previous_state='retired', by='ansible', check_mode=False):
     """Point ``current`` at ``rid`` and record it; what release_activate does.
 
     When ``current`` already points at ``rid`` nothing is switched; if the ledger does not
     say so (e.g. a run died between switch and ledger write, or the release was switched by
     hand) the ledger is brought in line and ``ledger_updated`` is True.
+    The release must be a real directory holding its binary with the digest the ledger recorded
+    (``check_release_binary``); otherwise nothing is changed.
     Returns dict(previous_release, current_release, switched, ledger_updated, changed).
     """
     p = paths(base_dir, rid)
@@ -365,6 +471,8 @@ def activate(base_dir, rid, previous_state='retired', by='ansible', check_mode=F
     current = read_current(p.base_dir)
     check_release_dir(p.base_dir, rid)
     ledger = Ledger.load(p.base_dir)
+    # Also when current already points here: the ledger is not told a broken release is active.
+    check_release_binary(p.base_dir, rid, *staged_binary(ledger.release(rid)))
     result = dict(previous_release=current, current_release=rid, switched=False, ledger_updated=False)
     if current == rid:
         if ledger.needs_activation_record(rid):
@@ -388,19 +496,22 @@ def activate(base_dir, rid, previous_state='retired', by='ansible', check_mode=F
     return result
 
 
-def activate_and_prune(base_dir, rid, previous_state='retired', by='ansible', keep=None, check_mode=False):
+def activate_and_prune(base_dir, rid, previous_state='retired', by='ansible', keep=None, check_mode=False,
+                       lock_owner=None):
     """``activate``, then (with ``keep``) ``prune``: what release_activate does, in one module run.
 
-    ``keep`` is checked before anything is switched. Returns activate's dict plus ``pruned``
-    (prune's dict, or None without ``keep``); ``changed`` covers both.
+    ``keep`` is checked before anything is switched, the deploy lock (``lock.check_holder``)
+    before anything is written. Returns activate's dict plus ``pruned`` (prune's dict, or None
+    without ``keep``); ``changed`` covers both.
     """
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
         raise HotswapError('activating release %s: keep must be an integer >= 1 (releases left after pruning), '
                            'not %r. Leave it out to prune nothing.' % (rid, keep))
+    check_holder(base_dir, lock_owner, 'activating release %s' % rid, check_mode)
     result = activate(base_dir, rid, previous_state=previous_state, by=by, check_mode=check_mode)
     result['pruned'] = None
     if keep is not None:
-        result['pruned'] = prune(base_dir, keep, check_mode=check_mode)
+        result['pruned'] = prune(base_dir, keep, check_mode=check_mode, lock_owner=lock_owner)
         result['changed'] = result['changed'] or result['pruned']['changed']
     return result
 
@@ -417,6 +528,10 @@ def info(base_dir):
     except HotswapError as e:
         current = None
         problems.append(e.msg)
+    try:
+        check_release_tree(p.base_dir, doing='reading the releases of %s' % p.base_dir)
+    except HotswapError as e:
+        problems.append(e.msg)
     if current is not None and current_is_dangling(p.base_dir):
         problems.append('%s points to releases/%s, which does not exist. Activate an existing release '
                         '(see releases) or restore the directory.' % (p.current, current))
@@ -427,7 +542,7 @@ def info(base_dir):
     return result
 
 
-def prune(base_dir, keep, check_mode=False, protect=()):
+def prune(base_dir, keep, check_mode=False, protect=(), lock_owner=None):
     """Delete old release directories so that ``keep`` ledger releases remain; what release_prune does.
 
     See ``select_prunable`` for what is chosen; ``protect`` names releases never deleted
@@ -436,6 +551,7 @@ def prune(base_dir, keep, check_mode=False, protect=()):
     releases whose directory is already gone (``forgotten``), are dropped from the ledger
     (history is kept). Directories not in the ledger (``unknown``) are never touched.
     Temp files of killed runs older than an hour (``find_leftovers``) are deleted (``cleaned``).
+    Refused while anyone but ``lock_owner`` holds the deploy lock (``lock.check_holder``).
     Returns dict(removed, kept, unknown, forgotten, cleaned, changed).
     """
     p = paths(base_dir)
@@ -449,6 +565,8 @@ def prune(base_dir, keep, check_mode=False, protect=()):
     result = dict(removed=[], kept=[], unknown=[], forgotten=[], cleaned=[], changed=False)
     if not os.path.isdir(p.base_dir):
         return result
+    check_holder(p.base_dir, lock_owner, 'pruning releases in %s' % p.base_dir, check_mode)
+    check_release_tree(p.base_dir, doing='pruning releases in %s' % p.base_dir)
     current = read_current(p.base_dir)
     ledger = Ledger.load(p.base_dir)
     on_disk = set(list_release_dirs(p.base_dir))

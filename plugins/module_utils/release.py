@@ -11,6 +11,10 @@ Layout (ARCHITECTURE.md section 2)::
     <base_dir>/.hotswap/lock
 
 Nothing here decides *which* release to use; that is the ledger's business.
+
+base_dir may itself be a symlink (``/opt/app -> /data/app``): the operator chose it. Below it no
+link is followed but ``current``: ``releases/``, ``releases/<id>`` and ``.hotswap`` must be real
+directories, so that nothing is staged, activated or pruned outside base_dir.
 """
 
 from __future__ import annotations
@@ -171,6 +175,11 @@ def ensure_state_dir(base_dir):
     try:
         os.mkdir(p.state_dir, STATE_DIR_MODE)
     except FileExistsError:
+        if os.path.islink(p.state_dir):
+            raise HotswapError('writing the ledger or the deploy lock into %s: it is a symlink (to %s), and they are '
+                               'kept only in a real directory inside base_dir. Replace the link with a real directory '
+                               '(copy the ledger.json of its target into it).'
+                               % (p.state_dir, _readlink_or_unknown(p.state_dir)))
         if not os.path.isdir(p.state_dir):
             raise HotswapError('creating %s: a file with that name exists. Move it away.' % p.state_dir)
         return p.state_dir
@@ -199,9 +208,48 @@ def list_release_dirs(base_dir):
     return found
 
 
-def check_release_dir(base_dir, rid):
-    """Raise HotswapError unless ``releases/<rid>`` is a non-empty directory. Returns its path."""
+def _readlink_or_unknown(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return 'an unknown target'
+
+
+def _check_real_dir(path, doing, link_fix, file_fix):
+    """Refuse ``path`` when it is a symlink or not a directory; a missing path is fine."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise HotswapError('%s: %s is a symlink (to %s); hotswap.deploy follows no link below base_dir but '
+                           'current, so nothing is written or run outside base_dir. %s'
+                           % (doing, path, _readlink_or_unknown(path), link_fix))
+    if not stat.S_ISDIR(st.st_mode):
+        raise HotswapError('%s: %s is not a directory. %s' % (doing, path, file_fix))
+
+
+def check_release_tree(base_dir, rid=None, doing=None):
+    """Refuse a ``releases/`` (or ``releases/<rid>``) that is a symlink or a file; missing ones are fine.
+
+    base_dir itself may be a link. Returns ``paths(base_dir, rid)``.
+    """
     p = paths(base_dir, rid)
+    doing = doing or 'checking the release tree of %s' % p.base_dir
+    _check_real_dir(p.releases_dir, doing,
+                    'Make it a real directory (move the releases of its target into it), or make base_dir '
+                    'itself the link, for example /opt/app -> /data/app.',
+                    'Move it away; hotswap.deploy creates the directory.')
+    if rid is not None:
+        fix = ('Remove it (rm %s; a link\'s target is left alone) and stage the release again with '
+               'hotswap.deploy.binary_upload.' % p.release_dir)
+        _check_real_dir(p.release_dir, doing, fix, fix)
+    return p
+
+
+def check_release_dir(base_dir, rid):
+    """Raise HotswapError unless ``releases/<rid>`` is a non-empty real directory. Returns its path."""
+    p = check_release_tree(base_dir, rid, 'activating release %s' % rid)
     if not os.path.isdir(p.release_dir):
         raise HotswapError(
             'activating release %s: %s does not exist. Stage it first (hotswap.deploy.binary_upload), '
@@ -211,6 +259,70 @@ def check_release_dir(base_dir, rid):
             'activating release %s: %s is empty. Stage the release again (hotswap.deploy.binary_upload) '
             'before activating it.' % (rid, p.release_dir))
     return p.release_dir
+
+
+def check_release_binary(base_dir, rid, binary=None, sha256=None):
+    """Refuse to activate ``releases/<rid>`` unless its binary is complete. Returns the binary's path.
+
+    With ``sha256`` (what the ledger recorded at staging) the binary must be a regular file with
+    that digest. Without it (a ledger older than digests) the named binary must be an executable
+    regular file; with no name either (a release put there by hand, not in the ledger) some
+    executable regular file that is not hidden must be at the top of the release directory.
+    Partial uploads (``.<name>.partial-*``) never count.
+    """
+    p = paths(base_dir, rid)
+    doing = 'activating release %s' % rid
+    partials = [n for n in listdir_or_empty(p.release_dir) if n.startswith('.') and PARTIAL_INFIX in n]
+    left = (' (only %s is there: an upload was interrupted)' % ', '.join(partials)) if partials else ''
+    restage = ('Stage the release again with hotswap.deploy.binary_upload (same version and checksum), then '
+               'activate it; or activate another release.')
+    replace = ('Releases are immutable: remove %s (switch current away first if it points there) and stage the '
+               'release again with hotswap.deploy.binary_upload, or activate another release.' % p.release_dir)
+    if not binary:
+        for name in listdir_or_empty(p.release_dir):
+            path = os.path.join(p.release_dir, name)
+            if not name.startswith('.') and _is_executable_file(path):
+                return path
+        raise HotswapError('%s: %s holds no executable file%s, and the ledger does not name its binary (the '
+                           'release is not in the ledger). Put the binary there as an executable file (mode 0755), '
+                           'or stage the release with hotswap.deploy.binary_upload.' % (doing, p.release_dir, left))
+    path = os.path.join(p.release_dir, binary)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise HotswapError('%s: its binary %s is missing%s. %s' % (doing, path, left, restage))
+    except OSError as e:
+        raise HotswapError('%s: cannot check its binary %s (%s). Run with become as the user that deploys.'
+                           % (doing, path, e.strerror or e))
+    if not stat.S_ISREG(st.st_mode):
+        kind = 'symlink' if stat.S_ISLNK(st.st_mode) else 'directory' if stat.S_ISDIR(st.st_mode) else 'special file'
+        raise HotswapError('%s: its binary %s is a %s, not a regular file. %s' % (doing, path, kind, replace))
+    if not sha256:
+        if not st.st_mode & 0o111:
+            raise HotswapError('%s: its binary %s is not executable (mode %04o) and the ledger has no digest to '
+                               'verify it by. If it is the right binary, make it executable (chmod 0755 %s); or '
+                               'stage the release with hotswap.deploy.binary_upload.'
+                               % (doing, path, stat.S_IMODE(st.st_mode), path))
+        return path
+    # Imported here: artifact imports this module.
+    from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import sha256_file
+    try:
+        digest = sha256_file(path)
+    except OSError as e:
+        raise HotswapError('%s: cannot read its binary %s (%s). Run with become as the user that deploys.'
+                           % (doing, path, e.strerror or e))
+    if digest != sha256.lower():
+        raise HotswapError('%s: its binary %s has sha256 %s, but the ledger recorded %s when it was staged: the file '
+                           'was changed or damaged since. %s' % (doing, path, digest, sha256.lower(), replace))
+    return path
+
+
+def _is_executable_file(path):
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
 
 
 def switch_current(base_dir, rid):

@@ -119,7 +119,8 @@ def sibling_release(ledger, releases_dir, rid, sha, fmt, binary):
         rdir = os.path.join(releases_dir, other)
         path = os.path.join(rdir, binary)
         try:
-            if os.path.isfile(path) and not os.path.islink(path) \
+            # A linked release dir is no source: its members would come from outside base_dir.
+            if os.path.isfile(path) and not os.path.islink(path) and not os.path.islink(rdir) \
                     and sha256_file(path) == (entry.get('binary_sha256') or sha):
                 return rdir, entry
         except OSError:

@@ -18,7 +18,11 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import alr
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import Ledger, prune
 from ansible_collections.hotswap.deploy.plugins.module_utils.lock import describe_holder, read_lock
-from ansible_collections.hotswap.deploy.plugins.module_utils.release import paths, read_current, validate_release_id
+from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
+    check_release_tree,
+    read_current,
+    validate_release_id,
+)
 from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import file_differences, owner_names
 from ansible_collections.hotswap.deploy.plugins.module_utils.restart import (
     ProcessRef,
@@ -40,7 +44,8 @@ class NotLive(Exception):
 
 
 def check_release(base_dir, rid, binary, sha, content=None):
-    p = paths(base_dir, rid)
+    # A linked release dir is never live: the deploy that follows refuses it and says why.
+    p = check_release_tree(base_dir, rid, 'checking release %s' % rid)
     if not os.path.isdir(p.base_dir):
         raise NotLive('nothing is deployed under %s' % p.base_dir)
     holder = read_lock(p.base_dir)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
@@ -42,6 +43,27 @@ ADOPTED_INDEX = 'units.json'
 REUSEPORT_SLOTS = ('a', 'b')
 
 
+# systemd's unit name characters less "@" (we add it for templates) and "\" (escapes); a leading
+# letter, digit or "_" keeps the name from being read as an option by systemctl.
+_APP_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:-]*$')
+# systemd allows 255 characters in a unit name, "@.service" included.
+APP_MAX_LEN = 200
+
+
+def validate_app(app):
+    """Return ``app`` if ``<app>.service`` names a file inside the unit directory, else raise HotswapError."""
+    fix = ('Use a name of letters, digits, "_", ".", ":" and "-" that starts with a letter, digit or "_" '
+           '(at most %d characters), for example myapp; the unit is <app>.service.' % APP_MAX_LEN)
+    if not isinstance(app, str) or not app:
+        raise HotswapError('checking app: it is empty. %s' % fix)
+    if '/' in app or '..' in app:
+        raise HotswapError('checking app %r: it contains "/" or "..", so its unit files would be written outside '
+                           'the unit directory. %s' % (app, fix))
+    if len(app) > APP_MAX_LEN or not _APP_RE.match(app):
+        raise HotswapError('checking app %r: it is not a valid systemd unit name. %s' % (app, fix))
+    return app
+
+
 def service_name(app, strategy):
     return '%s@.service' % app if strategy == 'reuseport' else '%s.service' % app
 
@@ -56,6 +78,7 @@ def marker_content(strategy):
 
 def wanted_files(app, strategy, service_unit, socket_unit=None):
     """{file name: content} of the strategy: service (or template) unit, socket unit, marker."""
+    validate_app(app)
     if strategy not in STRATEGIES:
         raise HotswapError('installing the units of %s: unknown restart strategy %r. Use one of %s.'
                            % (app, strategy, ', '.join(STRATEGIES)))
@@ -218,6 +241,7 @@ def restore_adopted(app, base_dir, run_command=None, check_mode=False, unit_dir=
     units_changed, restored, removed, stopped, marked, diff). Starting the service again is
     graceful_restart's (with daemon_reload).
     """
+    validate_app(app)
     if previous_state not in PREVIOUS_STATES:
         raise HotswapError('restoring the units of %s: previous_state must be one of %s, not %r.'
                            % (app, ', '.join(PREVIOUS_STATES), previous_state))

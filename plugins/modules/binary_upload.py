@@ -35,6 +35,8 @@ description:
     with this sha256, and fails with RV(reason=not_staged) otherwise (without changing anything).
   - The release is recorded in C(<base_dir>/.hotswap/ledger.json) with state C(staged).
   - Creates O(base_dir) and C(<base_dir>/releases) if they do not exist.
+  - Refuses, before writing anything, a C(releases/) or C(releases/<release_id>) that is a symlink (the
+    binary would be written wherever it points). O(base_dir) itself may be a symlink.
 version_added: 0.1.0
 author:
   - hotswap.deploy developers (@hotswap-deploy)
@@ -74,12 +76,17 @@ options:
   url_headers:
     description:
       - HTTP headers sent with the download from O(url), for example an C(Authorization) or a C(PRIVATE-TOKEN)
-        header an artifact server requires. Never logged or returned.
+        header an artifact server requires. Never logged or returned, also when the dictionary is given as a
+        JSON string.
+      - Sent only to the origin (scheme, host and port) of O(url). Redirects are followed (at most 10), but a
+        redirect to another origin - the signed storage URL an artifact server hands out, or any https to http
+        step - gets none of these headers and no basic auth, as curl and Python requests do.
     type: dict
     default: {}
   url_username:
     description:
-      - User name for HTTP basic authentication to O(url) (sent with the first request).
+      - User name for HTTP basic authentication to O(url) (sent with the first request, and never to another
+        origin after a redirect).
     type: str
   url_password:
     description:
@@ -104,8 +111,10 @@ options:
     default: 0
   max_size:
     description:
-      - Largest total size in bytes of an archive's extracted members. A bigger archive is refused before
-        extraction.
+      - Largest artifact in bytes - the download from O(url) and the total size of an archive's extracted members.
+      - A download stops as soon as it exceeds this (or at once when the server announces a bigger
+        C(Content-Length)); the partial file is removed and the task fails, so a wrong URL cannot fill the disk.
+        A bigger archive is refused before extraction.
     type: int
     default: 1073741824
 extends_documentation_fragment:
@@ -113,6 +122,7 @@ extends_documentation_fragment:
   - hotswap.deploy.release.release_id
   - hotswap.deploy.release.artifact
   - hotswap.deploy.release.content
+  - hotswap.deploy.release.lock_owner
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
@@ -142,8 +152,12 @@ attributes:
       - A vault-encrypted O(src) is decrypted on the controller; O(checksum) is the digest of the
         decrypted file.
 notes:
+  - A password in O(url) and the values of its query parameters whose names look like credentials (signature, sig,
+    token, key, pass, pwd, secret, auth, credential, session - for example a pre-signed C(X-Amz-Signature)) are
+    used for the download but replaced by C(********) in every message, result and log line.
   - Takes no lock itself. When several plays may deploy to the same O(base_dir) at once, hold the
-    deploy lock around it as the roles of this collection do.
+    deploy lock around it and pass its owner as O(lock_owner), as the roles of this collection do; while
+    anyone else holds the lock nothing is written.
   - Linux ELF binaries usually carry the SYSV OS ABI; every ELF with the SYSV or GNU ABI is taken
     to be a Linux binary.
 seealso:
@@ -160,6 +174,7 @@ EXAMPLES = r'''
     version: "{{ myapp_version }}"
     base_dir: /opt/myapp
     release_id: "{{ myapp_version }}-{{ myapp_sha256[:12] }}"
+    lock_owner: "{{ hotswap_deploy_id }}"
     owner: root
     group: myapp
     mode: '0750'
@@ -265,16 +280,16 @@ reason:
   sample: not_staged
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.hotswap.deploy.plugins.module_utils.archive import archive_format
 from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import authenticated_opener, release_content, upload
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
     BASE_DIR_SPEC,
     CONTENT_SPEC,
+    LOCK_OWNER_SPEC,
     RELEASE_ID_SPEC,
     HotswapError,
 )
+from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
 
 
 def main():
@@ -299,8 +314,10 @@ def main():
     argument_spec.update(CONTENT_SPEC)
     argument_spec.update(BASE_DIR_SPEC)
     argument_spec.update(RELEASE_ID_SPEC)
-    module = AnsibleModule(
+    argument_spec.update(LOCK_OWNER_SPEC)
+    module = RedactingModule(
         argument_spec=argument_spec,
+        secret_dicts=['url_headers'],
         mutually_exclusive=[('src', 'url')],
         supports_check_mode=True,
     )
@@ -316,6 +333,7 @@ def main():
             src=p['src'], url=p['url'], version=p['version'], mode=p['mode'],
             owner=p['owner'], group=p['group'], url_timeout=p['url_timeout'],
             validate_certs=p['validate_certs'], check_mode=module.check_mode, opener=opener, content=content,
+            lock_owner=p['lock_owner'],
         )
     except HotswapError as e:
         module.fail_json(msg=e.msg, **e.details)

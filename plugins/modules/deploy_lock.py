@@ -10,15 +10,25 @@ module: deploy_lock
 short_description: Take or release the per-host deploy lock of an application
 version_added: 0.1.0
 description:
-  - The lock is the file C(<base_dir>/.hotswap/lock), created exclusively (C(O_CREAT|O_EXCL)) and
-    holding JSON with the I(owner), when it was taken and the host name. It outlives this task; take
-    it at the start of a deploy and release it at the end (also in C(always:)).
+  - The lock is the file C(<base_dir>/.hotswap/lock) holding JSON with the I(owner), the I(reclaim_key),
+    when it was taken and the host name. It is written complete to a temporary file and hard-linked
+    into place, which fails when a lock exists; a lock file is never empty or half written, even on a
+    full disk or when the task is killed. It outlives this task; take it at the start of a deploy and
+    release it at the end (also in C(always:)).
   - Taking a lock already held by the same I(owner) changes nothing, so a deploy can re-run its lock
-    task. A lock held by another owner fails the task with the holder and its age, unless it is
-    older than I(stale_after) seconds, in which case it is taken over (RV(taken_over)).
+    task. A lock held by another owner fails the task with the holder, its age and the fix, unless it
+    has the same I(reclaim_key) (a relaunch of the same deploy, RV(reclaimed)) or is older than
+    I(stale_after) seconds; then it is taken over (RV(taken_over)). Of several tasks taking over the
+    same lock at once exactly one gets it; the old lock is renamed aside, checked, and the new one linked.
+  - The modules that write the release tree (M(hotswap.deploy.binary_upload), M(hotswap.deploy.release_activate),
+    M(hotswap.deploy.release_prune)) refuse while anyone but their I(lock_owner) holds the lock, so a run
+    whose lock was taken over can write no more.
+  - A lock file that is not JSON with an owner (left by an older version whose write failed) and a lock dated
+    in the future are reported as such; I(force) removes them.
   - Releasing a lock held by another owner needs I(force). Releasing a missing lock changes nothing.
   - Creates I(base_dir) (mode 0755) and C(.hotswap/) (mode 0750) when taking the lock, and removes
-    them again on release when they are still empty (a refused first deploy leaves no trace).
+    them again on release when they are still empty (a refused first deploy leaves no trace). Nothing
+    outside I(base_dir) is ever removed, whatever the lock file lists.
   - Taking the lock also returns the releases as M(hotswap.deploy.release_info) reads them
     (RV(releases_state)), read once the lock is held, so a deploy needs no second round trip.
   - With I(unless_live), the lock is taken only when the release described there is not live as a
@@ -36,12 +46,21 @@ options:
     default: present
   owner:
     description:
-      - Deploy id that holds the lock, for example C(<user>@<controller>:<play id>). Compute it once
-        on the controller (for example in a C(run_once) C(set_fact)) so that it is the same on every
-        host and every batch of one deploy.
+      - Id of this run of a deploy, for example C(myapp deploy 1.4.2-3a7bd3e2360a (AWX job 42)); the filter
+        P(hotswap.deploy.lock_owner#filter) computes it as the roles do. It must be the same on every host and
+        every batch of one run, and differ between runs that must not write at the same time.
+      - Pass it as I(lock_owner) to the modules that write under the lock.
       - Required when I(state=present). With I(state=absent) and no I(owner), only I(force) removes a
         held lock.
     type: str
+  reclaim_key:
+    description:
+      - With I(state=present), the deploy without the run, for example C(myapp deploy 1.4.2-3a7bd3e2360a). A
+        lock held by another owner with the same key is taken over (RV(reclaimed)), whatever its age - a
+        relaunched AWX job takes back the lock of the cancelled one, whose later writes are then refused.
+      - Not given, only the same I(owner) takes its lock back.
+    type: str
+    version_added: 0.6.0
   force:
     description:
       - With I(state=absent), remove the lock even when another owner holds it. Only for a deploy
@@ -77,7 +96,17 @@ author:
 '''
 
 EXAMPLES = r'''
-- name: Take the deploy lock
+- name: Name this run of the deploy (app, release, and the AWX job when there is one)
+  ansible.builtin.set_fact:
+    hotswap_lock: "{{ 'myapp' | hotswap.deploy.lock_owner('deploy 1.4.2-3a7bd3e2360a', awx_job_id | default('')) }}"
+
+- name: Take the deploy lock; a relaunch of the same deploy takes it back
+  hotswap.deploy.deploy_lock:
+    base_dir: /opt/myapp
+    owner: "{{ hotswap_lock.owner }}"
+    reclaim_key: "{{ hotswap_lock.reclaim_key }}"
+
+- name: Take the deploy lock, taking over one older than an hour
   hotswap.deploy.deploy_lock:
     base_dir: /opt/myapp
     owner: "{{ hotswap_deploy_id }}"
@@ -128,22 +157,39 @@ holder:
     host:
       description: Host name of the target when the lock was taken.
       type: str
+    reclaim_key:
+      description: The deploy without the run (I(reclaim_key)); null when none was given.
+      type: str
     created:
       description: Directories the lock created (removed on release when still empty).
       type: list
       elements: str
+    corrupt:
+      description: Present and true when the lock file is not JSON with an owner (I(owner) is then null).
+      type: bool
+    future:
+      description: Present and true when the lock is dated in the future on the host (its age is then 0).
+      type: bool
     age:
       description: Seconds since it was taken (absent on a lock just taken).
       type: int
   sample:
-    owner: deploy@ctl:42
+    owner: myapp deploy 1.4.2-3a7bd3e2360a (AWX job 42)
+    reclaim_key: myapp deploy 1.4.2-3a7bd3e2360a
     acquired_at: "2024-05-01T12:00:00Z"
     acquired_epoch: 1714564800
     host: web1
 taken_over:
-  description: With I(state=present), the stale lock that was replaced, else null. Same keys as RV(holder).
+  description:
+    - With I(state=present), the lock that was replaced (stale, or reclaimed), else null. Same keys as RV(holder).
   returned: success
   type: dict
+reclaimed:
+  description: With I(state=present), whether RV(taken_over) was taken over for its I(reclaim_key) (else it was stale).
+  returned: success
+  type: bool
+  sample: false
+  version_added: 0.6.0
 released:
   description: With I(state=absent), the lock that was removed, else null. Same keys as RV(holder).
   returned: success
@@ -174,8 +220,8 @@ releases_state:
     problems: []
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils import lock
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import info
@@ -186,13 +232,14 @@ def main():
     argument_spec = dict(
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         owner=dict(type='str'),
+        reclaim_key=dict(type='str', no_log=False),
         force=dict(type='bool', default=False),
         stale_after=dict(type='int', default=0),
         unless_live=dict(type='dict'),
     )
     argument_spec.update(BASE_DIR_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('state', 'present', ['owner'])])
+    module = RedactingModule(argument_spec=argument_spec, supports_check_mode=True,
+                             required_if=[('state', 'present', ['owner'])])
     p = module.params
     status = dict(live=False, live_reason=None)
     try:
@@ -200,15 +247,17 @@ def main():
             checked = live_check(p['base_dir'], p['unless_live'], run_command=module.run_command)
             status = dict(live=checked['live'], live_reason=checked['reason'])
         if status['live']:
-            result = dict(changed=False, holder=None, taken_over=None, released=None, releases_state=None)
+            result = dict(changed=False, holder=None, taken_over=None, reclaimed=False, released=None,
+                          releases_state=None)
         elif p['state'] == 'present':
             result = lock.acquire(p['base_dir'], p['owner'], stale_after=p['stale_after'],
-                                  check_mode=module.check_mode)
+                                  check_mode=module.check_mode, reclaim_key=p['reclaim_key'])
             result['released'] = None
             result['releases_state'] = info(p['base_dir'])
         else:
             result = lock.release(p['base_dir'], p['owner'], force=p['force'], check_mode=module.check_mode)
             result['taken_over'] = None
+            result['reclaimed'] = False
             result['releases_state'] = None
     except HotswapError as e:
         module.fail_json(msg=e.msg)
@@ -218,7 +267,11 @@ def main():
     result.update(status)
     for problem in (result['releases_state'] or {}).get('problems', []):
         module.warn(problem)
-    if result.get('taken_over'):
+    if result.get('reclaimed'):
+        module.warn('took back the deploy lock of %r taken at %s (the same deploy %r, relaunched); that run can '
+                    'write no more' % (result['taken_over'].get('owner'), result['taken_over'].get('acquired_at'),
+                                       result['taken_over'].get('reclaim_key')))
+    elif result.get('taken_over'):
         module.warn('took over the stale deploy lock of %r taken at %s'
                     % (result['taken_over'].get('owner'), result['taken_over'].get('acquired_at')))
     module.exit_json(**result)

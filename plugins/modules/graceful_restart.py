@@ -74,6 +74,8 @@ options:
       - Readiness URL on the host, for example C(http://127.0.0.1:8080/healthz). It must answer 2xx after the
         switch within O(ready_timeout). Read before the switch too, for RV(old_version).
       - Without it, readiness is what systemd says (unit active with a new main PID).
+      - Redirects are followed as by M(hotswap.deploy.health_check). A password or credential-like query parameter
+        in it is replaced by C(********) in everything returned or logged.
     type: str
   expected_version:
     description:
@@ -289,10 +291,9 @@ systemd_version:
   sample: 254
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.hotswap.deploy.plugins.module_utils import config_reload, health
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
 from ansible_collections.hotswap.deploy.plugins.module_utils.restart import (
     STRATEGIES, Options, RestartFailed, Systemd, restart, unit_state,
 )
@@ -324,8 +325,8 @@ ARGUMENT_SPEC.update(VERSION_SPEC)
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
-                           required_if=[('strategy', 'signal_reexec', ['pid_file'])])
+    module = RedactingModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                             required_if=[('strategy', 'signal_reexec', ['pid_file'])])
     p = module.params
     try:
         version_source = build_version_source(**version_params(p))

@@ -36,7 +36,12 @@ options:
   url:
     description:
       - An C(http://) or C(https://) URL to C(GET).
-      - Redirects are followed; the status of the final reply is checked.
+      - Redirects are followed (at most 10); the status of the final reply is checked. A redirect to another
+        origin (another scheme, host or port, and always https to http) is followed without O(headers) - the
+        behaviour of curl and Python requests - so a token never reaches a host it was not given for.
+      - A password in the URL (C(http://user:password@host/)) and the values of query parameters whose names
+        look like credentials (signature, sig, token, key, pass, pwd, secret, auth, credential, session - for
+        example C(X-Amz-Signature)) are sent, but replaced by C(********) in everything returned or logged.
       - Exactly one of O(url), O(tcp) and O(command) is required.
     type: str
   tcp:
@@ -85,8 +90,10 @@ options:
   headers:
     description:
       - HTTP request headers to send, for example C(Authorization). Only used with O(url).
-      - The values are treated as secrets - never logged and never returned; any occurrence in a returned
-        body excerpt, reason or version is replaced by C(********).
+      - The values are treated as secrets - never logged and never returned, also when the dictionary is
+        given as a JSON string; any occurrence in a returned body excerpt, reason or version is replaced by
+        C(********) before the text is cut to an excerpt.
+      - Sent only to the origin of O(url); a redirect to another origin gets none of them.
     type: dict
   validate_certs:
     description:
@@ -265,8 +272,6 @@ elapsed:
   sample: 4.213
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.health import (
     FAIL_ON_CHOICES,
@@ -274,6 +279,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.health import (
     run_health_check,
     should_fail,
 )
+from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
 from ansible_collections.hotswap.deploy.plugins.module_utils.version import (
     VERSION_SPEC, build_version_source, version_params,
 )
@@ -301,8 +307,9 @@ PROBE_OPTIONS = (('url', 'http'), ('tcp', 'tcp'), ('command', 'command'))
 
 
 def main():
-    module = AnsibleModule(
+    module = RedactingModule(
         argument_spec=ARGUMENT_SPEC,
+        secret_dicts=['headers'],
         mutually_exclusive=[[name for name, _kind in PROBE_OPTIONS]],
         required_one_of=[[name for name, _kind in PROBE_OPTIONS]],
         supports_check_mode=True,

@@ -35,15 +35,20 @@ author:
 options:
   url:
     description:
-      - An C(http://) or C(https://) URL to C(GET) for each measurement. Redirects are followed.
-      - A password in the URL is sent but replaced by C(********) in everything returned.
+      - An C(http://) or C(https://) URL to C(GET) for each measurement.
+      - Redirects are followed (at most 10). A redirect to another origin (another scheme, host or port, and
+        always https to http) is followed without O(headers) - the behaviour of curl and Python requests.
+      - A password in the URL and the values of query parameters whose names look like credentials
+        (signature, sig, token, key, pass, pwd, secret, auth, credential, session) are sent but replaced by
+        C(********) in everything returned or logged.
     type: str
     required: true
   headers:
     description:
       - HTTP request headers to send, for example C(Authorization).
-      - The values are treated as secrets - never logged and never returned; any occurrence in a returned
-        error text is replaced by C(********).
+      - The values are treated as secrets - never logged and never returned, also when the dictionary is
+        given as a JSON string; any occurrence in a returned error text is replaced by C(********).
+      - Sent only to the origin of O(url); a redirect to another origin gets none of them.
     type: dict
   validate_certs:
     description:
@@ -219,7 +224,7 @@ max_consecutive_errors:
   type: int
   sample: 1
 url:
-  description: O(url) with any password replaced by C(********).
+  description: O(url) with any password and credential-like query parameter value replaced by C(********).
   returned: always
   type: str
   sample: http://127.0.0.1:8080/stats
@@ -240,8 +245,6 @@ comparison:
   sample: '<='
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.hotswap.deploy.plugins.module_utils.analysis import (
     COMPARISON_CHOICES,
     FAIL_ON_CHOICES,
@@ -251,6 +254,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.analysis import (
     skipped_result,
 )
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
 
 ARGUMENT_SPEC = dict(
     url=dict(type='str', required=True),
@@ -269,7 +273,7 @@ ARGUMENT_SPEC = dict(
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = RedactingModule(argument_spec=ARGUMENT_SPEC, secret_dicts=['headers'], supports_check_mode=True)
     params = module.params
     try:
         analysis = build_analysis(

@@ -18,14 +18,22 @@ description:
     appended.
   - Refuses, changing nothing, when C(current) is a real file or directory (it is never deleted),
     when C(current) points outside C(releases/), or when the release directory is missing or empty.
+  - Refuses, changing nothing, a C(releases/) or C(releases/<release_id>) that is a symlink (I(base_dir)
+    itself may be one), and a release whose binary is incomplete. The binary the ledger records must be
+    a regular file with the sha256 recorded at staging (a killed upload leaves only a hidden
+    C(.<binary>.partial-*) file). A release the ledger has no digest for (an older ledger) needs its named
+    binary to be an executable regular file; a release not in the ledger at all (put in C(releases/) by
+    hand) needs at least one executable regular file, not a hidden one, at the top of its directory.
   - When C(current) already points at I(release_id) nothing is switched. If the ledger does not say
     so (a previous run died between the switch and the ledger write, or the link was switched by
     hand) the ledger is brought in line; that reports C(changed=true) with C(switched=false).
     Restart services on C(switched), not on C(changed).
   - Does not restart anything; the restart and health modules do that.
+  - Refuses, changing nothing, while the deploy lock is held by anyone but I(lock_owner).
 extends_documentation_fragment:
   - hotswap.deploy.release
   - hotswap.deploy.release.release_id
+  - hotswap.deploy.release.lock_owner
   - ansible.builtin.action_common_attributes
 options:
   previous_state:
@@ -57,8 +65,8 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - Hold the deploy lock (M(hotswap.deploy.deploy_lock)) around a deploy; the ledger update is not
-    safe against a concurrent writer.
+  - Hold the deploy lock (M(hotswap.deploy.deploy_lock)) around a deploy and pass its owner as I(lock_owner);
+    the ledger update is not safe against a concurrent writer.
 seealso:
   - module: hotswap.deploy.release_info
   - module: hotswap.deploy.release_prune
@@ -73,6 +81,7 @@ EXAMPLES = r'''
     base_dir: /opt/myapp
     release_id: "{{ hotswap_release_id }}"
     activated_by: "{{ hotswap_deploy_id }}"
+    lock_owner: "{{ hotswap_deploy_id }}"
   register: activation
 
 - name: Restart only when current really moved
@@ -135,6 +144,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
     BASE_DIR_SPEC,
+    LOCK_OWNER_SPEC,
     RELEASE_ID_SPEC,
     HotswapError,
 )
@@ -153,11 +163,13 @@ def main():
     )
     argument_spec.update(BASE_DIR_SPEC)
     argument_spec.update(RELEASE_ID_SPEC)
+    argument_spec.update(LOCK_OWNER_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     try:
         result = activate_and_prune(p['base_dir'], p['release_id'], previous_state=p['previous_state'],
-                                    by=p['activated_by'], keep=p['keep'], check_mode=module.check_mode)
+                                    by=p['activated_by'], keep=p['keep'], check_mode=module.check_mode,
+                                    lock_owner=p['lock_owner'])
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     except OSError as e:

@@ -26,8 +26,12 @@ description:
     by the next run.
   - Deleted releases are dropped from the ledger, as are ledger entries whose directory is already
     gone (RV(forgotten)); the activation history is kept (its last 200 entries).
+  - Refuses, deleting nothing, when C(releases/) is a symlink. A symlink inside C(releases/) is not a
+    release; it is neither followed nor deleted.
+  - Refuses, deleting nothing, while the deploy lock is held by anyone but I(lock_owner).
 extends_documentation_fragment:
   - hotswap.deploy.release
+  - hotswap.deploy.release.lock_owner
   - ansible.builtin.action_common_attributes
 options:
   keep:
@@ -51,8 +55,8 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - Run it under the deploy lock (M(hotswap.deploy.deploy_lock)) and after the new release is
-    activated; a release staged but not yet activated is an ordinary candidate.
+  - Run it under the deploy lock (M(hotswap.deploy.deploy_lock)), with its owner as I(lock_owner), and after the
+    new release is activated; a release staged but not yet activated is an ordinary candidate.
 seealso:
   - module: hotswap.deploy.release_info
   - module: hotswap.deploy.deploy_lock
@@ -72,6 +76,7 @@ EXAMPLES = r'''
     base_dir: /opt/myapp
     keep: 3
     protect: [1.4.1-9f86d081884c, 1.4.2-3a7bd3e2360a]
+    lock_owner: "{{ hotswap_deploy_id }}"
 '''
 
 RETURN = r'''
@@ -111,17 +116,18 @@ forgotten:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, LOCK_OWNER_SPEC, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import prune
 
 
 def main():
     argument_spec = dict(keep=dict(type='int', default=5), protect=dict(type='list', elements='str', default=[]))
     argument_spec.update(BASE_DIR_SPEC)
+    argument_spec.update(LOCK_OWNER_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         result = prune(module.params['base_dir'], module.params['keep'], check_mode=module.check_mode,
-                       protect=module.params['protect'])
+                       protect=module.params['protect'], lock_owner=module.params['lock_owner'])
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     except OSError as e:

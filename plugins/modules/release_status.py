@@ -36,7 +36,9 @@ options:
     type: str
     required: true
   url:
-    description: Health URL probed once; it must answer 200 (and report I(expected_version)).
+    description:
+      - Health URL probed once; it must answer 200 (and report I(expected_version)).
+      - A password or credential-like query parameter in it is replaced by C(********) in everything returned or logged.
     type: str
   expected_version:
     description: Version the health endpoint must report.
@@ -108,9 +110,8 @@ reason:
   sample: current is 1.4.1-9f86d081884c, not 1.4.2-3a7bd3e2360a
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, RELEASE_ID_SPEC, HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
 from ansible_collections.hotswap.deploy.plugins.module_utils.status import release_status
 from ansible_collections.hotswap.deploy.plugins.module_utils.units import UNITS_SPEC
 from ansible_collections.hotswap.deploy.plugins.module_utils.version import VERSION_SPEC, version_params
@@ -131,8 +132,8 @@ def main():
     argument_spec.update(RELEASE_ID_SPEC)
     argument_spec.update(UNITS_SPEC)
     argument_spec.update(VERSION_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('strategy', 'systemd_socket', ['socket_unit'])])
+    module = RedactingModule(argument_spec=argument_spec, supports_check_mode=True,
+                             required_if=[('strategy', 'systemd_socket', ['socket_unit'])])
     p = module.params
     try:
         result = release_status(p['base_dir'], p['release_id'], p['binary'], p['checksum'], p['app'], p['strategy'],

@@ -105,3 +105,49 @@ def test_no_removed_variable_is_used():
                 found += ['%s: %s' % (os.path.relpath(path, REPO), v) for v in REMOVED_VARIABLES
                           if re.search(r'\b%s\b' % v, text)]
     assert found == []
+
+
+# The modules that write a host's release tree: each refuses a lock held by anyone but its lock_owner.
+TREE_WRITERS = ('hotswap.deploy.binary_upload', 'hotswap.deploy.release_activate', 'hotswap.deploy.release_prune')
+
+
+def role_task_files():
+    for role in ROLES:
+        tasks_dir = os.path.join(REPO, 'roles', role, 'tasks')
+        for name in sorted(os.listdir(tasks_dir)):
+            if name.endswith('.yml'):
+                yield os.path.join('roles', role, 'tasks', name)
+
+
+def in_order(tasks):
+    """Every task of a task list as it runs: a block, then its block, rescue and always tasks."""
+    for task in tasks or []:
+        yield task
+        for key in ('block', 'rescue', 'always'):
+            yield from in_order(task.get(key))
+
+
+def module_of(task):
+    return next((m for m in TREE_WRITERS + ('hotswap.deploy.deploy_lock',) if m in task), None)
+
+
+@pytest.mark.parametrize('path', list(role_task_files()))
+def test_the_roles_write_the_release_tree_as_their_lock_owner(path):
+    """Every writing task names the role's lock owner, so a foreign (or reclaimed) lock stops it."""
+    for task in in_order(load(path)):
+        module = module_of(task)
+        if module in TREE_WRITERS and task.get('check_mode') is not True:
+            assert re.match(r'\{\{ \w+__owner \}\}$', task[module].get('lock_owner', '')), (path, task['name'])
+        if module == 'hotswap.deploy.deploy_lock' and task[module].get('state', 'present') == 'present':
+            assert 'reclaim_key' in task[module], (path, task['name'])
+
+
+@pytest.mark.parametrize('path', list(role_task_files()))
+def test_nothing_is_written_after_the_lock_is_released(path):
+    released = None
+    for task in in_order(load(path)):
+        module = module_of(task)
+        if module == 'hotswap.deploy.deploy_lock' and task[module].get('state') == 'absent':
+            released = task['name']
+        elif module in TREE_WRITERS:
+            assert released is None, (path, task['name'], 'runs after', released)

@@ -121,6 +121,14 @@ def test_a_binary_with_another_digest_is_not_live(host):
     assert res['live'] is False and 'already exists with sha256' in res['reason']
 
 
+def test_a_release_dir_that_is_a_symlink_is_not_live(host, tmp_path):
+    real = host.base / 'releases' / 'r1'
+    os.rename(str(real), str(tmp_path / 'elsewhere'))
+    os.symlink(str(tmp_path / 'elsewhere'), str(real))
+    res = host.status()
+    assert res['live'] is False and res['reason'].startswith('checking release r1: %s is a symlink' % real)
+
+
 def test_changed_units_are_not_live(host):
     res = host.status(service_unit=SERVICE_UNIT + 'Restart=always\n')
     assert res['live'] is False and 'to write: web.service' in res['reason']

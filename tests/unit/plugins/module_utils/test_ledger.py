@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -19,9 +20,10 @@ def stage(base, rid, at=None, record=True, sha=None):
     d = base / 'releases' / rid
     d.mkdir(parents=True)
     (d / 'app').write_bytes(rid.encode())
+    os.chmod(str(d / 'app'), 0o755)
     if record:
         led = Ledger.load(str(base))
-        led.record_staged(rid, rid.split('-')[0], sha or ('%064x' % abs(hash(rid))), 'app', at=at)
+        led.record_staged(rid, rid.split('-')[0], sha or hashlib.sha256(rid.encode()).hexdigest(), 'app', at=at)
         led.save()
     return d
 
@@ -86,8 +88,9 @@ def test_save_without_base_dir(tmp_path):
     ('[]', 'expected'),
     ('{"format": 1, "releases": []}', 'expected'),
     ('{"format": 2, "releases": {}, "history": []}', 'format 2'),
-    ('{"format": 1, "releases": {"r1": {"state": "weird"}}, "history": []}', 'malformed'),
-    ('{"format": 1, "releases": {}, "history": [1]}', 'history'),
+    ('{"format": 1, "releases": {"r1": {"release_id": "r1", "state": "weird"}}, "history": []}',
+     'releases["r1"] field "state" is a string ("weird"), not one of staged'),
+    ('{"format": 1, "releases": {}, "history": [1]}', 'history[0] is a number'),
 ])
 def test_load_corrupt(tmp_path, content, words):
     (tmp_path / '.hotswap').mkdir()

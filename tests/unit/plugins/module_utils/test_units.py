@@ -229,3 +229,41 @@ def test_restoring_marks_the_release_that_no_longer_runs(adopt_env, tmp_path):
     restored = U.restore_adopted('web', str(base), run_command=cmds, unit_dir=str(unit_dir))
     assert restored['marked'] == '1.0.0-aaaaaaaaaaaa'
     assert Ledger.load(str(base)).release('1.0.0-aaaaaaaaaaaa')['state'] == 'failed'
+
+
+# -- app names (issue 14): a unit file is never written outside the unit directory ----------------
+
+@pytest.mark.parametrize('app', ['../evil', '../../etc/cron.d/x', 'a/b', 'web/', '..', '.hidden', 'a..b', '-web',
+                                 'web@1', 'web\\x2d', 'my app', 'web;rm', '', None, 'w' * 201])
+def test_a_bad_app_name_is_refused_before_anything_is_written(tmp_path, app):
+    unit_dir = tmp_path / 'etc' / 'systemd' / 'system'
+    unit_dir.mkdir(parents=True)
+    base = tmp_path / 'opt-web'
+    base.mkdir()
+    cmds = Commands()
+    with pytest.raises(HotswapError) as err:
+        U.install(app, 'systemd_socket', SERVICE, SOCKET, run_command=cmds, unit_dir=str(unit_dir), adopt=True,
+                  base_dir=str(base), sysctl_file=str(tmp_path / 'hs.conf'), proc_root=str(tmp_path / 'proc'))
+    assert err.value.msg.startswith('checking app')
+    assert 'for example myapp' in err.value.msg
+    with pytest.raises(HotswapError) as err:
+        U.restore_adopted(app, str(base), run_command=cmds, unit_dir=str(unit_dir))
+    assert err.value.msg.startswith('checking app')
+    with pytest.raises(HotswapError):
+        U.wanted_files(app, 'restart', SERVICE)
+    assert [os.path.join(root, f) for root, _dirs, files in os.walk(str(tmp_path)) for f in files] == []
+    assert cmds.calls == []
+
+
+def test_an_app_with_dot_dot_slash_says_why(tmp_path):
+    with pytest.raises(HotswapError) as err:
+        U.install('../evil', 'restart', SERVICE, unit_dir=str(tmp_path))
+    assert 'contains "/" or ".."' in err.value.msg and 'outside the unit directory' in err.value.msg
+    assert os.listdir(str(tmp_path)) == [] and not os.path.exists(str(tmp_path.parent / 'evil.service'))
+
+
+@pytest.mark.parametrize('app', ['web', 'my-app_2', 'api.v2', 'svc:blue', '_x', 'W' * 200])
+def test_good_app_names_are_accepted(env, app):
+    unit_dir, _cmds, _install = env
+    res = U.install(app, 'restart', SERVICE, unit_dir=str(unit_dir), run_command=Commands())
+    assert '%s.service' % app in res['installed'] and os.path.isfile(str(unit_dir / ('%s.service' % app)))

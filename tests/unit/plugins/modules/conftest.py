@@ -27,10 +27,14 @@ def run_module(capsys):
 
 @pytest.fixture
 def stage():
-    """Return stage(base, rid): create base/releases/<rid>/app (holding rid) and return the release dir."""
+    """Return stage(base, rid): create base/releases/<rid>/app (holding rid, executable) and return the release dir.
+
+    The release is not in the ledger, like one put there by hand: activating it needs an executable file.
+    """
     def stage_release(base, rid):
         release_dir = base / 'releases' / rid
         release_dir.mkdir(parents=True)
         (release_dir / 'app').write_text(rid)
+        (release_dir / 'app').chmod(0o755)
         return release_dir
     return stage_release

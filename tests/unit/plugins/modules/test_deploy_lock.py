@@ -57,3 +57,16 @@ def test_check_mode_does_not_create(tmp_path, run_module):
 def test_owner_required_when_present(tmp_path, run_module):
     res = run_module(MODULE, base_dir=str(tmp_path))
     assert res['failed'] is True and 'owner' in res['msg']
+
+
+def test_relaunch_reclaims_and_warns(tmp_path, run_module):
+    base = str(tmp_path)
+    key = 'myapp deploy 1.4.2-3a7bd3e2360a'
+    run_module(MODULE, base_dir=base, owner=key + ' (AWX job 41)', reclaim_key=key)
+    res = run_module(MODULE, base_dir=base, owner=key + ' (AWX job 42)', reclaim_key=key)
+    assert res['changed'] is True and res['reclaimed'] is True
+    assert res['taken_over']['owner'] == key + ' (AWX job 41)' and res['holder']['reclaim_key'] == key
+    assert 'took back the deploy lock' in json.dumps(res.get('warnings'))
+    res = run_module(MODULE, base_dir=base, owner='myapp deploy 1.4.3-0123456789ab (AWX job 43)',
+                     reclaim_key='myapp deploy 1.4.3-0123456789ab')
+    assert res['failed'] is True and "holds the deploy lock: 'myapp deploy 1.4.2-3a7bd3e2360a (AWX job 42)'" in res['msg']

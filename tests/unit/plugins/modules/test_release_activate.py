@@ -65,3 +65,23 @@ def test_current_real_directory_refused(tmp_path, run_module, stage):
     res = run_module(MODULE, base_dir=str(tmp_path), release_id='r1')
     assert res['failed'] is True and 'real directory' in res['msg']
     assert os.path.isdir(str(tmp_path / 'current')) and not os.path.islink(str(tmp_path / 'current'))
+
+
+def test_a_release_left_by_a_killed_upload_is_refused(tmp_path, run_module, stage):
+    stage(tmp_path, 'r1')
+    run_module(MODULE, base_dir=str(tmp_path), release_id='r1')
+    (tmp_path / 'releases' / 'r2').mkdir()
+    (tmp_path / 'releases' / 'r2' / '.app.partial-x1y2z3').write_text('half')
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='r2')
+    assert res['failed'] is True
+    assert res['msg'].startswith('activating release r2: ') and '.app.partial-x1y2z3' in res['msg']
+    assert os.readlink(str(tmp_path / 'current')) == 'releases/r1'
+
+
+def test_a_release_dir_that_is_a_symlink_is_refused(tmp_path, run_module, stage):
+    stage(tmp_path, 'r1')
+    outside = stage(tmp_path / 'outside', 'r2')
+    os.symlink(str(outside), str(tmp_path / 'releases' / 'r2'))
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='r2')
+    assert res['failed'] is True and 'is a symlink (to %s)' % outside in res['msg']
+    assert not os.path.lexists(str(tmp_path / 'current'))

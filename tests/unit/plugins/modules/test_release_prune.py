@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
@@ -20,7 +21,8 @@ def deploy(stage):
             rid = 'r%d' % i
             stage(base, rid)
             led = Ledger.load(str(base))
-            led.record_staged(rid, str(i), '%064x' % i, 'app', at='2024-01-%02dT00:00:00Z' % i)
+            led.record_staged(rid, str(i), hashlib.sha256(rid.encode()).hexdigest(), 'app',
+                              at='2024-01-%02dT00:00:00Z' % i)
             led.save()
             activate(str(base), rid)
     return deploy_releases
