@@ -71,3 +71,22 @@ def app_name():
 @pytest.fixture
 def app_port(app_name):
     return 9000 + _APP_COUNTER[0]
+
+
+# The longest test scopes first (CI durations, docs/development.md): pytest-xdist's loadscope hands
+# scopes out in collection order, so a long class started last would run alone at the end.
+LONG_FIRST = ('test_restart_strategies.py::TestUnderLoad', 'test_blue_green.py', 'test_molecule.py',
+              'test_faults_controller.py', 'test_faults_host.py', 'test_rollback.py', 'test_deploy.py',
+              'test_release_config.py', 'test_release_reload.py', 'test_real_services.py', 'test_canary.py',
+              'test_restart_strategies.py', 'test_awx_runner.py', 'test_windows_controller.py', 'test_upgrade.py')
+
+
+def _rank(item):
+    for i, prefix in enumerate(LONG_FIRST):
+        if prefix in item.nodeid:
+            return i
+    return len(LONG_FIRST) + (0 if '/integration/' in item.nodeid else 1)
+
+
+def pytest_collection_modifyitems(session, config, items):  # pylint: disable=unused-argument
+    items.sort(key=_rank)   # stable: the order within a scope stays as written

@@ -10,6 +10,7 @@ import time
 import pytest
 import yaml
 
+import faultlib
 import testlib
 
 APP = 'badinput'
@@ -51,6 +52,10 @@ def assert_refused(r, *words):
     text = r.out.lower()
     for w in words:
         assert w.lower() in text, ('%r not in output' % w, r)
+    case = os.environ.get('PYTEST_CURRENT_TEST', '').split('::')[-1].split(' ')[0]
+    faultlib.record('bad_input', case.replace('test_', '', 1).replace('_', ' '), 'bad input to deploy.yml',
+                    faultlib.what_the_user_saw(r), 'nothing: tree, ledger, units and the served version compared before '
+                    'and after', converged=None)
 
 
 def test_wrong_checksum(unchanged, tmp_path):

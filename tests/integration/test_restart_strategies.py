@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import faultlib
 import testlib
 
 
@@ -108,6 +109,9 @@ def deploys_under_load(strategy, zd, tmp_path):
             assert testlib.served_version(host, PORT) == '2.1.0', (fault, host['name'])
         if strategy in KEEPS_OLD_SERVING:
             assert s['failed'] == 0, (fault, brief(s))
+        faultlib.record('restart_strategies', 'new release %s (%s)' % (fault, strategy), 'a demo-app build with the '
+                        '%s fault' % fault, faultlib.what_the_user_saw(r),
+                        {h['name']: faultlib.leftovers(h, app) for h in hosts}, requests=faultlib.load_brief(s))
 
 
 def test_killed_controller_mid_restart_rerun_converges(fleet, tmp_path):

@@ -114,9 +114,9 @@ def run_env(argv, env, timeout=600):
     return Result(argv, proc, time.monotonic() - start)
 
 
-def playbook(inventory, playbook_name, extra_vars, connection='ssh', limit=None, check=False, diff=False,
-             tmp_path=None, verbosity=0):
-    """Run a collection playbook (hotswap.deploy.<name>) from the installed collection."""
+def playbook_argv(inventory, playbook_name, extra_vars, connection='ssh', limit=None, check=False, diff=False,
+                  tmp_path=None, verbosity=0):
+    """The ansible-playbook command line of a collection playbook, its extra vars in a file under tmp_path."""
     vars_file = os.path.join(str(tmp_path), 'extra-vars-%d.json' % time.monotonic_ns())
     with open(vars_file, 'w') as f:
         json.dump(with_test_defaults(playbook_name, extra_vars), f)
@@ -130,7 +130,45 @@ def playbook(inventory, playbook_name, extra_vars, connection='ssh', limit=None,
         argv.append('--diff')
     if verbosity:
         argv.append('-' + 'v' * verbosity)
-    return run(argv, connection)
+    return argv
+
+
+def playbook(inventory, playbook_name, extra_vars, connection='ssh', tmp_path=None, **kwargs):
+    """Run a collection playbook (hotswap.deploy.<name>) from the installed collection."""
+    return run(playbook_argv(inventory, playbook_name, extra_vars, connection=connection, tmp_path=tmp_path, **kwargs),
+               connection)
+
+
+class _Proc(object):
+    def __init__(self, returncode, stdout):
+        self.returncode, self.stdout = returncode, stdout
+
+
+def playbook_interrupted(inventory, playbook_name, extra_vars, tmp_path, marker, action, timeout=600, **kwargs):
+    """Run a playbook and call action(proc) once, when a line of its output contains marker.
+
+    The run is its own process group (action may SIGKILL it with its ssh connections); returns its Result.
+    """
+    argv = playbook_argv(inventory, playbook_name, extra_vars, tmp_path=tmp_path, **kwargs)
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, env=ansible_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True, start_new_session=True)
+    seen, fired = [], False
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if not fired and marker in line:
+                fired = True
+                seen.append('### fault injected at: %s' % line)
+                action(proc)
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+    result = Result(argv, _Proc(proc.returncode, ''.join(seen)), time.monotonic() - start)
+    result.fired = fired
+    return result
 
 
 def adhoc(inventory, pattern, module, args, connection='ssh', check=False):
