@@ -490,10 +490,27 @@ def activate(base_dir, rid, previous_state='retired', by='ansible', check_mode=F
                 ledger.record_activated(rid, current, by, previous_state=previous_state)
                 ledger.save()
             except HotswapError as e:
-                raise HotswapError('activating release %s: %s now points to releases/%s, but recording it '
-                                   'failed: %s Rerun the task to record it.' % (rid, p.current, rid, e.msg))
+                raise HotswapError(_unrecorded_switch(p, rid, current, e.msg))
     result['changed'] = result['switched'] or result['ledger_updated']
     return result
+
+
+def _unrecorded_switch(p, rid, previous, cause):
+    """Put ``current`` back after its switch could not be recorded (a full disk); the message says where it points.
+
+    A link the ledger does not know would make the next restart run a release nobody verified.
+    """
+    if previous is None:
+        return ('activating release %s: %s points to releases/%s, but recording it failed: %s There was no '
+                'earlier release to switch back to; free space (or fix the cause) and rerun.' % (rid, p.current, rid, cause))
+    try:
+        switch_current(p.base_dir, previous)
+    except HotswapError as back:
+        return ('activating release %s: recording the switch failed (%s) and switching %s back to releases/%s failed '
+                'too (%s) It points to releases/%s: fix the cause and rerun.' % (rid, cause, p.current, previous,
+                                                                                 back.msg, rid))
+    return ('activating release %s: recording the switch failed: %s %s was switched back to releases/%s; nothing '
+            'else changed. Free space (or fix the cause) and rerun.' % (rid, cause, p.current, previous))
 
 
 def activate_and_prune(base_dir, rid, previous_state='retired', by='ansible', keep=None, check_mode=False,

@@ -131,31 +131,44 @@ def test_old_process_killed_during_the_handover(hosts, tmp_path):
 
 def test_two_controllers_and_a_rollback_during_a_deploy(hosts, tmp_path):
     ensure_live(hosts, '2.2.0', tmp_path)
-    first = faultlib.deploy_vars(APP, '2.3.0', testlib.build_app('2.3.0'))
+    # The first deploy holds its lock at after_upload until the test opens a gate on each host.
+    for host in hosts:
+        testlib.host_sh(host, 'rm -f /run/flt-gate')
+    gate = faultlib.hook_file(tmp_path, 'gate', (
+        '- name: Wait for the test to open the gate\n'
+        '  ansible.builtin.wait_for:\n'
+        '    path: /run/flt-gate\n'
+        '    timeout: 300\n'))
+    first = faultlib.deploy_vars(APP, '2.3.0', testlib.build_app('2.3.0'), hooks={'after_upload': gate})
     second = faultlib.deploy_vars(APP, '1.0.0', testlib.build_app('1.0.0'))
     others = {}
 
-    def second_controller(_proc):
+    def second_controller_then_a_rollback(_proc):
+        others['before'] = {h['name']: testlib.tree_state(h, BASE, APP) for h in hosts}
         others['deploy'] = testlib.playbook(hosts.inventory, 'deploy', second, tmp_path=tmp_path)
         others['rollback'] = testlib.playbook(hosts.inventory, 'rollback', dict(app=APP, listen_port=PORT),
                                               tmp_path=tmp_path)
+        others['after'] = {h['name']: testlib.tree_state(h, BASE, APP) for h in hosts}
+        for h in hosts:
+            testlib.host_sh(h, 'touch /run/flt-gate')
 
-    before = {h['name']: faultlib.leftovers(h, APP) for h in hosts}
-    r = testlib.playbook_interrupted(hosts.inventory, 'deploy', first, tmp_path, 'Upload the release',
-                                     second_controller)
+    r = testlib.playbook_interrupted(hosts.inventory, 'deploy', first, tmp_path, 'Wait for the test to open the gate',
+                                     second_controller_then_a_rollback)
     assert r.fired and r.rc == 0, r
     for name in ('deploy', 'rollback'):
         o = others[name]
         assert o.rc != 0, (name, o)
-        assert 'Another deploy holds the lock' in o.out or 'holds the deploy lock' in o.out, (name, o)
+        assert 'holds the deploy lock' in o.out or 'Another deploy holds the lock' in o.out, (name, o)
         assert 'deploy 2.3.0-' in o.out, (name, o)            # the holder is named: app and release
+    # Neither wrote anything while the first deploy held the lock.
+    assert others['before'] == others['after']
     for host in hosts:
         assert testlib.served_version(host, PORT) == '2.3.0'
     left = {h['name']: faultlib.leftovers(h, APP) for h in hosts}
     assert all(v['lock'] == 'free' for v in left.values()), left
     faultlib.record(MODULE, 'a second controller deploys the same app during a deploy', 'deploy.yml started while '
-                    'another held the lock', faultlib.what_the_user_saw(others['deploy']), left)
+                    'another held the lock', faultlib.what_the_user_saw(others['deploy']), left, converged=None)
     faultlib.record(MODULE, 'a rollback started during a deploy', 'rollback.yml started while a deploy held the lock',
-                    faultlib.what_the_user_saw(others['rollback']), before)
-    again = testlib.playbook(hosts.inventory, 'deploy', first, tmp_path=tmp_path)
+                    faultlib.what_the_user_saw(others['rollback']), left, converged=None)
+    again = testlib.playbook(hosts.inventory, 'deploy', dict(first, hooks={}), tmp_path=tmp_path)
     assert again.rc == 0 and again.changed() == 0, again

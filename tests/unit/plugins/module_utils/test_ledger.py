@@ -426,11 +426,30 @@ def test_activate_ledger_failure_after_switch_says_rerun(tmp_path, monkeypatch):
     monkeypatch.setattr(Ledger, 'save', boom)
     with pytest.raises(HotswapError) as e:
         L.activate(base, 'r1')
-    assert 'Rerun' in e.value.msg
+    assert 'rerun' in e.value.msg
     monkeypatch.undo()
     res = L.activate(base, 'r1')
     assert res['ledger_updated'] and not res['switched']
     assert Ledger.load(base).release('r1')['state'] == 'active'
+
+
+def test_activate_ledger_failure_after_switch_puts_current_back(tmp_path, monkeypatch):
+    """A full disk at the ledger write: current goes back to the release it pointed at (found by the fault suite)."""
+    base = str(tmp_path)
+    stage(tmp_path, 'r1')
+    L.activate(base, 'r1')
+    stage(tmp_path, 'r2')
+    before = open(os.path.join(base, ".hotswap", "ledger.json")).read()
+
+    def boom(self):
+        raise HotswapError('saving the release ledger x: No space left on device.')
+    monkeypatch.setattr(Ledger, 'save', boom)
+    with pytest.raises(HotswapError) as e:
+        L.activate(base, 'r2')
+    assert 'switched back to releases/r1' in e.value.msg and 'No space left' in e.value.msg, e.value.msg
+    assert os.readlink(os.path.join(base, 'current')) == 'releases/r1'
+    monkeypatch.undo()
+    assert open(os.path.join(base, ".hotswap", "ledger.json")).read() == before
 
 
 # -- info ----------------------------------------------------------------------------------------
