@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Write docs/reliability.md from what the fault and bad-input tests recorded.
