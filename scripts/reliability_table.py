@@ -13,6 +13,7 @@ import argparse
 import glob
 import json
 import os
+import re
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORDS = os.path.join(REPO, 'build', 'test-results', 'reliability')
@@ -40,8 +41,12 @@ def load(records_dir):
     return found
 
 
+# Test hosts are named <prefix>-<pid>-<n>: the table says "host <n>", so it does not change with every run.
+TEST_HOST = re.compile(r'\bhs-[a-z0-9]+-\d+-(\d+)\b')
+
+
 def cell(text):
-    return str(text).replace('|', '\\|').replace('\n', ' ')
+    return TEST_HOST.sub(r'host \1', str(text)).replace('|', '\\|').replace('\n', ' ')
 
 
 def describe_left(left):
