@@ -152,15 +152,15 @@ def test_windows_mixed_fleet_linux_deploys_windows_goes_over_winrm(fleet, closed
     seen = tasks_mentioning(r.out, WIN_HOST)
     assert seen[-1] == WIN_CHECK_TASK, r
     assert seen.index('hotswap.deploy.deploy_host : Choose the steps for the platform of this host') \
-        < seen.index('hotswap.deploy.deploy_host : Compute the release id') \
-        < seen.index('hotswap.deploy.deploy_host : Fix the release id and the lock holder for this run') \
         < seen.index('hotswap.deploy.deploy_host : Deploy on a Windows host') \
+        < seen.index('hotswap.deploy.deploy_host : Compute the release id') \
+        < seen.index('hotswap.deploy.deploy_host : Fix the release id for this run') \
         < seen.index('hotswap.deploy.deploy_host : Check the Windows artifact source'), r
-    linux_only = set(role_task_names('linux.yml') + role_task_names('linux_deploy.yml')
-                     + role_task_names('restore.yml')) - set(role_task_names('windows.yml'))
+    linux_only = set(role_task_names('linux.yml') + role_task_names('linux_hooks.yml')) \
+        - set(role_task_names('windows.yml'))
     linux_steps = {'hotswap.deploy.deploy_host : ' + n for n in linux_only}
-    assert 'hotswap.deploy.deploy_host : Take the deploy lock unless the release is live already' in linux_steps
-    assert 'hotswap.deploy.deploy_host : Activate the release' in linux_steps
+    assert 'hotswap.deploy.deploy_host : Deploy the release' in linux_steps
+    assert 'hotswap.deploy.deploy_host : Activate the release and restart the service' in linux_steps
     assert not linux_steps & set(seen), r
     sections = dict(task_sections(r.out))
     assert 'skipping: [%s]' % WIN_HOST in sections['hotswap.deploy.deploy_host : Deploy on a Linux host'], r

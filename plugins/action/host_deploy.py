@@ -1,0 +1,299 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
+"""hotswap.deploy.host_deploy: one Linux host's deploy as one task.
+
+Why an action plugin (docs/development.md): each task costs the controller about as much as a module run,
+and the YAML flow took some 50 tasks per host, most of them set_fact and Jinja deciding what to do next.
+Here the controller runs the remote modules one after the other (lock, upload, units, activate, restart,
+unlock: six module runs, one on a re-run of the live release) and every decision is a tested function
+of plugins/plugin_utils/host_flow.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.hotswap.deploy.plugins.filter.lock_owner import lock_owner
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import parse_checksum, validate_binary_name
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import content_manifest, make_release_id
+from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files import resolve_release_files
+
+display = Display()
+
+SETTINGS_SPEC = dict(
+    app=dict(type='str', required=True),
+    version=dict(type='str', required=True),
+    checksum=dict(type='str', default=''),
+    binary=dict(type='str', required=True),
+    artifact=dict(type='str', default=''),
+    artifact_url=dict(type='str', default=''),
+    artifact_headers=dict(type='dict', default={}, no_log=True),
+    artifact_username=dict(type='str', default=''),
+    artifact_password=dict(type='str', default='', no_log=True),
+    artifact_format=dict(type='str', default='auto'),
+    artifact_strip_components=dict(type='int', default=0),
+    artifact_max_size=dict(type='int', default=1024 ** 3),
+    base_dir=dict(type='str', required=True),
+    restart_strategy=dict(type='str', required=True),
+    restart_signal=dict(type='str', default='SIGHUP'),
+    pid_file=dict(type='str', default=''),
+    ready_timeout=dict(type='float', default=60),
+    drain_timeout=dict(type='float', default=60),
+    health_retries=dict(type='int', default=20),
+    health_interval=dict(type='float', default=1),
+    health_successes=dict(type='int', default=2),
+    health_timeout=dict(type='float', default=3),
+    keep=dict(type='int', default=5),
+    lock_stale_after=dict(type='int', default=0),
+    deploy_id=dict(type='str', default=''),
+    job_id=dict(type='str', default=''),
+    release_files=dict(type='list', elements='dict', default=[]),
+    environment_secret=dict(type='dict', default={}, no_log=True),
+    config_reload=dict(type='dict', default={}),
+    config_probe=dict(type='dict', default={}),
+    hooks=dict(type='dict', default={}),
+    service=dict(type='dict', required=True),
+    service_unit=dict(type='str', required=True),
+    socket_unit=dict(type='str', default=''),
+)
+
+ARGS_SPEC = dict(
+    settings=dict(type='dict', required=True, options=SETTINGS_SPEC),
+    phase=dict(type='str', default='all', choices=list(flow.PHASE_CHOICES)),
+    state=dict(type='dict'),
+    failed_task=dict(type='str'),
+    failed_result=dict(type='dict'),
+)
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGS_SPEC)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        self._vars = task_vars or {}
+        self._warnings = []
+        checked = ArgumentSpecValidator(ARGS_SPEC).validate(self._task.args)
+        if checked.error_messages:
+            result.update(failed=True, msg='host_deploy: %s. Pass the settings the deploy_host role builds '
+                                           '(deploy_host__settings).' % '; '.join(checked.error_messages))
+            return result
+        args = checked.validated_parameters
+        self._s = args['settings']
+        self._host = self._vars.get('inventory_hostname', self._task.get_name())
+        self._check = bool(self._task.check_mode)
+        try:
+            result.update(self._run_phase(args))
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        if self._warnings:
+            result['warnings'] = result.get('warnings', []) + self._warnings
+        return result
+
+    # -- phases --------------------------------------------------------------------------------------
+
+    def _run_phase(self, args):
+        phase = args['phase']
+        if phase in ('all', 'begin'):
+            st = {'started': time.time()}
+            try:
+                self._begin(st)
+            except flow.StepFailed as e:
+                return self._failed_before_lock(e, st) if not st.get('locked') else self._fail(st, e)
+            if st.get('live'):
+                return self._finished(st, flow.live_result(self._s, st, self._host, time.time() - st['started']))
+            if phase == 'begin':
+                return self._state_result(st)
+            phases = flow.PHASES[1:]
+        else:
+            st = dict(args['state'] or {})
+            if phase == 'abort':
+                return self._abort(st, args)
+            phases = (phase,)
+        try:
+            for name in phases:
+                getattr(self, '_' + name)(st)
+        except flow.StepFailed as e:
+            return self._fail(st, e)
+        if 'finish' in phases:
+            return self._finished(st, flow.done_result(self._s, st, self._host, time.time() - st['started'],
+                                                       self._check))
+        return self._state_result(st)
+
+    def _begin(self, st):
+        s = self._s
+        flow.check_inputs(s)
+        self._plan(st)
+        lock = self._module(flow.STAGE_LOCK, 'hotswap.deploy.deploy_lock', flow.lock_args(s, st))
+        if lock.get('live'):
+            st.update(live=True, previous=st['release_id'])
+            return
+        before = lock.get('releases_state') or {}
+        st.update(locked=True, previous=before.get('current'),
+                  releases=[dict(release_id=r.get('release_id'), version=r.get('version'))
+                            for r in before.get('releases') or []],
+                  user=lock.get('service_user') or {})
+        if before.get('current_blocked'):
+            raise flow.StepFailed(flow.STAGE_CURRENT, 'Deploying %s on %s: %s' % (
+                s['app'], self._host, ' '.join(before.get('problems') or [])))
+        if not s['service']['create_user'] and not st['user'].get('exists'):
+            raise flow.StepFailed(flow.STAGE_USER_CHECK, flow.missing_user_msg(s, self._host))
+
+    def _plan(self, st):
+        s = self._s
+        try:
+            flow.check_settings(s)
+            validate_binary_name(s['binary'])
+            sha = parse_checksum(s['checksum'])
+            files = resolve_release_files(self, s['release_files'])
+            manifest = content_manifest(s['binary'], files, s['service']['environment'], s['environment_secret'])
+            release_id = make_release_id(s['version'], sha, manifest)
+            holder = lock_owner(s['app'], 'deploy ' + release_id, s['job_id'], s['deploy_id'])
+        except HotswapError as e:
+            raise flow.StepFailed(flow.STAGE_PLAN, e.msg)
+        st.update(release_id=release_id, owner=holder['owner'], reclaim_key=holder['reclaim_key'],
+                  content=dict(files=manifest['files'], environment=manifest['environment']))
+
+    def _upload(self, st):
+        if self._s['service']['create_user'] and flow.user_first(st):
+            self._ensure_user(st, flow.STAGE_USER_FIRST, dirs=False)
+        self._stage(flow.STAGE_UPLOAD)
+        upload = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(self._s, st))
+        if upload.get('failed'):
+            raise flow.StepFailed(**dict(flow.failure_of(flow.STAGE_UPLOAD, upload), result=upload))
+        st['upload_changed'] = bool(upload.get('changed'))
+
+    def _install(self, st):
+        s = self._s
+        self._ensure_user(st, flow.STAGE_USER, dirs=True, user=s['service']['create_user'] and not flow.user_first(st))
+        units = self._module(flow.STAGE_UNITS, 'hotswap.deploy.service_units', flow.units_args(s))
+        st.update(units_changed=bool(units.get('units_changed')), adopted=units.get('adopted') or [])
+
+    def _activate(self, st):
+        # Check mode cannot switch to a release it has not staged.
+        if self._check and st.get('upload_changed'):
+            return
+        activate = self._module(flow.STAGE_ACTIVATE, 'hotswap.deploy.release_activate',
+                                flow.activate_args(self._s, st))
+        st['switched'] = bool(activate.get('switched'))
+        restart = self._module(flow.STAGE_RESTART, 'hotswap.deploy.graceful_restart', flow.restart_args(self._s, st))
+        st['restart'] = dict((k, restart.get(k)) for k in ('new_pid', 'no_restart_reason', 'reloaded', 'service'))
+
+    def _verify(self, st):
+        if not flow.needs_verify(st, self._check):
+            return
+        health = self._module(flow.STAGE_VERIFY, 'hotswap.deploy.health_check',
+                              flow.health_args(self._s, flow.expected_version(self._s)))
+        st['health_outcome'] = health.get('outcome')
+
+    def _finish(self, st):
+        self._unlock(st)
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def _ensure_user(self, st, stage, dirs, user=True):
+        s = self._s
+        if user and s['service']['create_user'] and not flow.user_is_ready(s, st.get('user')):
+            self._module(stage, 'ansible.builtin.user', flow.user_args(s))
+            st['user'] = dict(exists=True, group=s['service']['service_group'], home='/nonexistent',
+                              shell='/usr/sbin/nologin')
+        for path in (s['service']['state_dirs'] if dirs else []):
+            self._module(stage, 'ansible.builtin.file', flow.state_dir_args(s, path))
+
+    def _unlock(self, st):
+        if st.pop('locked', False):
+            self._module(flow.STAGE_UNLOCK, 'hotswap.deploy.deploy_lock', flow.unlock_args(self._s, st))
+
+    def _switch_back(self, st):
+        """Undo what the failed deploy changed; every outcome goes into the summary, none raises."""
+        s = self._s
+        plan = flow.switch_back_plan(st)
+        back = {}
+        if plan['revert']:
+            revert = self._call('Switch current back to the previous release', 'hotswap.deploy.release_activate',
+                                flow.revert_activate_args(s, st))
+            if revert.get('failed'):
+                back['revert_error'] = revert.get('msg')
+            elif revert.get('switched'):
+                back['reverted'] = True
+                back['restart'] = self._call('Restart the service on the previous release',
+                                             'hotswap.deploy.graceful_restart', flow.revert_restart_args(s, st))
+                health = self._call('Verify the previous release serves again', 'hotswap.deploy.health_check',
+                                    flow.health_args(s, flow.previous_version(s, st), fail_on='never'))
+                back['health'] = health.get('outcome')
+        if plan['unadopt'] and not back.get('reverted'):
+            unadopt = self._call('Put back the units this deploy adopted', 'hotswap.deploy.service_units',
+                                 flow.unadopt_args(s))
+            if unadopt.get('units_changed'):
+                back['unadopted'] = True
+                back['restart'] = self._call('Restart the service under its own unit again',
+                                             'hotswap.deploy.graceful_restart', flow.unadopt_restart_args(s))
+        return back
+
+    def _fail(self, st, err):
+        """A step failed after the lock was taken: switch back, release the lock, fail with a summary."""
+        failure = {'stage': err.stage, 'reason': err.reason}
+        back = self._switch_back(st)
+        try:
+            self._unlock(st)
+        except flow.StepFailed as e:
+            self._warnings.append('releasing the deploy lock after the failure: %s' % e.reason)
+        out = flow.failed_result(self._s, st, self._host, failure, back)
+        return dict(failed=True, changed=out['changed'], msg=flow.failure_summary(self._s, st, self._host, failure, back),
+                    failure=failure, result=out, hotswap_handled=True)
+
+    def _failed_before_lock(self, err, st):
+        # Nothing on the host was changed: the message is the step's own (the role's 'Fail as the step did').
+        return dict(failed=True, changed=False, msg=err.reason, failure={'stage': err.stage, 'reason': err.reason},
+                    hotswap_handled=True)
+
+    def _abort(self, st, args):
+        failed = args['failed_result'] or {}
+        if failed.get('hotswap_handled'):
+            return dict((k, failed.get(k)) for k in ('failed', 'changed', 'msg', 'failure', 'result', 'hotswap_handled'))
+        failure = flow.failure_of(args['failed_task'] or 'unknown', failed)
+        return self._fail(st, flow.StepFailed(failure['stage'], failure['reason']))
+
+    def _finished(self, st, out):
+        return dict(changed=bool(out.get('changed')), result=out, facts=flow.hook_facts(self._s, st))
+
+    def _state_result(self, st):
+        return dict(changed=bool(st.get('switched') or st.get('upload_changed')), state=st,
+                    facts=flow.hook_facts(self._s, st))
+
+    # -- remote calls --------------------------------------------------------------------------------
+
+    def _stage(self, stage):
+        display.v('hotswap.deploy %s: %s' % (self._host, stage))
+
+    def _call(self, stage, module, args):
+        self._stage(stage)
+        res = self._execute_module(module_name=module, module_args=args, task_vars=self._vars)
+        self._warnings.extend(res.get('warnings') or [])
+        return res
+
+    def _module(self, stage, module, args):
+        res = self._call(stage, module, args)
+        if res.get('failed') or res.get('unreachable'):
+            failure = flow.failure_of(stage, res)
+            raise flow.StepFailed(failure['stage'], failure['reason'], res)
+        return res
+
+    def _run_action(self, name, args):
+        task = self._task.copy()
+        task.args = args
+        action = self._shared_loader_obj.action_loader.get(
+            name, task=task, connection=self._connection, play_context=self._play_context, loader=self._loader,
+            templar=self._templar, shared_loader_obj=self._shared_loader_obj)
+        res = action.run(task_vars=self._vars)
+        self._warnings.extend(res.get('warnings') or [])
+        return res

@@ -1,0 +1,318 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
+"""The decisions of one Linux host's deploy (action hotswap.deploy.host_deploy), without any I/O.
+
+The action runs the remote steps; everything it decides - the arguments of each module run, which
+steps run, whether and how the host is switched back, the per-host result and the failure summary -
+is a function here, unit-tested without hosts (tests/unit/plugins/plugin_utils/test_host_flow.py).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+
+HOOK_NAMES = ('before_upload', 'after_upload', 'before_activate', 'after_activate', 'after_verify')
+
+# The stage names a failure reports (and the canary's summary quotes); they were the task names of the
+# YAML flow this replaces, so messages and the documents that quote them stay as they were.
+STAGE_ARTIFACT = 'Check the artifact source'
+STAGE_HOOKS = 'Check the hooks'
+STAGE_PLAN = 'Compute the release id'
+STAGE_LOCK = 'Take the deploy lock unless the release is live already'
+STAGE_CURRENT = 'Refuse a current that is not a symlink'
+STAGE_USER_CHECK = 'Refuse a service user that does not exist'
+STAGE_USER_FIRST = 'Create the service user before the release files that name it'
+STAGE_UPLOAD = 'Upload the release'
+STAGE_USER = 'Create the service user and its state directories'
+STAGE_UNITS = 'Install the systemd units of the restart strategy'
+STAGE_ACTIVATE = 'Activate the release'
+STAGE_RESTART = 'Restart the service on the new release'
+STAGE_VERIFY = 'Verify the release the service already ran'
+STAGE_UNLOCK = 'Release the deploy lock'
+
+# The phases a hooked deploy runs one by one, a hook between two (roles/deploy_host/tasks/linux_hooks.yml);
+# 'all' runs them in one go, 'abort' switches back after a failed hook.
+PHASES = ('begin', 'upload', 'install', 'activate', 'verify', 'finish')
+PHASE_CHOICES = PHASES + ('all', 'abort')
+
+
+class StepFailed(Exception):
+    """A step of the deploy failed: ``stage`` names it, ``reason`` says why."""
+
+    def __init__(self, stage, reason, result=None):
+        super(StepFailed, self).__init__(reason)
+        self.stage = stage
+        self.reason = reason
+        self.result = result or {}
+
+
+def failure_of(stage, result):
+    """``{'stage', 'reason'}`` of a failed module result; a module's own stage is added in brackets."""
+    if result.get('stage'):
+        stage = '%s (stage %s)' % (stage, result['stage'])
+    reason = result.get('msg') or result.get('reason') or 'no message'
+    return {'stage': stage, 'reason': str(reason)}
+
+
+def check_inputs(s):
+    """Refuse an artifact source or hook keys that cannot work, before anything is asked of the host."""
+    if bool(s['artifact']) == bool(s['artifact_url']):
+        raise StepFailed(STAGE_ARTIFACT, 'Deploying %s: give exactly one of artifact (a file on the controller) or '
+                         "artifact_url (the hosts download it); got artifact='%s' artifact_url='%s'."
+                         % (s['app'], s['artifact'], s['artifact_url']))
+    unknown = sorted(set(s['hooks']) - set(HOOK_NAMES))
+    if unknown:
+        raise StepFailed(STAGE_HOOKS, 'Deploying %s: deploy_host_hooks takes only the keys %s; got %s.'
+                         % (s['app'], ', '.join(HOOK_NAMES), sorted(s['hooks'])))
+
+
+def _version_args(service):
+    return dict((k, service[k]) for k in ('version_query', 'version_regex', 'version_header', 'version_command'))
+
+
+def expected_version(s):
+    return s['version'] if s['service']['check_version'] else None
+
+
+def _without_none(args):
+    return dict((k, v) for k, v in args.items() if v is not None)
+
+
+def lock_args(s, st):
+    """deploy_lock: take the lock unless the release is live as a deploy leaves it (not with hooks: their
+    effect cannot be checked)."""
+    args = dict(base_dir=s['base_dir'], owner=st['owner'], reclaim_key=st['reclaim_key'],
+                stale_after=s['lock_stale_after'], service_user=s['service']['service_user'])
+    if not s['hooks']:
+        live = dict(release_id=st['release_id'], binary=s['binary'], checksum=s['checksum'], app=s['app'],
+                    strategy=s['restart_strategy'], service_unit=s['service_unit'], socket_unit=s['socket_unit'],
+                    url=s['service']['health_url'], expected_version=expected_version(s) or '',
+                    keep=s['keep'], timeout=s['health_timeout'], content=st['content'])
+        live.update(_version_args(s['service']))
+        args['unless_live'] = live
+    return args
+
+
+def unlock_args(s, st):
+    return dict(base_dir=s['base_dir'], owner=st['owner'], state='absent')
+
+
+def upload_args(s, st):
+    args = dict(src=s['artifact'] or None, url=s['artifact_url'] or None, url_headers=s['artifact_headers'],
+                url_username=s['artifact_username'] or None, url_password=s['artifact_password'] or None,
+                format=s['artifact_format'], strip_components=s['artifact_strip_components'],
+                max_size=s['artifact_max_size'], checksum=s['checksum'], base_dir=s['base_dir'],
+                release_id=st['release_id'], name=s['binary'], version=s['version'], files=s['release_files'],
+                environment=s['service']['environment'], environment_secret=s['environment_secret'],
+                lock_owner=st['owner'])
+    return _without_none(args)
+
+
+def user_is_ready(s, user):
+    """Whether the service user exists as ansible.builtin.user would leave it (then that run would change nothing)."""
+    svc = s['service']
+    return bool(user and user.get('exists') and user.get('group') == svc['service_group']
+                and user.get('home') == '/nonexistent' and user.get('shell') == '/usr/sbin/nologin')
+
+
+def user_args(s):
+    svc = s['service']
+    args = dict(name=svc['service_user'], system=True, create_home=False, home='/nonexistent',
+                shell='/usr/sbin/nologin')
+    if svc['service_group'] != svc['service_user']:
+        args['group'] = svc['service_group']
+    return args
+
+
+def state_dir_args(s, path):
+    svc = s['service']
+    return dict(path=path, state='directory', owner=svc['service_user'], group=svc['service_group'], mode='0750')
+
+
+def user_first(st):
+    """Release files that name an owner or group need the service user before they are staged."""
+    return any(f.get('owner') or f.get('group') for f in st['content']['files'] or [])
+
+
+def missing_user_msg(s, host):
+    return ("Deploying %s on %s: the service user '%s' does not exist and create_user is false, so the unit could "
+            'not start. Create the user first, or set create_user: true (a system user is then created), or name '
+            'an existing user in service_user. Nothing was changed.' % (s['app'], host, s['service']['service_user']))
+
+
+def units_args(s):
+    args = dict(app=s['app'], strategy=s['restart_strategy'], service_unit=s['service_unit'],
+                adopt=s['service']['adopt_unit'], base_dir=s['base_dir'])
+    if s['restart_strategy'] == 'systemd_socket':
+        args['socket_unit'] = s['socket_unit']
+    return args
+
+
+def activate_args(s, st):
+    return dict(base_dir=s['base_dir'], release_id=st['release_id'], activated_by=st['owner'],
+                lock_owner=st['owner'], keep=s['keep'])
+
+
+def _restart_common(s):
+    args = dict(service=s['app'], strategy=s['restart_strategy'], signal=s['restart_signal'],
+                url=s['service']['health_url'], health_timeout=s['health_timeout'],
+                ready_timeout=s['ready_timeout'], drain_timeout=s['drain_timeout'],
+                config_reload=s['config_reload'] or None, base_dir=s['base_dir'])
+    if s['restart_strategy'] == 'signal_reexec':
+        args['pid_file'] = s['pid_file']
+    args.update(_version_args(s['service']))
+    return args
+
+
+def current_executable(s):
+    return '%s/current/%s' % (s['base_dir'], s['binary'])
+
+
+def restart_args(s, st):
+    """graceful_restart onto the new release. Unchanged units: restart only when the service does not run the
+    binary of current yet (each release has its own copy, so a config-only release restarts too)."""
+    args = _restart_common(s)
+    args.update(expected_version=expected_version(s), daemon_reload=st['units_changed'],
+                executable=None if st['units_changed'] else current_executable(s),
+                config_probe=s['config_probe'] or None, release_id=st['release_id'],
+                previous_release=st['previous'] or None)
+    return _without_none(args)
+
+
+def health_args(s, expected, fail_on=None):
+    args = dict(url=s['service']['health_url'], expected_version=expected, retries=s['health_retries'],
+                interval=s['health_interval'], successes=s['health_successes'], timeout=s['health_timeout'],
+                fail_on=fail_on)
+    args.update(_version_args(s['service']))
+    return _without_none(args)
+
+
+def needs_verify(st, check_mode):
+    """graceful_restart verified a process it started; only a service it left alone is probed again."""
+    return not check_mode and st.get('restart') is not None and st['restart'].get('no_restart_reason') is not None
+
+
+def verdict(st, check_mode):
+    if st.get('health_outcome'):
+        return st['health_outcome']
+    if (st.get('restart') or {}).get('new_pid') and not check_mode:
+        return 'pass'
+    return 'skipped'
+
+
+def hook_facts(s, st):
+    """What a hook reads of the release being deployed (docs/hooks.md)."""
+    return dict(deploy_host_release_id=st['release_id'],
+                deploy_host_release_dir='%s/releases/%s' % (s['base_dir'], st['release_id']),
+                deploy_host_previous_release=st['previous'])
+
+
+def base_result(s, st, host, seconds):
+    return dict(host=host, app=s['app'], previous_release=st['previous'], release=st['release_id'],
+                version=s['version'], seconds=round(seconds, 1))
+
+
+def live_result(s, st, host, seconds):
+    result = base_result(s, st, host, seconds)
+    # release_status probed health and version just now.
+    result.update(previous_release=st['release_id'], changed=False, live=True, verdict='pass')
+    return result
+
+
+def done_result(s, st, host, seconds, check_mode):
+    result = base_result(s, st, host, seconds)
+    result.update(changed=bool(st.get('switched')), verdict=verdict(st, check_mode))
+    return result
+
+
+# -- switch back ------------------------------------------------------------------------------------
+
+def switch_back_plan(st):
+    """What undoing a failed deploy takes: ``revert`` (current back to the previous release) and/or
+    ``unadopt`` (a first release over a unit it adopted: that unit comes back)."""
+    return dict(revert=bool(st.get('switched') and st.get('previous')), unadopt=bool(st.get('adopted')))
+
+
+def revert_activate_args(s, st):
+    return dict(base_dir=s['base_dir'], release_id=st['previous'], previous_state='failed',
+                activated_by='%s (automatic rollback)' % st['owner'], lock_owner=st['owner'])
+
+
+def unadopt_args(s):
+    return dict(app=s['app'], state='adopted_restored', base_dir=s['base_dir'])
+
+
+def unadopt_restart_args(s):
+    return dict(service=s['app'], strategy='restart', daemon_reload=True, url=s['service']['health_url'],
+                health_timeout=s['health_timeout'], ready_timeout=s['ready_timeout'],
+                drain_timeout=s['drain_timeout'])
+
+
+def revert_restart_args(s, st):
+    """Gracefully again; with executable set, a strategy that kept the old process serving restarts nothing.
+    A config reload that failed is undone the same way: the old files, reloaded again."""
+    args = _restart_common(s)
+    args.update(executable=current_executable(s), release_id=st['previous'], previous_release=st['release_id'])
+    return _without_none(args)
+
+
+def previous_version(s, st):
+    if not s['service']['check_version']:
+        return None
+    for r in st.get('releases') or []:
+        if r.get('release_id') == st['previous']:
+            return r.get('version') or None
+    return None
+
+
+def failed_result(s, st, host, failure, back):
+    result = dict(host=host, app=s['app'], previous_release=st.get('previous'), release=st['release_id'],
+                  version=s['version'], changed=bool(back.get('reverted') or back.get('unadopted')),
+                  verdict="failed at '%s'" % failure['stage'],
+                  rolled_back_to=st.get('previous') if back.get('reverted') else None,
+                  rollback_health=back.get('health') or 'not run')
+    return result
+
+
+def _restart_outcome(s, restart):
+    if restart.get('failed'):
+        return 'restarting on it failed: %s;' % restart.get('msg')
+    if restart.get('no_restart_reason') is not None:
+        return 'the old process kept serving, no restart needed;'
+    if restart.get('reloaded'):
+        return 'reloaded its config (%s kept running);' % restart.get('service')
+    return 'restarted (%s);' % s['restart_strategy']
+
+
+def failure_summary(s, st, host, failure, back):
+    """The message a host fails with: what failed where, and what was done about it."""
+    reason = failure['reason'].strip()
+    if reason.endswith('.'):
+        reason = reason[:-1]
+    head = ("Deploy of %s %s (release %s) failed on %s at '%s': %s."
+            % (s['app'], s['version'], st['release_id'], host, failure['stage'], reason))
+    if back.get('revert_error'):
+        tail = 'Switching back to %s failed: %s' % (st['previous'], back['revert_error'])
+    elif back.get('reverted'):
+        tail = 'Switched back to %s; %s its health check: %s.' % (
+            st['previous'], _restart_outcome(s, back.get('restart') or {}), back.get('health') or 'not run')
+    elif back.get('unadopted'):
+        restart = back.get('restart') or {}
+        outcome = restart.get('msg') or 'ok' if restart.get('failed') else 'ok'
+        tail = ('Put back the unit(s) it had adopted (%s) and restarted the service under them: %s.'
+                % (', '.join(st.get('adopted') or []), outcome))
+    elif st.get('switched'):
+        tail = 'No previous release to switch back to: this was the first deploy.'
+    else:
+        tail = 'current was not changed.'
+    return '%s %s' % (head, tail)
+
+
+def check_settings(s):
+    """Settings the role computes (service, units) must be complete: a missing key is a bug, said plainly."""
+    for key in ('health_url', 'check_version', 'service_user', 'service_group', 'create_user', 'state_dirs',
+                'adopt_unit', 'environment', 'version_query', 'version_regex', 'version_header', 'version_command'):
+        if key not in s['service']:
+            raise HotswapError('host_deploy: settings.service lacks %r; pass the completed service settings '
+                               '(the hotswap.deploy.service_settings filter).' % key)
