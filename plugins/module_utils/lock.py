@@ -27,8 +27,10 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import grp
 import json
 import os
+import pwd
 import secrets
 import socket
 import tempfile
@@ -485,3 +487,16 @@ def _lost(p, owner, stale_after):
         return _held_error(p.lock, owner, holder, stale_after)
     return HotswapError('acquiring the deploy lock %s for %r: the lock changed while it was being taken over (another '
                         'deploy took it, or released it). Retry.' % (p.lock, owner))
+
+
+def user_state(name):
+    """``{exists, group, home, shell}`` of a local user: what the deploy needs to know to leave it alone."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return dict(exists=False, group=None, home=None, shell=None)
+    try:
+        group = grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        group = str(entry.pw_gid)
+    return dict(exists=True, group=group, home=entry.pw_dir, shell=entry.pw_shell)

@@ -82,6 +82,12 @@ options:
         (release files and environment by digest) optional (empty values count as not given).
       - When it is live, no lock is taken and RV(live) is true; otherwise the lock is taken as usual.
     type: dict
+  service_user:
+    description:
+      - With I(state=present), also report whether this user exists and how (RV(service_user)), so a deploy
+        needs no separate run to check or create the user its service runs as.
+    type: str
+    version_added: 0.7.0
 attributes:
   check_mode:
     support: full
@@ -140,6 +146,25 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+service_user:
+  description:
+    - The user named in I(service_user) as the host has it; null without I(service_user) or when the release
+      was live.
+  returned: success
+  type: dict
+  contains:
+    exists:
+      description: Whether the user exists.
+      type: bool
+    group:
+      description: Name of its primary group (null when it does not exist).
+      type: str
+    home:
+      description: Its home directory.
+      type: str
+    shell:
+      description: Its login shell.
+      type: str
 holder:
   description: The lock after the task (would be, in check mode); null when it is free.
   returned: success
@@ -236,6 +261,7 @@ def main():
         force=dict(type='bool', default=False),
         stale_after=dict(type='int', default=0),
         unless_live=dict(type='dict'),
+        service_user=dict(type='str'),
     )
     argument_spec.update(BASE_DIR_SPEC)
     module = RedactingModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -248,17 +274,19 @@ def main():
             status = dict(live=checked['live'], live_reason=checked['reason'])
         if status['live']:
             result = dict(changed=False, holder=None, taken_over=None, reclaimed=False, released=None,
-                          releases_state=None)
+                          releases_state=None, service_user=None)
         elif p['state'] == 'present':
             result = lock.acquire(p['base_dir'], p['owner'], stale_after=p['stale_after'],
                                   check_mode=module.check_mode, reclaim_key=p['reclaim_key'])
             result['released'] = None
             result['releases_state'] = info(p['base_dir'])
+            result['service_user'] = lock.user_state(p['service_user']) if p['service_user'] else None
         else:
             result = lock.release(p['base_dir'], p['owner'], force=p['force'], check_mode=module.check_mode)
             result['taken_over'] = None
             result['reclaimed'] = False
             result['releases_state'] = None
+            result['service_user'] = None
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     except OSError as e:
