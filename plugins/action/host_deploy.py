@@ -27,6 +27,8 @@ from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files impor
 
 display = Display()
 
+MODULE = 'hotswap.deploy.host_deploy'
+
 SETTINGS_SPEC = dict(
     app=dict(type='str', required=True),
     version=dict(type='str', required=True),
