@@ -21,7 +21,7 @@ options:
     description: Restart strategy the units are for (see M(hotswap.deploy.graceful_restart)).
     type: str
     required: true
-    choices: [systemd_socket, signal_reexec, notify_reload, restart, reuseport]
+    choices: [systemd_socket, signal_reexec, notify_reload, reuseport, restart]
   service_unit:
     description:
       - Content of the service unit (or template unit for C(reuseport)), for example rendered on the

@@ -11,6 +11,10 @@ BASE_DIR_SPEC = dict(base_dir=dict(type='path', required=True))
 RELEASE_ID_SPEC = dict(release_id=dict(type='str', required=True))
 # The deploy lock a writing module runs under (doc fragment hotswap.deploy.release.lock_owner, lock.check_holder).
 LOCK_OWNER_SPEC = dict(lock_owner=dict(type='str'))
+# The restart strategies (module_utils/restart.py runs them, module_utils/units.py installs their units), the
+# one list: graceful_restart, service_units and release_status take their choices from it; tests/unit/test_roles.py
+# checks the modules' DOCUMENTATION, the roles' argument specs, playbooks/deploy.yml and the docs against it.
+STRATEGIES = ('systemd_socket', 'signal_reexec', 'notify_reload', 'reuseport', 'restart')
 # What a release holds besides its artifact (doc fragment hotswap.deploy.release.content).
 CONTENT_SPEC = dict(
     files=dict(type='list', elements='dict', default=[], options=dict(

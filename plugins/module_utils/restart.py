@@ -27,10 +27,9 @@ import re
 import signal as signals
 import time
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils import health
 
-STRATEGIES = ('systemd_socket', 'signal_reexec', 'notify_reload', 'reuseport', 'restart')
 STAGES = ('check', 'trigger', 'ready', 'version', 'drain', 'enable')
 REUSEPORT_SLOTS = ('a', 'b')
 NOTIFY_RELOAD_MIN_SYSTEMD = 253

@@ -16,11 +16,10 @@ import os
 import re
 import tempfile
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import PREVIOUS_STATES, Ledger
 from ansible_collections.hotswap.deploy.plugins.module_utils.release import read_current
 
-STRATEGIES = ('systemd_socket', 'signal_reexec', 'notify_reload', 'restart', 'reuseport')
 UNIT_DIR = '/etc/systemd/system'
 UNIT_MODE = 0o644
 # Linux >= 5.14: what is queued on a closing SO_REUSEPORT listener moves to another one.

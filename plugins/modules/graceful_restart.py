@@ -292,10 +292,10 @@ systemd_version:
 '''
 
 from ansible_collections.hotswap.deploy.plugins.module_utils import config_reload, health
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
 from ansible_collections.hotswap.deploy.plugins.module_utils.restart import (
-    STRATEGIES, Options, RestartFailed, Systemd, restart, unit_state,
+    Options, RestartFailed, Systemd, restart, unit_state,
 )
 from ansible_collections.hotswap.deploy.plugins.module_utils.version import (
     VERSION_SPEC, build_version_source, version_params,

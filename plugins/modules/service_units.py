@@ -35,7 +35,7 @@ options:
     description: Restart strategy the units are for (see M(hotswap.deploy.graceful_restart)). Required with O(state=present).
     type: str
     required: false
-    choices: [systemd_socket, signal_reexec, notify_reload, restart, reuseport]
+    choices: [systemd_socket, signal_reexec, notify_reload, reuseport, restart]
   service_unit:
     description:
       - Content of the service unit (or template unit for C(reuseport)). Required with O(state=present).
@@ -149,8 +149,8 @@ sysctl_set:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
-from ansible_collections.hotswap.deploy.plugins.module_utils.units import STRATEGIES, UNITS_SPEC, install, restore_adopted
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES, HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.units import UNITS_SPEC, install, restore_adopted
 
 
 def main():

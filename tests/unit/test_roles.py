@@ -1,13 +1,19 @@
 # -*- coding: utf-8 -*-
-"""Static checks of the roles and playbooks: defaults, argument specs and the playbooks agree."""
+"""Static checks of the roles and playbooks: defaults, argument specs, the playbooks, the module docs and the docs agree."""
 
 from __future__ import annotations
 
+import ast
+import glob
 import os
 import re
 
 import pytest
 import yaml
+
+from ansible_collections.hotswap.deploy.plugins.module_utils import units
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES
+from ansible_collections.hotswap.deploy.plugins.modules import graceful_restart
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROLES = sorted(d for d in os.listdir(os.path.join(REPO, 'roles')) if not d.startswith('.'))
@@ -16,6 +22,42 @@ ROLES = sorted(d for d in os.listdir(os.path.join(REPO, 'roles')) if not d.start
 def load(*parts):
     with open(os.path.join(REPO, *parts)) as f:
         return yaml.safe_load(f)
+
+
+def read(*parts):
+    with open(os.path.join(REPO, *parts)) as f:
+        return f.read()
+
+
+def documentation(path):
+    """{name: parsed YAML} of the documentation strings of a module (DOCUMENTATION) or a doc fragment (every one)."""
+    fragment = os.path.basename(os.path.dirname(path)) == 'doc_fragments'
+    docs = {}
+    for node in ast.walk(ast.parse(read(path), path)):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and (target.id == 'DOCUMENTATION' or fragment and target.id.isupper()):
+                    try:
+                        docs[target.id] = yaml.safe_load(node.value.value)
+                    except yaml.YAMLError as e:
+                        pytest.fail('%s %s is not YAML: %s' % (path, target.id, e))
+    return docs
+
+
+def module_and_fragment_files():
+    return sorted(os.path.relpath(p, REPO) for d in ('modules', 'doc_fragments')
+                  for p in glob.glob(os.path.join(REPO, 'plugins', d, '*.py')))
+
+
+def options_of(options, where=()):
+    """(names, spec) of every option and sub-option: modules nest with suboptions, role specs with options."""
+    for name, spec in (options or {}).items():
+        yield where + (name,), spec
+        yield from options_of(spec.get('suboptions') or spec.get('options'), where + (name,))
+
+
+def argument_specs(role):
+    return load('roles', role, 'meta', 'argument_specs.yml')['argument_specs']
 
 
 def test_deploy_playbook_serial_default_is_the_canary_default():
@@ -30,7 +72,7 @@ def test_deploy_playbook_serial_default_is_the_canary_default():
 @pytest.mark.parametrize('role', ROLES)
 def test_every_default_is_in_the_argument_spec(role):
     defaults = load('roles', role, 'defaults', 'main.yml') or {}
-    options = load('roles', role, 'meta', 'argument_specs.yml')['argument_specs']['main']['options']
+    options = argument_specs(role)['main']['options']
     assert sorted(set(defaults) - set(options)) == []
 
 
@@ -43,9 +85,7 @@ def test_every_role_has_a_readme_and_meta(role):
 def test_canary_metric_keys_are_the_metric_analysis_options():
     """canary_metrics is passed key by key to metric_analysis: the lists must agree."""
     keys = set(load('roles', 'canary', 'vars', 'main.yml')['canary__metric_keys']) - {'run_on'}
-    import ast
-    with open(os.path.join(REPO, 'plugins', 'modules', 'metric_analysis.py')) as f:
-        doc = yaml.safe_load(ast.literal_eval(re.search(r"DOCUMENTATION = (r'''.*?''')", f.read(), re.S).group(1)))
+    doc = documentation(os.path.join('plugins', 'modules', 'metric_analysis.py'))['DOCUMENTATION']
     assert keys == set(doc['options']) - {'fail_on'}
 
 
@@ -74,7 +114,7 @@ def role_text(role):
 def test_argument_specs_document_only_variables_the_role_reads(role):
     """An option no file of the role reads (a removed variable) would be accepted and silently ignored."""
     text = role_text(role)
-    for entry, spec in load('roles', role, 'meta', 'argument_specs.yml')['argument_specs'].items():
+    for entry, spec in argument_specs(role).items():
         unread = sorted(name for name in spec.get('options', {}) if not re.search(r'\b%s\b' % re.escape(name), text))
         assert unread == [], (role, entry, unread)
 
@@ -82,7 +122,7 @@ def test_argument_specs_document_only_variables_the_role_reads(role):
 @pytest.mark.parametrize('role', ROLES)
 def test_entry_points_document_hotswap_service(role):
     """Every entry point of a role that reads the service settings documents hotswap_service."""
-    specs = load('roles', role, 'meta', 'argument_specs.yml')['argument_specs']
+    specs = argument_specs(role)
     assert 'hotswap_service' in role_text(role), role
     for entry, spec in specs.items():
         option = spec.get('options', {}).get('hotswap_service')
@@ -151,3 +191,197 @@ def test_nothing_is_written_after_the_lock_is_released(path):
             released = task['name']
         elif module in TREE_WRITERS:
             assert released is None, (path, task['name'], 'runs after', released)
+
+
+# --------------------------------------------------------------------------- one list of restart strategies
+# module_utils/common.py STRATEGIES is the list. The modules take their choices from it; what cannot import it -
+# DOCUMENTATION, the roles' argument specs and vars, playbooks/deploy.yml and the docs - is checked against it here.
+
+def is_strategy_option(name, spec):
+    return name == 'strategy' or name.endswith('_restart_strategy') or 'systemd_socket' in (spec.get('choices') or [])
+
+
+def documented_strategy_choices():
+    """{where: choices} of every documented option that takes a restart strategy: modules, doc fragments, roles."""
+    found = {}
+    for path in module_and_fragment_files():
+        for doc_name, doc in documentation(path).items():
+            for names, spec in options_of((doc or {}).get('options')):
+                if is_strategy_option(names[-1], spec):
+                    found['%s %s %s' % (path, doc_name, '.'.join(names))] = spec.get('choices')
+    for role in ROLES:
+        for entry, spec in argument_specs(role).items():
+            for names, option in options_of(spec.get('options')):
+                if is_strategy_option(names[-1], option):
+                    found['roles/%s %s %s' % (role, entry, '.'.join(names))] = option.get('choices')
+    return found
+
+
+def test_documented_strategy_choices_are_the_one_list():
+    found = documented_strategy_choices()
+    assert set(found) >= {
+        'plugins/modules/graceful_restart.py DOCUMENTATION strategy',
+        'plugins/modules/service_units.py DOCUMENTATION strategy',
+        'plugins/doc_fragments/units.py DOCUMENTATION strategy',  # release_status
+        'roles/deploy_host main deploy_host_restart_strategy',
+        'roles/canary main canary_restart_strategy',
+        'roles/rollback main rollback_restart_strategy',
+        'roles/rollback plan rollback_restart_strategy',
+        'roles/rollback host rollback_restart_strategy',
+    }, sorted(found)
+    # "" (rollback: the strategy in force on the host) is no strategy.
+    wrong = {where: choices for where, choices in found.items()
+             if [c for c in choices or [] if c != ''] != list(STRATEGIES)}
+    assert wrong == {}, 'choices must be %s' % list(STRATEGIES)
+
+
+def test_module_argument_specs_take_the_one_list():
+    assert graceful_restart.ARGUMENT_SPEC['strategy']['choices'] == list(STRATEGIES)
+    assert units.UNITS_SPEC['strategy']['choices'] == list(STRATEGIES)  # release_status, service_units
+    assert "strategy=dict(type='str', choices=list(STRATEGIES))" in read('plugins', 'modules', 'service_units.py')
+
+
+def test_no_plugin_has_its_own_strategy_list():
+    """A tuple, list or set of two or more strategy names anywhere but module_utils/common.py is a second copy."""
+    copies = []
+    for path in sorted(glob.glob(os.path.join(REPO, 'plugins', '**', '*.py'), recursive=True)):
+        if path == os.path.join(REPO, 'plugins', 'module_utils', 'common.py'):
+            continue
+        for node in ast.walk(ast.parse(read(path), path)):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                names = [e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in STRATEGIES]
+                if len(names) >= 2:
+                    copies.append('%s:%d %s' % (os.path.relpath(path, REPO), node.lineno, names))
+    assert copies == []
+
+
+def test_rollback_strategy_markers_are_the_one_list():
+    """The rollback role looks for the marker of each strategy (.hotswap-<app>.<strategy>)."""
+    assert load('roles', 'rollback', 'vars', 'main.yml')['rollback__strategies'] == list(STRATEGIES)
+
+
+STRATEGY_NAME = '|'.join(STRATEGIES)
+# A written-out list of every strategy: "`a`, `b`, `c`, `d` or `e`", "(a, b, c, d or e)".
+STRATEGY_LIST_RE = re.compile(r'`?(?:%s)`?(?:(?:,| or| and),? `?(?:%s)`?){%d}' % (STRATEGY_NAME, STRATEGY_NAME,
+                                                                                  len(STRATEGIES) - 1))
+# The tables with one row per strategy (the first cell names it), by the start of their header.
+STRATEGY_TABLES = (
+    ('README.md', '| strategy | how |'),
+    ('docs/user-guide.md', '| strategy | what happens |'),
+    ('docs/app-contract.md', '| | app needs |'),
+    ('docs/app-contract.md', '| strategy | the app needs |'),
+)
+
+
+@pytest.mark.parametrize('path', ['README.md', 'playbooks/deploy.yml'])
+def test_written_out_strategy_lists_are_the_one_list(path):
+    lists = STRATEGY_LIST_RE.findall(read(path))
+    assert lists, path
+    for found in lists:
+        assert re.findall(STRATEGY_NAME, found) == list(STRATEGIES), (path, found)
+
+
+@pytest.mark.parametrize('path, header', STRATEGY_TABLES)
+def test_strategy_tables_have_a_row_per_strategy(path, header):
+    lines = read(path).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith('|'):
+            break
+        rows.append(line.split('|')[1].replace('(default)', '').strip().strip('`'))
+    assert sorted(rows) == sorted(STRATEGIES), (path, header, rows)
+
+
+# --------------------------------------------------------------------------- one source of the shared defaults
+# The roles repeat deploy_host's defaults (<role>_<name> = deploy_host_<name>); deploy_host's defaults/main.yml is the
+# source. These differ on purpose:
+OWN_DEFAULTS = {
+    'canary_health_retries': 'the analysis probes hosts deploy_host already verified',
+    'rollback_binary': 'empty: the name the ledger recorded for the target',
+    'rollback_restart_strategy': 'empty: the strategy in force on the host',
+    'rollback_win_path': "deploy_host_win_path when the play sets it",
+    'rollback_win_service': "deploy_host_win_service when the play sets it",
+    'blue_green_listen_address': 'the slots listen behind nginx, on the loopback',
+}
+SOURCE_ROLE = 'deploy_host'
+
+
+def role_defaults(role):
+    return load('roles', role, 'defaults', 'main.yml') or {}
+
+
+def in_role(value, role, to):
+    """``value`` with the role's app variable written as ``to`` ("{{ canary_app }}" -> "{{ deploy_host_app }}")."""
+    return re.sub(r'\{\{ %s_app \}\}' % role, to, value) if isinstance(value, str) else value
+
+
+def shared_defaults():
+    """(role, variable, value, deploy_host's variable, its value) of every default a role shares with deploy_host."""
+    source = role_defaults(SOURCE_ROLE)
+    for role in ROLES:
+        if role == SOURCE_ROLE:
+            continue
+        for name, value in role_defaults(role).items():
+            source_name = SOURCE_ROLE + name[len(role):]
+            if source_name in source:
+                yield role, name, in_role(value, role, '{{ %s_app }}' % SOURCE_ROLE), source_name, source[source_name]
+
+
+def test_shared_defaults_are_deploy_host_defaults():
+    shared = {name: (value, source_name, source) for _r, name, value, source_name, source in shared_defaults()}
+    # What several roles repeat: if one is renamed, this test must learn it.
+    for name in ('health_retries', 'health_interval', 'health_successes', 'health_timeout', 'ready_timeout',
+                 'drain_timeout', 'lock_stale_after', 'deploy_id', 'base_dir'):
+        assert {'rollback_' + name, 'blue_green_' + name} <= set(shared), name
+    assert {'rollback_listen_port', 'canary_listen_port', 'blue_green_keep', 'canary_restart_strategy',
+            'canary_health_interval', 'canary_binary', 'blue_green_binary', 'rollback_pid_file'} <= set(shared)
+    differ = {name: (value, source_name, source) for name, (value, source_name, source) in shared.items()
+              if value != source or type(value) is not type(source)}
+    assert sorted(set(differ) - set(OWN_DEFAULTS)) == [], differ
+    # An exception that no longer differs (or no longer exists) goes.
+    assert sorted(set(OWN_DEFAULTS) - set(differ)) == []
+
+
+@pytest.mark.parametrize('role', ROLES)
+def test_argument_spec_defaults_are_the_role_defaults(role):
+    """The documented default of every entry point is defaults/main.yml's ("{{ <role>_app }}" documented as <app>)."""
+    defaults = role_defaults(role)
+    wrong = []
+    for entry, spec in argument_specs(role).items():
+        for name, option in spec.get('options', {}).items():
+            if name not in defaults:
+                continue
+            value = in_role(defaults[name], role, '<app>')
+            if isinstance(value, str) and '{{' in value:
+                continue  # computed: the spec describes it in words
+            if option.get('default') != value or type(option.get('default')) is not type(value):
+                wrong.append((entry, name, option.get('default', '(none)'), defaults[name]))
+    assert wrong == []
+
+
+def playbook_defaults():
+    """(playbook, role variable, value) of every "<role var>: '{{ extra_var | default(<literal>) }}'" of a playbook."""
+    for path in sorted(glob.glob(os.path.join(REPO, 'playbooks', '*.yml'))):
+        for name, literal in re.findall(r'^\s+(\w+): "\{\{ \w+ \| default\((.*)\) \}\}"$', read(path), re.M):
+            try:
+                value = ast.literal_eval(literal)
+            except (ValueError, SyntaxError):
+                continue  # an expression ('/opt/' ~ app), not a default to compare
+            yield os.path.relpath(path, REPO), name, value
+
+
+def test_playbook_defaults_are_the_role_defaults():
+    """The playbooks pass extra vars on with a default; it must be the role's own (they cannot read it)."""
+    compared, wrong = set(), []
+    for path, name, value in playbook_defaults():
+        role = next((r for r in ROLES if name.startswith(r + '_')), None)
+        defaults = role_defaults(role) if role else {}
+        if name not in defaults:
+            continue
+        compared.add(name)
+        if value != defaults[name] or type(value) is not type(defaults[name]):
+            wrong.append((path, name, value, defaults[name]))
+    assert wrong == []
+    assert {'canary_listen_port', 'canary_restart_strategy', 'deploy_host_ready_timeout', 'deploy_host_drain_timeout',
+            'rollback_listen_port', 'rollback_restart_strategy', 'rollback_ready_timeout'} <= compared, compared
