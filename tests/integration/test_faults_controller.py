@@ -21,10 +21,10 @@ APP = 'fltctl'
 PORT = faultlib.PORT
 MODULE = 'faults_controller'
 
-# (stage, the task banner that starts it, seconds after the banner, the version deployed then, the lock left).
-# The canary's probe runs after the host's deploy released its lock.
+# (stage, the line that starts it, seconds after that line, the version deployed then, the lock left). Within a
+# host's deploy the lines are host_deploy's progress lines (-v); the canary's probe runs after the lock is released.
 STAGES = (
-    ('after the upload', 'Create the service user and its state directories', 0, '2.0.0', 'held'),
+    ('after the upload', 'Install the systemd units of the restart strategy', 0, '2.0.0', 'held'),
     ('after the switch', 'Restart the service on the new release', 0, '2.1.0', 'held'),
     ('during the restart', 'Restart the service on the new release', 0.7, '2.2.0', 'held'),
     ('during verification', 'Probe the health of the batch host', 0.2, '2.3.0', 'free'),
@@ -58,7 +58,7 @@ def test_controller_killed(hosts, stage, tmp_path):
 
     load = testlib.start_load(hosts.hosts, PORT, rate=60, keepalive=True, duration=120)
     try:
-        r = testlib.playbook_interrupted(hosts.inventory, 'deploy', vars_, tmp_path, marker, kill)
+        r = testlib.playbook_interrupted(hosts.inventory, 'deploy', vars_, tmp_path, marker, kill, verbosity=1)
         faultlib.assert_working(hosts.hosts, APP, old | {version})
         left = {h['name']: faultlib.leftovers(h, APP) for h in hosts}
         # The killed run's lock stays (nobody released it); the next run of the same deploy takes it back.

@@ -86,7 +86,8 @@ def test_ssh_cut_during_restart_and_full_disk_at_the_ledger_write(hosts, tmp_pat
     load = testlib.start_load(hosts.hosts, PORT, rate=60, keepalive=True, duration=120)
     try:
         r = testlib.playbook_interrupted(hosts.inventory, 'deploy', vars_, tmp_path,
-                                         'Restart the service on the new release', cut_mid_restart)
+                                         'Restart the service on the new release', cut_mid_restart,
+                                         verbosity=1)
     finally:
         summary = testlib.finish_load(load, 'fault-restart-ledger')
     assert r.fired and r.rc != 0, r
@@ -120,7 +121,8 @@ def test_old_process_killed_during_the_handover(hosts, tmp_path):
             testlib.host_sh(h, 'kill -9 %s' % old_pids[h['name']], check=False)
 
     r = testlib.playbook_interrupted(hosts.inventory, 'deploy', vars_, tmp_path,
-                                     'Restart the service on the new release', kill_old)
+                                     'Restart the service on the new release', kill_old,
+                                     verbosity=1)
     assert r.fired, r
     faultlib.assert_working(hosts.hosts, APP, {'2.1.0', '2.2.0'})
     left = {h['name']: faultlib.leftovers(h, APP) for h in hosts}
