@@ -64,6 +64,7 @@ SETTINGS_SPEC = dict(
     service=dict(type='dict', required=True),
     service_unit=dict(type='str', required=True),
     socket_unit=dict(type='str', default=''),
+    batch=dict(type='int'),
 )
 
 ARGS_SPEC = dict(
@@ -266,11 +267,11 @@ class ActionModule(ActionBase):
         return self._fail(st, flow.StepFailed(failure['stage'], failure['reason']))
 
     def _finished(self, st, out):
-        return dict(changed=bool(out.get('changed')), result=out, facts=flow.hook_facts(self._s, st))
+        return dict(changed=bool(out.get('changed')), result=out, facts=flow.hook_facts(self._s, st, self._host))
 
     def _state_result(self, st):
         return dict(changed=bool(st.get('switched') or st.get('upload_changed')), state=st,
-                    facts=flow.hook_facts(self._s, st))
+                    facts=flow.hook_facts(self._s, st, self._host))
 
     # -- remote calls --------------------------------------------------------------------------------
 

@@ -203,6 +203,10 @@ options:
         - The rendered socket unit (C(systemd_socket) only).
         type: str
         default: ''
+      batch:
+        description:
+        - The canary batch number (1 for the first), for the hooks' C(hotswap_hook); null outside a canary.
+        type: int
 
   phase:
     description:
@@ -277,8 +281,8 @@ state:
   returned: with phases begin, upload, install, activate and verify
   type: dict
 facts:
-  description: The release facts hooks read - C(deploy_host_release_id), C(deploy_host_release_dir),
-    C(deploy_host_previous_release).
+  description: The release facts hooks read - C(hotswap_hook) (docs/hooks.md), and the older
+    C(deploy_host_release_id), C(deploy_host_release_dir), C(deploy_host_previous_release).
   returned: success
   type: dict
 '''

@@ -201,9 +201,19 @@ def verdict(st, check_mode):
     return 'skipped'
 
 
-def hook_facts(s, st):
-    """What a hook reads of the release being deployed (docs/hooks.md)."""
-    return dict(deploy_host_release_id=st['release_id'],
+def hook_context(s, st, host):
+    """``hotswap_hook``: the one dict every hook reads, whichever role runs it (docs/hooks.md); the blue-green
+    role fills the same keys and its slot keys."""
+    return dict(rollout='canary' if s['batch'] else 'deploy_host', action='deploy', host=host, app=s['app'],
+                base_dir=s['base_dir'], release=st['release_id'], version=s['version'],
+                release_dir='%s/releases/%s' % (s['base_dir'], st['release_id']),
+                previous_release=st['previous'], batch=s['batch'], target_slot=None, target_port=None,
+                target_url=None, public_url=None, live_slot=None, live_release=st['previous'])
+
+
+def hook_facts(s, st, host):
+    """What a hook reads of the release being deployed: ``hotswap_hook``, and the older deploy_host_release_*."""
+    return dict(hotswap_hook=hook_context(s, st, host), deploy_host_release_id=st['release_id'],
                 deploy_host_release_dir='%s/releases/%s' % (s['base_dir'], st['release_id']),
                 deploy_host_previous_release=st['previous'])
 

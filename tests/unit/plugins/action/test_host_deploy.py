@@ -197,6 +197,9 @@ def test_phases_carry_the_state_and_a_failed_hook_is_switched_back(make_action):
     host = good_host(release_activate=[dict(switched=True), dict(switched=True)])
     begin = run(make_action, host, dict(settings=settings(hooks={'after_activate': 'h.yml'}), phase='begin'))
     assert 'unless_live' not in host.runs[0][1] and begin['state']['previous'] == PREV
+    hook = begin['facts']['hotswap_hook']
+    assert hook['rollout'] == 'deploy_host' and hook['previous_release'] == PREV and hook['host'] == 'web1'
+    assert hook['release_dir'] == '/opt/demo/releases/' + hook['release'] and hook['target_slot'] is None
     state = begin['state']
     for phase in ('upload', 'install', 'activate'):
         state = run(make_action, host, dict(settings=settings(), phase=phase, state=state))['state']
