@@ -23,11 +23,12 @@ MODULE = 'faults_controller'
 
 # (stage, the line that starts it, seconds after that line, the version deployed then, the lock left). Within a
 # host's deploy the lines are host_deploy's progress lines (-v); the canary's probe runs after the lock is released.
+# With no bake the canary does not probe again what the deploy verified: that case bakes 1 s.
 STAGES = (
-    ('after the upload', 'Install the systemd units of the restart strategy', 0, '2.0.0', 'held'),
-    ('after the switch', 'Restart the service on the new release', 0, '2.1.0', 'held'),
-    ('during the restart', 'Restart the service on the new release', 0.7, '2.2.0', 'held'),
-    ('during verification', 'Probe the health of the batch host', 0.2, '2.3.0', 'free'),
+    ('after the upload', 'Install the systemd units of the restart strategy', 0, '2.0.0', 'held', {}),
+    ('after the switch', 'Restart the service on the new release', 0, '2.1.0', 'held', {}),
+    ('during the restart', 'Restart the service on the new release', 0.7, '2.2.0', 'held', {}),
+    ('during verification', 'Probe the health of the batch host', 0.2, '2.3.0', 'free', {'canary_bake_time': 1}),
 )
 
 
@@ -43,14 +44,14 @@ def live_version(hosts):
 
 @pytest.mark.parametrize('stage', STAGES, ids=[s[0].replace(' ', '-') for s in STAGES])
 def test_controller_killed(hosts, stage, tmp_path):
-    name, marker, delay, version, lock = stage
+    name, marker, delay, version, lock, extra = stage
     if live_version(hosts) == {None}:
         v1 = testlib.build_app('1.0.0')
         r = testlib.playbook(hosts.inventory, 'deploy', faultlib.deploy_vars(APP, '1.0.0', v1), tmp_path=tmp_path)
         assert r.rc == 0, r
     old = live_version(hosts)
     assert len(old) == 1 and None not in old, old
-    vars_ = faultlib.deploy_vars(APP, version, testlib.build_app(version))
+    vars_ = faultlib.deploy_vars(APP, version, testlib.build_app(version), **extra)
 
     def kill(proc):
         time.sleep(delay)
