@@ -46,6 +46,8 @@ BASELINE = os.path.join(os.path.dirname(HERE), 'baseline')
 UPLOAD_YML = os.path.join(HERE, 'upload.yml')
 MB = 1 << 20
 FORKS = 20
+# --mitogen: every run (ours and the baseline alike) with mitogen's linear strategy (PyPI `mitogen`).
+MITOGEN = {}
 # Apps side by side on the same hosts; the published container ports are 8080-8082 and 80.
 OURS = dict(app='hsbench', port=8080)
 BASE = dict(app='hsbase', port=8081)
@@ -119,6 +121,7 @@ class Runner(object):
         cpdir = os.path.join(WORK, 'cp', tag)
         os.makedirs(cpdir, exist_ok=True)
         env = common.ansible_env(COLLECTIONS, events=events_file, all_tasks=True, control_path_dir=cpdir)
+        env.update(MITOGEN)
         argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', self.inventory, '-c', connection,
                 '-f', str(FORKS)] + argv_tail + ['-e', '@' + vars_file]
         if limit:
@@ -790,6 +793,13 @@ def report(result, out):
         common.plot(os.path.join(HERE, 'plot.py'), out, os.path.join(os.path.dirname(out), 'deploy-time.png'))
 
 
+def use_mitogen():
+    """The environment that makes ansible-playbook use mitogen's linear strategy."""
+    import ansible_mitogen
+    strategies = os.path.join(os.path.dirname(ansible_mitogen.__file__), 'plugins', 'strategy')
+    return dict(ANSIBLE_STRATEGY_PLUGINS=strategies, ANSIBLE_STRATEGY='mitogen_linear')
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--hosts', default=os.environ.get('BENCH_HOSTS') or '1 5 10 20',
@@ -801,6 +811,8 @@ def parse_args(argv):
     p.add_argument('--sections', default='deploy,roundtrips,transfer,rollback')
     p.add_argument('--out', default=os.path.join(RESULTS, 'latest.json'))
     p.add_argument('--report', metavar='JSON', help='no run: tables, model and plot again from saved results')
+    p.add_argument('--mitogen', action='store_true',
+                   help="every run with mitogen's linear strategy (installed in build/venv by make venv)")
     a = p.parse_args(argv)
     a.hosts = sorted(set(int(x) for x in a.hosts.replace(',', ' ').split()))
     if not a.hosts or a.hosts[0] < 1 or a.hosts[-1] > 20:
@@ -826,6 +838,8 @@ def main(argv=None):
             json.dump(result, f, indent=1)
         report(result, out)
         return 0
+    if args.mitogen:
+        MITOGEN.update(use_mitogen())
     command = 'build/venv/bin/python benchmarks/deploy/run.py ' + ' '.join(
         argv if argv is not None else sys.argv[1:])
     result = dict(command=command.strip(), commit=common.commit(), hosts=args.hosts, reps=args.reps,
