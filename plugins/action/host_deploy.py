@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import time
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
-from ansible.utils.display import Display
-
 from ansible_collections.hotswap.deploy.plugins.filter.lock_owner import lock_owner
 from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import parse_checksum, validate_binary_name
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import content_manifest, make_release_id
 from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import HostStepsAction
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files import resolve_release_files
-
-display = Display()
 
 MODULE = 'hotswap.deploy.host_deploy'
 
@@ -76,31 +71,15 @@ ARGS_SPEC = dict(
 )
 
 
-class ActionModule(ActionBase):
+class ActionModule(HostStepsAction):
 
-    TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(ARGS_SPEC)
+    ARGS_SPEC = ARGS_SPEC
+    SETTINGS_VAR = 'deploy_host__settings'
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        self._vars = task_vars or {}
-        self._warnings = []
-        checked = ArgumentSpecValidator(ARGS_SPEC).validate(self._task.args)
-        if checked.error_messages:
-            result.update(failed=True, msg='host_deploy: %s. Pass the settings the deploy_host role builds '
-                                           '(deploy_host__settings).' % '; '.join(checked.error_messages))
-            return result
-        args = checked.validated_parameters
+    def run_steps(self, args):
         self._s = args['settings']
-        self._host = self._vars.get('inventory_hostname', self._task.get_name())
-        self._check = bool(self._task.check_mode)
-        try:
-            result.update(self._run_phase(args))
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        if self._warnings:
-            result['warnings'] = result.get('warnings', []) + self._warnings
-        return result
+        return self._run_phase(args)
 
     # -- phases --------------------------------------------------------------------------------------
 
@@ -199,7 +178,7 @@ class ActionModule(ActionBase):
         st['health_outcome'] = health.get('outcome')
 
     def _finish(self, st):
-        self._unlock(st)
+        self._unlock(st, self._s['base_dir'])
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -212,27 +191,14 @@ class ActionModule(ActionBase):
         for path in (s['service']['state_dirs'] if dirs else []):
             self._module(stage, 'ansible.builtin.file', flow.state_dir_args(s, path))
 
-    def _unlock(self, st):
-        if st.pop('locked', False):
-            self._module(flow.STAGE_UNLOCK, 'hotswap.deploy.deploy_lock', flow.unlock_args(self._s, st))
-
-    def _switch_back(self, st):
-        """Undo what the failed deploy changed; every outcome goes into the summary, none raises."""
+    def _undo(self, st):
+        """Undo what the failed deploy changed: current back (the one switch-back path), or an adopted unit."""
         s = self._s
         plan = flow.switch_back_plan(st)
         back = {}
         if plan['revert']:
-            revert = self._call('Switch current back to the previous release', 'hotswap.deploy.release_activate',
-                                flow.revert_activate_args(s, st))
-            if revert.get('failed'):
-                back['revert_error'] = revert.get('msg')
-            elif revert.get('switched'):
-                back['reverted'] = True
-                back['restart'] = self._call('Restart the service on the previous release',
-                                             'hotswap.deploy.graceful_restart', flow.revert_restart_args(s, st))
-                health = self._call('Verify the previous release serves again', 'hotswap.deploy.health_check',
-                                    flow.health_args(s, flow.previous_version(s, st), fail_on='never'))
-                back['health'] = health.get('outcome')
+            back = self._switch_back(flow.revert_activate_args(s, st), flow.revert_restart_args(s, st),
+                                     flow.health_args(s, flow.previous_version(s, st), fail_on='never'))
         if plan['unadopt'] and not back.get('reverted'):
             unadopt = self._call('Put back the units this deploy adopted', 'hotswap.deploy.service_units',
                                  flow.unadopt_args(s))
@@ -245,9 +211,9 @@ class ActionModule(ActionBase):
     def _fail(self, st, err):
         """A step failed after the lock was taken: switch back, release the lock, fail with a summary."""
         failure = {'stage': err.stage, 'reason': err.reason}
-        back = self._switch_back(st)
+        back = self._undo(st)
         try:
-            self._unlock(st)
+            self._unlock(st, self._s['base_dir'])
         except flow.StepFailed as e:
             self._warnings.append('releasing the deploy lock after the failure: %s' % e.reason)
         out = flow.failed_result(self._s, st, self._host, failure, back)
@@ -272,31 +238,3 @@ class ActionModule(ActionBase):
     def _state_result(self, st):
         return dict(changed=bool(st.get('switched') or st.get('upload_changed')), state=st,
                     facts=flow.hook_facts(self._s, st, self._host))
-
-    # -- remote calls --------------------------------------------------------------------------------
-
-    def _stage(self, stage):
-        display.v('hotswap.deploy %s: %s' % (self._host, stage))
-
-    def _call(self, stage, module, args):
-        self._stage(stage)
-        res = self._execute_module(module_name=module, module_args=args, task_vars=self._vars)
-        self._warnings.extend(res.get('warnings') or [])
-        return res
-
-    def _module(self, stage, module, args):
-        res = self._call(stage, module, args)
-        if res.get('failed') or res.get('unreachable'):
-            failure = flow.failure_of(stage, res)
-            raise flow.StepFailed(failure['stage'], failure['reason'], res)
-        return res
-
-    def _run_action(self, name, args):
-        task = self._task.copy()
-        task.args = args
-        action = self._shared_loader_obj.action_loader.get(
-            name, task=task, connection=self._connection, play_context=self._play_context, loader=self._loader,
-            templar=self._templar, shared_loader_obj=self._shared_loader_obj)
-        res = action.run(task_vars=self._vars)
-        self._warnings.extend(res.get('warnings') or [])
-        return res

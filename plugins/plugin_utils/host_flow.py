@@ -94,10 +94,6 @@ def lock_args(s, st):
     return args
 
 
-def unlock_args(s, st):
-    return dict(base_dir=s['base_dir'], owner=st['owner'], state='absent')
-
-
 def upload_args(s, st):
     args = dict(src=s['artifact'] or None, url=s['artifact_url'] or None, url_headers=s['artifact_headers'],
                 url_username=s['artifact_username'] or None, url_password=s['artifact_password'] or None,
@@ -326,3 +322,125 @@ def check_settings(s):
         if key not in s['service']:
             raise HotswapError('host_deploy: settings.service lacks %r; pass the completed service settings '
                                '(the hotswap.deploy.service_settings filter).' % key)
+
+
+# -- rollback: one host switched to a release it has (action release_switch) ------------------------------
+
+STAGE_RB_LOCK = 'Take the deploy lock'
+STAGE_RB_SWITCH = 'Switch current to the target release'
+STAGE_RB_RESTART = 'Restart the service on the target release'
+STAGE_RB_VERIFY = 'Verify the target release serves'
+
+
+def rollback_expected(r, version):
+    return version if r['service']['check_version'] and version else None
+
+
+def _rollback_restart(r):
+    args = dict(service=r['app'], strategy=r['strategy'], signal=r['restart_signal'], executable=r['executable'],
+                url=r['service']['health_url'], health_timeout=r['health_timeout'],
+                ready_timeout=r['ready_timeout'], drain_timeout=r['drain_timeout'])
+    if r['strategy'] == 'signal_reexec':
+        args['pid_file'] = r['pid_file']
+    args.update(_version_args(r['service']))
+    return args
+
+
+def rollback_lock_args(r):
+    return dict(base_dir=r['base_dir'], owner=r['owner'], reclaim_key=r['reclaim_key'],
+                stale_after=r['lock_stale_after'])
+
+
+def rollback_activate_args(r):
+    return dict(base_dir=r['base_dir'], release_id=r['target'], previous_state=r['previous_state'],
+                activated_by=r['owner'], lock_owner=r['owner'])
+
+
+def rollback_restart_args(r):
+    """With executable set, a service already running the target's binary is not restarted."""
+    args = _rollback_restart(r)
+    args['expected_version'] = rollback_expected(r, r['version'])
+    return _without_none(args)
+
+
+def rollback_health_args(r, release_version, fail_on=None, successes=True):
+    args = dict(url=r['service']['health_url'], expected_version=rollback_expected(r, release_version),
+                retries=r['health_retries'], interval=r['health_interval'], timeout=r['health_timeout'],
+                successes=r['health_successes'] if successes else None, fail_on=fail_on)
+    args.update(_version_args(r['service']))
+    return _without_none(args)
+
+
+def rollback_from(r, st):
+    return st.get('from') or r['current']
+
+
+def rollback_can_switch_back(r, st):
+    """Back to the release the host came from only when it is there (never to a missing one) and wanted."""
+    origin = rollback_from(r, st)
+    return bool(r['restore_on_failure'] and st.get('switched') and origin and origin in r['present'])
+
+
+def rollback_revert_args(r, st, failure):
+    # A restart refused at its check stage never ran the target: that is not held against the release.
+    state = 'retired' if failure.get('restart_stage') == 'check' else 'failed'
+    return dict(base_dir=r['base_dir'], release_id=rollback_from(r, st), previous_state=state,
+                activated_by='%s (rollback failed, switched back)' % r['owner'], lock_owner=r['owner'])
+
+
+def rollback_revert_restart_args(r):
+    return _without_none(_rollback_restart(r))
+
+
+def release_version(r, release_id):
+    for entry in r['releases']:
+        if entry.get('release_id') == release_id:
+            return entry.get('version') or None
+    return None
+
+
+def rollback_verdict(r, st, check_mode):
+    if check_mode and st.get('switched'):
+        return 'check mode: would switch %s -> %s' % (st.get('from') or 'none', r['target'])
+    return st.get('health_outcome') or 'skipped'
+
+
+def rollback_done_result(r, st, host, seconds, check_mode):
+    return dict(host=host, app=r['app'], previous_release=rollback_from(r, st), release=r['target'],
+                version=r['version'], changed=bool(st.get('switched') or st.get('restart_changed')),
+                verdict=rollback_verdict(r, st, check_mode), seconds=round(seconds, 1))
+
+
+def rollback_failed_result(r, st, host, seconds, failure, back):
+    reverted = bool(back.get('reverted'))
+    return dict(host=host, app=r['app'], previous_release=rollback_from(r, st), release=r['target'],
+                version=r['version'], changed=bool(st.get('switched')) and not reverted,
+                verdict="failed at '%s'" % failure['stage'],
+                switched_back_to=rollback_from(r, st) if reverted else None,
+                switched_back_health=back.get('health') or 'not run', seconds=round(seconds, 1))
+
+
+def rollback_failure_summary(r, st, host, failure, back):
+    origin = rollback_from(r, st)
+    reason = failure['reason'].strip()
+    if reason.endswith('.'):
+        reason = reason[:-1]
+    head = "Rollback of %s to %s failed on %s at '%s': %s." % (r['app'], r['target'], host, failure['stage'], reason)
+    if back.get('revert_error'):
+        tail = 'Switching current back to %s failed: %s' % (origin, back['revert_error'].strip())
+        if not tail.endswith('.'):
+            tail += '.'
+        tail += ' current still points at %s: repair the service by hand.' % r['target']
+    elif back.get('reverted'):
+        marked = '' if failure.get('restart_stage') == 'check' else ' and marked %s failed' % r['target']
+        restart = back.get('restart') or {}
+        failed = 'restarting on it failed: %s; ' % restart.get('msg', '') if restart.get('failed') else ''
+        tail = 'Switched current back to %s%s; %shealth of %s: %s.' % (
+            origin, marked, failed, origin, back.get('health') or 'not run')
+    elif st.get('switched'):
+        why = ('restore_on_failure is off' if not r['restore_on_failure']
+               else 'the release it came from, %s, is not on the host' % (origin or 'none'))
+        tail = 'current still points at %s (%s): repair the service by hand.' % (r['target'], why)
+    else:
+        tail = 'current was not switched (%s).' % (origin or 'none')
+    return '%s %s Fix the cause and run the rollback again, or name another release (release_id).' % (head, tail)

@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
+"""hotswap.deploy.release_switch: one Linux host switched to a release it already has, as one task.
+
+The rollback role's per-host step (and so the canary's switch back of a failed batch): lock, switch
+current, restart with the strategy in force, verify, unlock; when that fails, the host goes back to the
+release it came from by the same switch-back path a failed deploy takes (plugin_utils/host_steps.py).
+Decisions: plugins/plugin_utils/host_flow.py (rollback_*).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import HostStepsAction
+
+MODULE = 'hotswap.deploy.release_switch'
+
+SETTINGS_SPEC = dict(
+    app=dict(type='str', required=True),
+    base_dir=dict(type='str', required=True),
+    target=dict(type='str', required=True),
+    version=dict(type='str'),
+    strategy=dict(type='str', required=True),
+    executable=dict(type='str', required=True),
+    restart_signal=dict(type='str', default='SIGHUP'),
+    pid_file=dict(type='str', default=''),
+    service=dict(type='dict', required=True),
+    health_retries=dict(type='int', default=20),
+    health_interval=dict(type='float', default=1),
+    health_successes=dict(type='int', default=2),
+    health_timeout=dict(type='float', default=3),
+    ready_timeout=dict(type='float', default=60),
+    drain_timeout=dict(type='float', default=60),
+    owner=dict(type='str', required=True),
+    reclaim_key=dict(type='str', required=True, no_log=False),
+    lock_stale_after=dict(type='int', default=0),
+    previous_state=dict(type='str', default='retired'),
+    restore_on_failure=dict(type='bool', default=True),
+    current=dict(type='str'),
+    present=dict(type='list', elements='str', default=[]),
+    releases=dict(type='list', elements='dict', default=[]),
+)
+
+ARGS_SPEC = dict(settings=dict(type='dict', required=True, options=SETTINGS_SPEC))
+
+
+class ActionModule(HostStepsAction):
+
+    _VALID_ARGS = frozenset(ARGS_SPEC)
+    ARGS_SPEC = ARGS_SPEC
+    SETTINGS_VAR = 'rollback__switch_settings'
+
+    def run_steps(self, args):
+        r = self._r = args['settings']
+        st = {}
+        started = time.time()
+        try:
+            self._module(flow.STAGE_RB_LOCK, 'hotswap.deploy.deploy_lock', flow.rollback_lock_args(r))
+            st.update(locked=True, owner=r['owner'])
+            self._switch(st)
+        except flow.StepFailed as e:
+            return self._fail(st, e, started)
+        self._unlock(st, r['base_dir'])
+        out = flow.rollback_done_result(r, st, self._host, time.time() - started, self._check)
+        return dict(changed=out['changed'], result=out)
+
+    def _switch(self, st):
+        r = self._r
+        activate = self._module(flow.STAGE_RB_SWITCH, 'hotswap.deploy.release_activate',
+                                flow.rollback_activate_args(r))
+        st.update(switched=bool(activate.get('switched')), **{'from': activate.get('previous_release')})
+        # In check mode current did not move, so the restart could not judge it.
+        if self._check and st['switched']:
+            return
+        restart = self._module(flow.STAGE_RB_RESTART, 'hotswap.deploy.graceful_restart',
+                               flow.rollback_restart_args(r))
+        st['restart_changed'] = bool(restart.get('changed'))
+        health = self._module(flow.STAGE_RB_VERIFY, 'hotswap.deploy.health_check',
+                              flow.rollback_health_args(r, r['version']))
+        st['health_outcome'] = health.get('outcome')
+
+    def _fail(self, st, err, started):
+        r = self._r
+        failure = {'stage': err.stage, 'reason': err.reason, 'restart_stage': err.result.get('stage') or ''}
+        back = {}
+        if flow.rollback_can_switch_back(r, st):
+            origin = flow.rollback_from(r, st)
+            back = self._switch_back(flow.rollback_revert_args(r, st, failure), flow.rollback_revert_restart_args(r),
+                                     flow.rollback_health_args(r, flow.release_version(r, origin), fail_on='never',
+                                                               successes=False))
+        try:
+            self._unlock(st, r['base_dir'])
+        except flow.StepFailed as e:
+            self._warnings.append('releasing the deploy lock after the failure: %s' % e.reason)
+        out = flow.rollback_failed_result(r, st, self._host, time.time() - started, failure, back)
+        return dict(failed=True, changed=out['changed'], result=out,
+                    failure={'stage': failure['stage'], 'reason': failure['reason']},
+                    msg=flow.rollback_failure_summary(r, st, self._host, failure, back))

@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
+"""What the actions that drive one Linux host share (host_deploy, release_switch): running the remote steps
+with a progress line each, and the one switch-back path - current back to the release the host came from,
+the service restarted and verified on it - that a failed deploy, a failed canary host and a failed rollback
+all take."""
+
+from __future__ import annotations
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
+
+display = Display()
+
+
+class HostStepsAction(ActionBase):
+    """ActionBase for one host's steps. Subclasses set ARGS_SPEC and implement run_steps(args)."""
+
+    TRANSFERS_FILES = False
+    ARGS_SPEC = {}
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(HostStepsAction, self).run(tmp, task_vars)
+        self._vars = task_vars or {}
+        self._warnings = []
+        checked = ArgumentSpecValidator(self.ARGS_SPEC).validate(self._task.args)
+        if checked.error_messages:
+            result.update(failed=True, msg='%s: %s. Pass the settings the role builds (%s).' % (
+                self._task.action, '; '.join(checked.error_messages), self.SETTINGS_VAR))
+            return result
+        self._host = self._vars.get('inventory_hostname', self._task.get_name())
+        self._check = bool(self._task.check_mode)
+        try:
+            result.update(self.run_steps(checked.validated_parameters))
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        if self._warnings:
+            result['warnings'] = result.get('warnings', []) + self._warnings
+        return result
+
+    # -- remote calls --------------------------------------------------------------------------------
+
+    def _stage(self, stage):
+        display.v('hotswap.deploy %s: %s' % (self._host, stage))
+
+    def _call(self, stage, module, args):
+        """One module run; its result as it is (failed or not)."""
+        self._stage(stage)
+        res = self._execute_module(module_name=module, module_args=args, task_vars=self._vars)
+        self._warnings.extend(res.get('warnings') or [])
+        return res
+
+    def _module(self, stage, module, args):
+        """One module run that must succeed: a failure raises StepFailed naming the stage."""
+        res = self._call(stage, module, args)
+        if res.get('failed') or res.get('unreachable'):
+            failure = flow.failure_of(stage, res)
+            raise flow.StepFailed(failure['stage'], failure['reason'], res)
+        return res
+
+    def _run_action(self, name, args):
+        """Another action plugin of the collection (binary_upload: the push) on this host, as a task would."""
+        task = self._task.copy()
+        task.args = args
+        action = self._shared_loader_obj.action_loader.get(
+            name, task=task, connection=self._connection, play_context=self._play_context, loader=self._loader,
+            templar=self._templar, shared_loader_obj=self._shared_loader_obj)
+        res = action.run(task_vars=self._vars)
+        self._warnings.extend(res.get('warnings') or [])
+        return res
+
+    def _unlock(self, st, base_dir):
+        if st.pop('locked', False):
+            self._module(flow.STAGE_UNLOCK, 'hotswap.deploy.deploy_lock',
+                         dict(base_dir=base_dir, owner=st['owner'], state='absent'))
+
+    # -- the one switch-back path ----------------------------------------------------------------------
+
+    def _switch_back(self, activate_args, restart_args, health_args):
+        """current back to ``activate_args['release_id']``, restarted and verified there. Every outcome is
+        returned (``reverted``, ``revert_error``, ``restart``, ``health``) for the summary; nothing raises."""
+        back = {}
+        revert = self._call('Switch current back to the previous release', 'hotswap.deploy.release_activate',
+                            activate_args)
+        if revert.get('failed'):
+            back['revert_error'] = revert.get('msg') or 'no message'
+            return back
+        if not revert.get('switched'):
+            return back
+        back['reverted'] = True
+        back['restart'] = self._call('Restart the service on the previous release', 'hotswap.deploy.graceful_restart',
+                                     restart_args)
+        health = self._call('Verify the previous release serves again', 'hotswap.deploy.health_check', health_args)
+        back['health'] = health.get('outcome')
+        return back
