@@ -6,8 +6,9 @@
 #AnsibleRequires -CSharpUtil Ansible.Basic
 #AnsibleRequires -PowerShell ansible_collections.hotswap.deploy.plugins.module_utils.WinBinarySwap
 
-# Thin: the argument spec, a call into WinBinarySwap.psm1 (all the logic, Pester-tested), the
-# result. Documentation: win_binary_swap.py. Controller side (push of src): plugins/action.
+# Thin: the argument spec, a call into WinBinarySwap.psm1 (all the logic, with the WinSwap*.psm1
+# module utils it requires; Pester tests written, not yet run), the result. Documentation:
+# win_binary_swap.py. Controller side (push of src): plugins/action.
 
 $spec = @{
     options = @{

@@ -8,7 +8,10 @@
   equal the options its ``.py`` documentation file declares (name, type, required, default,
   choices, elements, aliases, and suboptions the same way);
 - every ``#AnsibleRequires -PowerShell`` / ``-CSharpUtil`` (and ``#Requires -Module``)
-  names a util that exists, in this collection or in ansible-core.
+  names a util that exists, in this collection or in ansible-core;
+- a function of another of this collection's PowerShell module utils is called only where that
+  util exports it and is named in ``#AnsibleRequires``, and a ``$script:`` variable is read only
+  in the file that sets it (each util is a module of its own).
 
 This proves syntax and interface only; what the code does on Windows is tested by Pester
 where PowerShell exists (docs/windows.md).
@@ -363,3 +366,83 @@ def test_required_utils_exist(rel):
         elif not os.path.isfile(path):
             missing.append('%s: %s does not exist' % (m.group(0).strip(), os.path.relpath(path, REPO)))
     assert not missing, '%s:\n  %s' % (rel, '\n  '.join(missing))
+
+
+# ---------------------------------------------------------------------------------------------
+# calls between this collection's PowerShell module utils
+
+PS_UTILS = [f for f in PS_FILES if os.path.dirname(f) == os.path.join('plugins', 'module_utils') and f.endswith('.psm1')]
+PS_PLUGINS = [f for f in PS_FILES if f.startswith('plugins' + os.sep)]
+EXPORTS_RE = re.compile(r'^\s*Export-ModuleMember\s+-Function\s+@\((?P<names>.*?)\)', re.I | re.M | re.S)
+SCRIPT_VAR_RE = re.compile(r'\$(?:\{)?script:(\w+)', re.I)
+SCRIPT_VAR_SET_RE = re.compile(r'^\s*\$script:(\w+)\s*=', re.I | re.M)
+
+
+def walk(node):
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.children))
+
+
+def ps_interface(parser, rel):
+    """{functions: {lower name: name}, exports: {lower names}, calls: {lower name: [lines]}, requires: {paths}}."""
+    source = read(rel)
+    functions, calls = {}, {}
+    for node in walk(parser.parse(source).root_node):
+        if node.type == 'function_statement':
+            name = [c for c in node.children if c.type == 'function_name'][0].text.decode()
+            functions[name.lower()] = name
+        elif node.type == 'command_name':
+            calls.setdefault(node.text.decode().lower(), []).append(node.start_point[0] + 1)
+    text = source.decode('utf-8', 'replace')
+    exports = set()
+    for m in EXPORTS_RE.finditer(text):
+        for single, double in re.findall(r"'([^']+)'|\"([^\"]+)\"", m.group('names')):
+            exports.add((single or double).lower())
+    requires = {os.path.normpath(resolve_util(rel, m.group('kind') or 'PowerShell', m.group('name')) or '')
+                for m in REQUIRES_RE.finditer(text) if (m.group('kind') or 'PowerShell').lower() == 'powershell'}
+    return dict(functions=functions, exports=exports, calls=calls, requires=requires, text=text)
+
+
+@pytest.mark.parametrize('rel', PS_PLUGINS or [NO_FILES])
+def test_calls_between_module_utils_are_required(parser, rel):
+    """Ansible loads each util as a module of its own: only its exported functions are visible to others."""
+    utils = {u: ps_interface(parser, u) for u in PS_UTILS}
+    me = utils[rel] if rel in utils else ps_interface(parser, rel)
+    problems = ['exports %s, which it does not define' % n for n in sorted(me['exports'] - set(me['functions']))]
+    for name, lines in sorted(me['calls'].items()):
+        if name in me['functions']:
+            continue
+        for util, other in sorted(utils.items()):
+            if util == rel or name not in other['functions']:
+                continue
+            where = 'line %s calls %s of %s' % (','.join(map(str, lines)), other['functions'][name], util)
+            if name not in other['exports']:
+                problems.append('%s, which does not export it (Export-ModuleMember)' % where)
+            if os.path.normpath(os.path.join(REPO, util)) not in me['requires']:
+                problems.append('%s without #AnsibleRequires -PowerShell %s' % (where, '.'.join(
+                    ['ansible_collections', 'hotswap', 'deploy'] + os.path.splitext(util)[0].split(os.sep))))
+    code = '\n'.join(line for line in me['text'].splitlines() if not line.lstrip().startswith('#'))
+    for var in sorted(set(SCRIPT_VAR_RE.findall(code)) - set(SCRIPT_VAR_SET_RE.findall(me['text']))):
+        problems.append('reads $script:%s, which this file does not set (script scope is per module)' % var)
+    assert not problems, '%s:\n  %s' % (rel, '\n  '.join(problems))
+
+
+def test_util_call_check_sees_a_missing_require(parser, monkeypatch):
+    """Guard for the check above: a call into another util without #AnsibleRequires is reported."""
+    assert PS_UTILS, 'no PowerShell module utils found'
+    name = sorted(ps_interface(parser, PS_UTILS[0])['exports'])[0]
+    src = ('Function Get-Y {\n    %s -X 1\n}\n$script:A = 1\n$b = $script:B\n'
+           "Export-ModuleMember -Function @(\n    'Get-Y'\n    'Get-Z'\n)\n" % name).encode()
+    rel = os.path.join('plugins', 'module_utils', 'ZzCheck.psm1')
+    real_read = read
+    monkeypatch.setitem(globals(), 'read', lambda r: src if r == rel else real_read(r))
+    with pytest.raises(AssertionError) as failed:
+        test_calls_between_module_utils_are_required(parser, rel)
+    message = str(failed.value)
+    assert 'without #AnsibleRequires' in message
+    assert 'exports get-z, which it does not define' in message
+    assert '$script:B' in message and '$script:A' not in message
+

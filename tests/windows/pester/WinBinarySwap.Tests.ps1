@@ -1,7 +1,8 @@
 # Copyright: hotswap.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-# Pester 5 tests of plugins/module_utils/WinBinarySwap.psm1.
+# Pester 5 tests of the module util of win_binary_swap: plugins/module_utils/WinBinarySwap.psm1
+# and the WinSwap*.psm1 files it requires.
 #
 #   Invoke-Pester tests/windows/pester            (from the collection root; Pester >= 5.0)
 #
@@ -11,8 +12,14 @@
 # macOS. NOT RUN YET: no PowerShell runtime was available when they were written (docs/windows.md).
 
 BeforeAll {
-    $modulePath = [System.IO.Path]::Combine($PSScriptRoot, '..', '..', '..', 'plugins', 'module_utils', 'WinBinarySwap.psm1')
-    Import-Module -Name ([System.IO.Path]::GetFullPath($modulePath)) -Force
+    # Every file of the module util, imported globally as Ansible does: they call each other's
+    # exported functions (the #AnsibleRequires lines at their tops).
+    $utilDir = [System.IO.Path]::Combine($PSScriptRoot, '..', '..', '..', 'plugins', 'module_utils')
+    foreach ($util in @('WinSwapCommon', 'WinSwapArtifact', 'WinSwapPath', 'WinSwapLedger', 'WinSwapService',
+            'WinSwapHttp', 'WinSwapRollback', 'WinSwapActivation', 'WinBinarySwap')) {
+        $modulePath = [System.IO.Path]::Combine($utilDir, "$util.psm1")
+        Import-Module -Name ([System.IO.Path]::GetFullPath($modulePath)) -Force -Scope Global
+    }
 
     Function New-PeBytes {
         # A minimal PE image: 64-byte DOS header with e_lfanew, 'PE\0\0', the 20-byte COFF header,
