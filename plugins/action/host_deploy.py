@@ -16,7 +16,7 @@ import time
 
 from ansible_collections.hotswap.deploy.plugins.filter.lock_owner import lock_owner
 from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import parse_checksum, validate_binary_name
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import content_manifest, make_release_id
 from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import HostStepsAction
@@ -38,7 +38,7 @@ SETTINGS_SPEC = dict(
     artifact_strip_components=dict(type='int', default=0),
     artifact_max_size=dict(type='int', default=1024 ** 3),
     base_dir=dict(type='str', required=True),
-    restart_strategy=dict(type='str', required=True),
+    restart_strategy=dict(type='str', required=True, choices=list(STRATEGIES)),
     restart_signal=dict(type='str', default='SIGHUP'),
     pid_file=dict(type='str', default=''),
     ready_timeout=dict(type='float', default=60),

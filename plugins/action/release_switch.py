@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES
 from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import HostStepsAction
 
@@ -23,7 +24,7 @@ SETTINGS_SPEC = dict(
     base_dir=dict(type='str', required=True),
     target=dict(type='str', required=True),
     version=dict(type='str'),
-    strategy=dict(type='str', required=True),
+    strategy=dict(type='str', required=True, choices=list(STRATEGIES)),
     executable=dict(type='str', required=True),
     restart_signal=dict(type='str', default='SIGHUP'),
     pid_file=dict(type='str', default=''),

@@ -102,6 +102,7 @@ options:
         - How the service moves to the new binary (M(hotswap.deploy.graceful_restart) I(strategy)).
         type: str
         required: true
+        choices: [systemd_socket, signal_reexec, notify_reload, reuseport, restart]
       restart_signal:
         description:
         - Signal of the C(signal_reexec) strategy.

@@ -53,6 +53,7 @@ options:
         - The restart strategy the units are installed for (M(hotswap.deploy.graceful_restart) I(strategy)).
         type: str
         required: true
+        choices: [systemd_socket, signal_reexec, notify_reload, reuseport, restart]
       executable:
         description:
         - 'C(<base_dir>/current/<binary>): a service already running the target''s binary is not restarted.'

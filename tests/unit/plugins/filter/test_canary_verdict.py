@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
+"""The canary's verdicts: one host from its probe and metric, a batch from its hosts."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.hotswap.deploy.plugins.filter.canary_verdict import canary_batch_verdict, canary_host_verdict
+
+SKIPPED = {'changed': False, 'skipped': True, 'skip_reason': 'Conditional result was False'}
+
+
+@pytest.mark.parametrize('health,metric,analysis,reason', [
+    (SKIPPED, SKIPPED, 'pass', 'health passed'),
+    ({'outcome': 'pass'}, {'verdict': 'pass', 'reason': '0.1 < 1'}, 'pass', 'health passed and metric passed: 0.1 < 1'),
+    ({'outcome': 'fail', 'reason': 'version 1.0 wanted 2.0'}, SKIPPED, 'fail', 'health fail: version 1.0 wanted 2.0'),
+    ({'outcome': 'pass'}, {'verdict': 'fail', 'reason': '3 of 5 failed'}, 'fail', 'metric fail: 3 of 5 failed'),
+    ({'outcome': 'inconclusive', 'reason': 'no answer'}, SKIPPED, 'inconclusive', 'health inconclusive: no answer'),
+    ({'outcome': 'pass'}, {'verdict': 'inconclusive', 'reason': 'errors'}, 'inconclusive', 'metric inconclusive: errors'),
+])
+def test_host_verdict(health, metric, analysis, reason):
+    assert canary_host_verdict(health, metric, False, 'web1', '2') == dict(batch=2, analysis=analysis,
+                                                                          analysis_reason=reason)
+
+
+@pytest.mark.parametrize('flag', [True, 'True', 'true'])
+def test_a_metric_asked_on_a_windows_host_fails_it_with_the_fix(flag):
+    v = canary_host_verdict({'outcome': 'pass'}, SKIPPED, flag, 'win1', 1)
+    assert v['analysis'] == 'fail' and 'win1 is a Windows host' in v['analysis_reason']
+    assert 'run_on: controller' in v['analysis_reason']
+    assert canary_host_verdict({'outcome': 'pass'}, SKIPPED, 'False', 'win1', 1)['analysis'] == 'pass'
+
+
+def judged(analysis, reason='r'):
+    return {'canary__host': {'analysis': analysis, 'analysis_reason': reason}}
+
+
+def test_batch_passes_when_every_host_passed():
+    hv = {'a': judged('pass'), 'b': judged('pass')}
+    assert canary_batch_verdict(['a', 'b'], ['a', 'b'], hv) == dict(result='pass', reasons='')
+
+
+def test_a_failed_deploy_fails_the_batch_and_is_named_first_in_batch_order():
+    hv = {'a': {'deploy_host__failure': {'stage': ' Upload the release ', 'reason': 'no space. '}},
+          'b': judged('inconclusive', 'no answer')}
+    v = canary_batch_verdict(['a', 'b'], ['b'], hv)
+    assert v == dict(result='fail', reasons='a: deploy failed at Upload the release - no space.; '
+                                           'b: analysis inconclusive - no answer')
+
+
+def test_an_unreachable_host_makes_the_batch_inconclusive():
+    v = canary_batch_verdict(['a', 'b'], ['a'], {'a': judged('pass'), 'b': {}})
+    assert v['result'] == 'inconclusive' and v['reasons'] == 'b: unreachable (its state is as the connection left it)'
+
+
+def test_a_failed_analysis_outweighs_an_inconclusive_one():
+    hv = {'a': judged('inconclusive'), 'b': judged('fail', 'metric fail: x')}
+    assert canary_batch_verdict(['a', 'b'], ['a', 'b'], hv)['result'] == 'fail'
