@@ -123,7 +123,8 @@ class ActionModule(HostStepsAction):
         st.update(locked=True, previous=before.get('current'),
                   releases=[dict(release_id=r.get('release_id'), version=r.get('version'))
                             for r in before.get('releases') or []],
-                  user=lock.get('service_user') or {})
+                  user=lock.get('service_user') or {}, release_present=lock.get('release_present'),
+                  host_platform=lock.get('host_platform'))
         if before.get('current_blocked'):
             raise flow.StepFailed(flow.STAGE_CURRENT, 'Deploying %s on %s: %s' % (
                 s['app'], self._host, ' '.join(before.get('problems') or [])))
@@ -149,7 +150,8 @@ class ActionModule(HostStepsAction):
         if self._s['service']['create_user'] and flow.user_first(st):
             self._ensure_user(st, flow.STAGE_USER_FIRST, dirs=False)
         self._stage(flow.STAGE_UPLOAD)
-        upload = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(self._s, st))
+        upload = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(self._s, st),
+                                  known_probe=flow.known_probe(st))
         if upload.get('failed'):
             raise flow.StepFailed(**dict(flow.failure_of(flow.STAGE_UPLOAD, upload), result=upload))
         st['upload_changed'] = bool(upload.get('changed'))

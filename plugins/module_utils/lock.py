@@ -500,3 +500,14 @@ def user_state(name):
     except KeyError:
         group = str(entry.pw_gid)
     return dict(exists=True, group=group, home=entry.pw_dir, shell=entry.pw_shell)
+
+
+def release_presence(base_dir, release_id):
+    """``{release_present, host_platform}``: what a push needs to know before it transfers (nothing without an id)."""
+    if not release_id:
+        return dict(release_present=None, host_platform=None)
+    from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import host_platform
+    from ansible_collections.hotswap.deploy.plugins.module_utils.release import validate_release_id
+    rid = validate_release_id(release_id)
+    present = os.path.lexists(os.path.join(base_dir, 'releases', rid))
+    return dict(release_present=present, host_platform=host_platform())

@@ -82,6 +82,12 @@ options:
         (release files and environment by digest) optional (empty values count as not given).
       - When it is live, no lock is taken and RV(live) is true; otherwise the lock is taken as usual.
     type: dict
+  release_id:
+    description:
+      - With I(state=present), also report whether C(<base_dir>/releases/<release_id>) exists (RV(release_present))
+        and the host's platform (RV(host_platform)), so a deploy that pushes a new release needs no separate probe.
+    type: str
+    version_added: 0.7.0
   service_user:
     description:
       - With I(state=present), also report whether this user exists and how (RV(service_user)), so a deploy
@@ -146,6 +152,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+release_present:
+  description: Whether the directory of I(release_id) exists; null without I(release_id) or when the release was live.
+  returned: success
+  type: bool
+host_platform:
+  description: The host's C(os) and C(arch) (as M(hotswap.deploy.binary_upload) reports them), with I(release_id).
+  returned: success
+  type: dict
 service_user:
   description:
     - The user named in I(service_user) as the host has it; null without I(service_user) or when the release
@@ -262,6 +276,7 @@ def main():
         stale_after=dict(type='int', default=0),
         unless_live=dict(type='dict'),
         service_user=dict(type='str'),
+        release_id=dict(type='str'),
     )
     argument_spec.update(BASE_DIR_SPEC)
     module = RedactingModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -274,19 +289,20 @@ def main():
             status = dict(live=checked['live'], live_reason=checked['reason'])
         if status['live']:
             result = dict(changed=False, holder=None, taken_over=None, reclaimed=False, released=None,
-                          releases_state=None, service_user=None)
+                          releases_state=None, service_user=None, release_present=None, host_platform=None)
         elif p['state'] == 'present':
             result = lock.acquire(p['base_dir'], p['owner'], stale_after=p['stale_after'],
                                   check_mode=module.check_mode, reclaim_key=p['reclaim_key'])
             result['released'] = None
             result['releases_state'] = info(p['base_dir'])
             result['service_user'] = lock.user_state(p['service_user']) if p['service_user'] else None
+            result.update(lock.release_presence(p['base_dir'], p['release_id']))
         else:
             result = lock.release(p['base_dir'], p['owner'], force=p['force'], check_mode=module.check_mode)
             result['taken_over'] = None
             result['reclaimed'] = False
             result['releases_state'] = None
-            result['service_user'] = None
+            result.update(service_user=None, release_present=None, host_platform=None)
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     except OSError as e:

@@ -83,7 +83,8 @@ def lock_args(s, st):
     """deploy_lock: take the lock unless the release is live as a deploy leaves it (not with hooks: their
     effect cannot be checked)."""
     args = dict(base_dir=s['base_dir'], owner=st['owner'], reclaim_key=st['reclaim_key'],
-                stale_after=s['lock_stale_after'], service_user=s['service']['service_user'])
+                stale_after=s['lock_stale_after'], service_user=s['service']['service_user'],
+                release_id=st['release_id'])
     if not s['hooks']:
         live = dict(release_id=st['release_id'], binary=s['binary'], checksum=s['checksum'], app=s['app'],
                     strategy=s['restart_strategy'], service_unit=s['service_unit'], socket_unit=s['socket_unit'],
@@ -103,6 +104,15 @@ def upload_args(s, st):
                 environment=s['service']['environment'], environment_secret=s['environment_secret'],
                 lock_owner=st['owner'])
     return _without_none(args)
+
+
+def known_probe(st):
+    """What binary_upload's probe would answer, from the lock run: a release directory that does not exist yet
+    is not staged, and the host's platform is known. None (probe as usual) when the directory exists."""
+    if st.get('release_present') is False and st.get('host_platform'):
+        return dict(failed=True, reason='not_staged', staged=False, host_platform=st['host_platform'],
+                    msg='release %s is not staged' % st['release_id'])
+    return None
 
 
 def user_is_ready(s, user):

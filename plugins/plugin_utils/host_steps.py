@@ -62,13 +62,16 @@ class HostStepsAction(ActionBase):
             raise flow.StepFailed(failure['stage'], failure['reason'], res)
         return res
 
-    def _run_action(self, name, args):
-        """Another action plugin of the collection (binary_upload: the push) on this host, as a task would."""
+    def _run_action(self, name, args, **attrs):
+        """Another action plugin of the collection (binary_upload: the push) on this host, as a task would;
+        ``attrs`` are set on it first (known_probe)."""
         task = self._task.copy()
         task.args = args
         action = self._shared_loader_obj.action_loader.get(
             name, task=task, connection=self._connection, play_context=self._play_context, loader=self._loader,
             templar=self._templar, shared_loader_obj=self._shared_loader_obj)
+        for key, value in attrs.items():
+            setattr(action, key, value)
         res = action.run(task_vars=self._vars)
         self._warnings.extend(res.get('warnings') or [])
         return res

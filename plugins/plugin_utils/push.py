@@ -65,6 +65,7 @@ class PushActionBase(ActionBase):
     MODULE = None
     HOST_SHELL = 'sh'
     EXECUTABLE_OS = None      # set when the module manages one OS only: refuse others before the probe
+    known_probe = None        # the probe's answer, when the caller knows it (not staged, and the host platform)
 
     # -- hooks ------------------------------------------------------------------------
 
@@ -193,7 +194,8 @@ class PushActionBase(ActionBase):
         except HotswapError as e:
             return self._fail(e.msg)
 
-        probe = self._module(self.probe_args(args), task_vars)
+        # A caller that has just read the host (host_deploy: the lock run) passes what the probe would say.
+        probe = self.known_probe or self._module(self.probe_args(args), task_vars)
         if not probe.get('failed'):
             return self.already_there(probe, fmt)
         if probe.get('reason') != NOT_STAGED:

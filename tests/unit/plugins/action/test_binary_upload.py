@@ -158,3 +158,22 @@ def test_src_and_url_exclusive(artifact_file, make_action):
     r = make_action(args_for('app', sha, url='http://127.0.0.1:1/app'), host, found=path).run(task_vars={})
     assert r['failed'] is True and 'mutually exclusive' in r['msg']
     assert host.runs == []
+
+
+def test_a_known_probe_saves_the_probe_run(artifact_file, make_action):
+    path, sha = artifact_file
+    host = Host()
+    action = make_action(args_for('app', sha), host, found=path)
+    action.known_probe = dict(failed=True, reason='not_staged', staged=False, host_platform=LINUX_AMD64)
+    r = action.run(task_vars={})
+    assert not r.get('failed') and r['transferred'] is True
+    assert len(host.runs) == 1 and host.runs[0]['src'] == TMPDIR + '/hotswap-upload-app'
+
+
+def test_a_known_probe_still_refuses_the_wrong_arch(artifact_file, make_action):
+    path, sha = artifact_file
+    host = Host()
+    action = make_action(args_for('app', sha), host, found=path)
+    action.known_probe = dict(failed=True, reason='not_staged', staged=False, host_platform=LINUX_ARM64)
+    r = action.run(task_vars={})
+    assert r['failed'] and 'the host is linux/aarch64' in r['msg'] and host.runs == [] and host.transfers == []

@@ -42,6 +42,7 @@ class Host(object):
         self.answers = answers
         self.runs = []
         self.transfers = []
+        self.known_probes = []
 
     def execute_module(self, module_name=None, module_args=None, task_vars=None, **kw):
         short = module_name.rsplit('.', 1)[1]
@@ -57,14 +58,19 @@ class Host(object):
 def lock_answer(args):
     if args.get('state') == 'absent':
         return dict(changed=False, released=True)
-    return dict(changed=False, live=False, service_user=READY_USER,
+    return dict(changed=False, live=False, service_user=READY_USER, release_present=False,
+                host_platform=dict(os='linux', arch='x86_64'),
                 releases_state=dict(current=PREV, current_blocked=False, problems=[],
                                     releases=[dict(release_id=PREV, version='1.0.0')]))
 
 
 def run(make_action, host, args, check_mode=False):
     action = make_action(args, host, check_mode=check_mode)
-    action._run_action = lambda name, a: host.execute_module(module_name=name, module_args=a)
+
+    def run_action(name, a, **attrs):
+        host.known_probes.append(attrs.get('known_probe'))
+        return host.execute_module(module_name=name, module_args=a)
+    action._run_action = run_action
     return action.run(task_vars={'inventory_hostname': 'web1'})
 
 
@@ -225,3 +231,19 @@ def test_the_socket_unit_goes_only_to_systemd_socket(make_action, strategy, sock
     host = good_host()
     run(make_action, host, dict(settings=settings(restart_strategy=strategy)))
     assert ('socket_unit' in dict(host.runs)['service_units']) is socket
+
+
+def test_the_lock_run_answers_the_upload_probe_for_a_new_release(make_action):
+    host = good_host()
+    r = run(make_action, host, dict(settings=settings()))
+    assert host.runs[0][1]['release_id'] == r['result']['release']
+    probe = host.known_probes[0]
+    assert probe['reason'] == 'not_staged' and probe['host_platform'] == dict(os='linux', arch='x86_64')
+
+    def present(args):
+        out = lock_answer(args)
+        out['release_present'] = True
+        return out
+    host = good_host(deploy_lock=[present])
+    run(make_action, host, dict(settings=settings()))
+    assert host.known_probes == [None]

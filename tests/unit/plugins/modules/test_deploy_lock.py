@@ -70,3 +70,19 @@ def test_relaunch_reclaims_and_warns(tmp_path, run_module):
     res = run_module(MODULE, base_dir=base, owner='myapp deploy 1.4.3-0123456789ab (AWX job 43)',
                      reclaim_key='myapp deploy 1.4.3-0123456789ab')
     assert res['failed'] is True and "holds the deploy lock: 'myapp deploy 1.4.2-3a7bd3e2360a (AWX job 42)'" in res['msg']
+
+
+def test_the_lock_run_reports_the_service_user_and_the_release_directory(tmp_path, run_module):
+    import getpass
+    import platform
+    base = tmp_path / 'app'
+    me = getpass.getuser()
+    res = run_module(MODULE, base_dir=str(base), owner='me', service_user=me, release_id='1.0.0-aaaaaaaaaaaa')
+    assert res['service_user']['exists'] is True and res['service_user']['group']
+    assert res['release_present'] is False and res['host_platform']['os'] == platform.system().lower()
+    (base / 'releases' / '1.0.0-aaaaaaaaaaaa').mkdir(parents=True)
+    res = run_module(MODULE, base_dir=str(base), owner='me', service_user='no-such-user-hs', release_id='1.0.0-aaaaaaaaaaaa')
+    assert res['release_present'] is True
+    assert res['service_user'] == dict(exists=False, group=None, home=None, shell=None)
+    res = run_module(MODULE, base_dir=str(base), owner='me', state='absent')
+    assert res['service_user'] is None and res['release_present'] is None
