@@ -69,6 +69,12 @@ class ActionModule(PushActionBase):
             args['files'] = resolve_release_files(self, args['files'])
         return args
 
+    def push_args(self, args, remote_src):
+        # The pushed copy is ours: the module moves it into the release instead of copying it.
+        push = super(ActionModule, self).push_args(args, remote_src)
+        push['move_src'] = True
+        return push
+
     def check_artifact(self, local, sha, args, what):
         # Only the artifact here: the files and the environment are checked once, by release_plan and the module.
         return check_artifact_file(local, sha, args.get('name'), args['format'], args.get('strip_components') or 0,

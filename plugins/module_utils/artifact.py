@@ -509,17 +509,21 @@ def finish_partial(module, partial, final_path, sha256, mode=None, owner=None, g
     return final_path
 
 
-def _staging(release_dir, name, writer, module, sha256, mode, owner, group, host, what):
+def _staging(release_dir, name, writer, module, sha256, mode, owner, group, host, what, fill=None):
+    """writer(f) writes the partial file; or fill(path) puts it in place of the empty partial (a move)."""
     created = make_dirs(release_dir)
     final_path = os.path.join(release_dir, name)
     partial = None
     try:
         f, partial = partial_file(release_dir, name)
         try:
-            writer(f)
-            f.flush()
+            if fill is None:
+                writer(f)
+                f.flush()
         finally:
             f.close()
+        if fill is not None:
+            fill(partial)
         finish_partial(module, partial, final_path, sha256, mode, owner, group, host, what)
         partial = None
         return final_path
@@ -532,11 +536,13 @@ def _staging(release_dir, name, writer, module, sha256, mode, owner, group, host
         raise
 
 
-def stage_file(module, src_path, release_dir, name, sha256, mode=None, owner=None, group=None, host=None):
+def stage_file(module, src_path, release_dir, name, sha256, mode=None, owner=None, group=None, host=None,
+               move=False):
     """Copy ``src_path`` to ``<release_dir>/<name>`` atomically after verifying it.
 
-    Creates ``release_dir`` (and missing parents) if needed and removes what it
-    created if anything fails. Returns the final path.
+    With ``move`` (``src_path`` is a temporary copy pushed for this upload) it is renamed into place instead
+    when it is on the same filesystem: no second copy, and its digest is read once. Creates ``release_dir``
+    (and missing parents) if needed and removes what it created if anything fails. Returns the final path.
     """
     validate_binary_name(name)
     what = name
@@ -554,8 +560,22 @@ def stage_file(module, src_path, release_dir, name, sha256, mode=None, owner=Non
                     break
                 f.write(block)
 
+    def fill(partial):
+        try:
+            os.rename(src_path, partial)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            with open(partial, 'wb') as f:
+                writer(f)
+            return
+        # The pushed copy belongs to the connection user; what is staged belongs to the user staging it.
+        if os.geteuid() == 0:
+            os.chown(partial, 0, os.getegid())
+
     try:
-        return _staging(release_dir, name, writer, module, sha256, mode, owner, group, host, what)
+        return _staging(release_dir, name, writer, module, sha256, mode, owner, group, host, what,
+                        fill=fill if move else None)
     finally:
         src.close()
 
@@ -729,7 +749,7 @@ def release_content(name, files=None, environment=None, environment_secret=None,
 
 def upload(module, base_dir, release_id, name, checksum, src=None, url=None, version=None, mode='0755',
            owner=None, group=None, url_timeout=30, validate_certs=True, check_mode=False, host=None,
-           opener=None, content=None, lock_owner=None):
+           opener=None, content=None, lock_owner=None, move_src=False):
     """Stage one release as ``<base_dir>/releases/<release_id>/``; see the binary_upload docs.
 
     Refused while anyone but ``lock_owner`` holds the deploy lock (``lock.check_holder``).
@@ -756,7 +776,7 @@ def upload(module, base_dir, release_id, name, checksum, src=None, url=None, ver
         check_release_id_matches(rid, sha, content.manifest)
         return upload_release(module, p, rid, name, sha, content, src=src, url=url, version=version, mode=mode,
                               owner=owner, group=group, url_timeout=url_timeout, validate_certs=validate_certs,
-                              check_mode=check_mode, host=host, opener=opener)
+                              check_mode=check_mode, host=host, opener=opener, move_src=move_src)
     host = host or host_platform()
     final = os.path.join(p.release_dir, name)
     result = dict(changed=False, transferred=False, staged=False, path=final, release_dir=p.release_dir,
@@ -783,7 +803,10 @@ def upload(module, base_dir, release_id, name, checksum, src=None, url=None, ver
     # Conflicting ledger entry (same id, other digest): refuse before writing anything.
     ledger.record_staged(rid, version, sha, name)
 
-    if src:
+    if src and move_src:
+        # The header before creating any directory; the digest once, in the release dir, before it goes live.
+        check_fits_host(read_executable_format(src), host, name)
+    elif src:
         # Verify the source before creating any directory; stage_file verifies the copy again.
         check_local_artifact(src, sha, host, what=name)
     elif check_mode:
@@ -793,7 +816,7 @@ def upload(module, base_dir, release_id, name, checksum, src=None, url=None, ver
         return result
 
     if src:
-        stage_file(module, src, p.release_dir, name, sha, mode, owner, group, host)
+        stage_file(module, src, p.release_dir, name, sha, mode, owner, group, host, move=move_src)
     else:
         download_to_release(module, url, p.release_dir, name, sha, mode, owner, group,
                             timeout=url_timeout, validate_certs=validate_certs, host=host, opener=opener,
@@ -812,7 +835,8 @@ def _save_staged(ledger, rid, final):
 
 
 def upload_release(module, p, rid, name, sha, content, src=None, url=None, version=None, mode='0755', owner=None,
-                   group=None, url_timeout=30, validate_certs=True, check_mode=False, host=None, opener=None):
+                   group=None, url_timeout=30, validate_certs=True, check_mode=False, host=None, opener=None,
+                   move_src=False):
     """Stage a release with files, an environment or an archive: built aside, renamed into place."""
     from ansible_collections.hotswap.deploy.plugins.module_utils import staging
     from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import owner_names
@@ -865,7 +889,7 @@ def upload_release(module, p, rid, name, sha, content, src=None, url=None, versi
             members = sibling_entry.get('members')
         elif content.fmt == 'binary':
             if src:
-                stage_file(module, src, tmp, name, sha, mode, owner, group, host)
+                stage_file(module, src, tmp, name, sha, mode, owner, group, host, move=move_src)
             else:
                 download_to_release(module, url, tmp, name, sha, mode, owner, group, timeout=url_timeout,
                                     validate_certs=validate_certs, host=host, opener=opener, max_size=content.max_size)

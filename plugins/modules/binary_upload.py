@@ -48,6 +48,14 @@ options:
         C(files/) directory) and copies it to a temporary path on the host.
       - Mutually exclusive with O(url).
     type: path
+  move_src:
+    description:
+      - The file at O(src) on the host is a temporary copy made for this upload (the action plugin sets this for
+        the file it pushed), so it is renamed into the release instead of copied when it is on the same
+        filesystem, and its digest is read once, in the release directory, before the release is published.
+    type: bool
+    default: false
+    version_added: 0.7.0
   name:
     description:
       - File name of the binary inside the release directory, for example C(myapp).
@@ -295,6 +303,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.redact import Redac
 def main():
     argument_spec = dict(
         src=dict(type='path'),
+        move_src=dict(type='bool', default=False),
         url=dict(type='str'),
         checksum=dict(type='str', required=True),
         name=dict(type='str', required=True),
@@ -333,7 +342,7 @@ def main():
             src=p['src'], url=p['url'], version=p['version'], mode=p['mode'],
             owner=p['owner'], group=p['group'], url_timeout=p['url_timeout'],
             validate_certs=p['validate_certs'], check_mode=module.check_mode, opener=opener, content=content,
-            lock_owner=p['lock_owner'],
+            lock_owner=p['lock_owner'], move_src=p['move_src'],
         )
     except HotswapError as e:
         module.fail_json(msg=e.msg, **e.details)

@@ -398,6 +398,43 @@ def test_stage_file_checksum_mismatch_leaves_nothing(tmp_path, go_binaries, modu
     assert list(tmp_path.iterdir()) == []
 
 
+def test_stage_file_moves_a_pushed_copy_and_reads_it_once(tmp_path, go_binaries, module, monkeypatch):
+    pushed = tmp_path / 'tmp' / 'hotswap-upload-app'
+    pushed.parent.mkdir()
+    shutil.copy(go_binaries[('linux', 'amd64')], str(pushed))
+    inode = os.stat(str(pushed)).st_ino
+    reads = []
+    real = artifact.sha256_file
+    monkeypatch.setattr(artifact, 'sha256_file', lambda path: reads.append(path) or real(path))
+    rel = tmp_path / 'base' / 'releases' / 'r1'
+    final = stage_file(module(), str(pushed), str(rel), 'app', sha(go_binaries[('linux', 'amd64')]),
+                       host=LINUX_AMD64, move=True)
+    assert os.stat(final).st_ino == inode and not pushed.exists()     # renamed, not copied
+    assert len(reads) == 1 and os.listdir(str(rel)) == ['app']
+    assert stat.S_IMODE(os.stat(final).st_mode) == 0o755
+
+
+def test_stage_file_copies_a_pushed_copy_from_another_filesystem(tmp_path, go_binaries, module, monkeypatch):
+    import errno as errno_
+    src = go_binaries[('linux', 'amd64')]
+
+    def cross_device(a, b):
+        raise OSError(errno_.EXDEV, 'Invalid cross-device link')
+    monkeypatch.setattr(artifact.os, 'rename', cross_device)
+    rel = tmp_path / 'r1'
+    final = stage_file(module(), src, str(rel), 'app', sha(src), host=LINUX_AMD64, move=True)
+    assert sha(final) == sha(src) and os.path.exists(src)
+
+
+def test_stage_file_a_moved_copy_with_the_wrong_digest_leaves_nothing(tmp_path, go_binaries, module):
+    pushed = tmp_path / 'hotswap-upload-app'
+    shutil.copy(go_binaries[('linux', 'amd64')], str(pushed))
+    base = tmp_path / 'base'
+    with pytest.raises(HotswapError) as e:
+        stage_file(module(), str(pushed), str(base / 'releases' / 'r1'), 'app', HEX, host=LINUX_AMD64, move=True)
+    assert 'sha256 of the data is' in e.value.msg and not base.exists()
+
+
 def test_stage_file_wrong_platform_keeps_existing_dirs(tmp_path, go_binaries, module):
     src = go_binaries[('windows', 'amd64')]
     rel = tmp_path / 'base' / 'releases' / 'r1'
