@@ -8,6 +8,9 @@ all take."""
 
 from __future__ import annotations
 
+import os
+
+from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -15,6 +18,10 @@ from ansible.utils.display import Display
 from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
 
 display = Display()
+
+
+class ControllerGone(AnsibleError):
+    """ansible-playbook died while this worker ran the steps: stop at once, as a killed run of tasks would."""
 
 
 class HostStepsAction(ActionBase):
@@ -27,6 +34,8 @@ class HostStepsAction(ActionBase):
         result = super(HostStepsAction, self).run(tmp, task_vars)
         self._vars = task_vars or {}
         self._warnings = []
+        # Workers run in their own session: a killed ansible-playbook does not take this one with it.
+        self._controller = os.getppid()
         checked = ArgumentSpecValidator(self.ARGS_SPEC).validate(self._task.args)
         if checked.error_messages:
             result.update(failed=True, msg='%s: %s. Pass the settings the role builds (%s).' % (
@@ -47,8 +56,16 @@ class HostStepsAction(ActionBase):
     def _stage(self, stage):
         display.v('hotswap.deploy %s: %s' % (self._host, stage))
 
+    def _check_controller(self):
+        """A worker whose ansible-playbook was killed makes no further change: nobody would see or stop it,
+        and a relaunch of the same run (same lock holder) could have its lock released under it."""
+        if os.getppid() != self._controller:
+            raise ControllerGone('%s on %s: ansible-playbook is gone; stopping before the next step.'
+                                 % (self._task.action, self._host))
+
     def _call(self, stage, module, args):
         """One module run; its result as it is (failed or not)."""
+        self._check_controller()
         self._stage(stage)
         res = self._execute_module(module_name=module, module_args=args, task_vars=self._vars)
         self._warnings.extend(res.get('warnings') or [])
@@ -65,6 +82,7 @@ class HostStepsAction(ActionBase):
     def _run_action(self, name, args, **attrs):
         """Another action plugin of the collection (binary_upload: the push) on this host, as a task would;
         ``attrs`` are set on it first (known_probe)."""
+        self._check_controller()
         task = self._task.copy()
         task.args = args
         action = self._shared_loader_obj.action_loader.get(

@@ -247,3 +247,23 @@ def test_the_lock_run_answers_the_upload_probe_for_a_new_release(make_action):
     host = good_host(deploy_lock=[present])
     run(make_action, host, dict(settings=settings()))
     assert host.known_probes == [None]
+
+
+def test_a_worker_whose_controller_died_stops_before_the_next_step(make_action, monkeypatch):
+    import os
+    from ansible.errors import AnsibleError
+    host = good_host()
+    action = make_action(dict(settings=settings()), host)
+    parent = os.getppid()
+    calls = []
+
+    def run_action(name, a, **attrs):
+        calls.append(name)
+        monkeypatch.setattr(os, 'getppid', lambda: parent + 1)   # ansible-playbook killed during the upload
+        return host.execute_module(module_name=name, module_args=a)
+    action._run_action = run_action
+    with pytest.raises(AnsibleError) as e:
+        action.run(task_vars={'inventory_hostname': 'web1'})
+    assert 'ansible-playbook is gone' in str(e.value)
+    # No units, no switch, no switch back and no unlock: the lock stays, as a killed run of tasks leaves it.
+    assert host.names() == ['deploy_lock:present', 'binary_upload']
