@@ -244,9 +244,8 @@ WIN_INPUT_TASK = 'hotswap.deploy.rollback : Check the Windows rollback input'
 
 
 def rollback_linux_only_steps():
-    """Rollback tasks a Windows host must never run (Linux read, switch, restart, restore)."""
-    names = set(role_task_names('read_linux.yml', 'rollback') + role_task_names('host_linux.yml', 'rollback')
-                + role_task_names('restore.yml', 'rollback'))
+    """Rollback tasks a Windows host must never run (Linux read, and the switch with its switch back)."""
+    names = set(role_task_names('read_linux.yml', 'rollback') + role_task_names('host_linux.yml', 'rollback'))
     names -= set(role_task_names('read_windows.yml', 'rollback') + role_task_names('host_windows.yml', 'rollback'))
     return {'hotswap.deploy.rollback : ' + n for n in names}
 
