@@ -4,7 +4,8 @@
 """The canary's verdicts, as Argo Rollouts judges: pass, fail, inconclusive (could not measure).
 
 One host's from its health probe and its metric; the batch's from its hosts, those whose deploy failed
-and those that became unreachable (roles/canary/tasks/analyse.yml).
+and those that became unreachable: a host whose deploy failed has ``failure`` in its deploy_host_result
+(roles/canary/tasks/analyse.yml).
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ def _get(hostvars, host, key):
 def canary_batch_verdict(batch, play_batch, hostvars):
     """``{result, reasons}`` of a batch: fail when a host failed its deploy or its analysis; inconclusive when
     one could not be measured (inconclusive analysis, or unreachable: it left the play without a failure
-    noted by deploy_host); else pass. ``reasons`` names each host that did not pass, in batch order."""
+    in its deploy_host_result); else pass. ``reasons`` names each host that did not pass, in batch order."""
     standing = set(play_batch)
     failed = inconclusive = False
     reasons = []
     for host in batch:
         if host not in standing:
-            failure = _get(hostvars, host, 'deploy_host__failure')
+            failure = (_get(hostvars, host, 'deploy_host_result') or {}).get('failure')
             if failure:
                 failed = True
                 reasons.append('%s: deploy failed at %s - %s' % (host, str(failure.get('stage', '')).strip(),

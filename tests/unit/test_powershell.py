@@ -445,4 +445,3 @@ def test_util_call_check_sees_a_missing_require(parser, monkeypatch):
     assert 'without #AnsibleRequires' in message
     assert 'exports get-z, which it does not define' in message
     assert '$script:B' in message and '$script:A' not in message
-

@@ -20,8 +20,8 @@ SKIPPED = {'changed': False, 'skipped': True, 'skip_reason': 'Conditional result
     ({'outcome': 'pass'}, {'verdict': 'inconclusive', 'reason': 'errors'}, 'inconclusive', 'metric inconclusive: errors'),
 ])
 def test_host_verdict(health, metric, analysis, reason):
-    assert canary_host_verdict(health, metric, False, 'web1', '2') == dict(batch=2, analysis=analysis,
-                                                                          analysis_reason=reason)
+    expected = dict(batch=2, analysis=analysis, analysis_reason=reason)
+    assert canary_host_verdict(health, metric, False, 'web1', '2') == expected
 
 
 @pytest.mark.parametrize('flag', [True, 'True', 'true'])
@@ -42,15 +42,15 @@ def test_batch_passes_when_every_host_passed():
 
 
 def test_a_failed_deploy_fails_the_batch_and_is_named_first_in_batch_order():
-    hv = {'a': {'deploy_host__failure': {'stage': ' Upload the release ', 'reason': 'no space. '}},
+    hv = {'a': {'deploy_host_result': {'failure': {'stage': ' Upload the release ', 'reason': 'no space. '}}},
           'b': judged('inconclusive', 'no answer')}
     v = canary_batch_verdict(['a', 'b'], ['b'], hv)
-    assert v == dict(result='fail', reasons='a: deploy failed at Upload the release - no space.; '
-                                           'b: analysis inconclusive - no answer')
+    reasons = 'a: deploy failed at Upload the release - no space.; b: analysis inconclusive - no answer'
+    assert v == dict(result='fail', reasons=reasons)
 
 
 def test_an_unreachable_host_makes_the_batch_inconclusive():
-    v = canary_batch_verdict(['a', 'b'], ['a'], {'a': judged('pass'), 'b': {}})
+    v = canary_batch_verdict(['a', 'b'], ['a'], {'a': judged('pass'), 'b': {'deploy_host_result': {'verdict': 'pass'}}})
     assert v['result'] == 'inconclusive' and v['reasons'] == 'b: unreachable (its state is as the connection left it)'
 
 
