@@ -80,6 +80,22 @@ def canary_batch_verdict(batch, play_batch, hostvars):
     return dict(result=result, reasons='; '.join(reasons))
 
 
+def canary_rolled_back(batch, play_batch, hostvars):
+    """The hosts of a stopped batch that are back on their previous release: switched back by the canary's
+    rollback (``rollback_result.changed``), or by their own deploy's switch back (``rolled_back_to``)."""
+    standing = set(play_batch)
+    out = []
+    for host in batch:
+        if host in standing:
+            back = (_get(hostvars, host, 'rollback_result') or {}).get('changed')
+        else:
+            back = (_get(hostvars, host, 'deploy_host_result') or {}).get('rolled_back_to')
+        if back:
+            out.append(host)
+    return out
+
+
 class FilterModule(object):
     def filters(self):
-        return {'canary_host_verdict': canary_host_verdict, 'canary_batch_verdict': canary_batch_verdict}
+        return {'canary_host_verdict': canary_host_verdict, 'canary_batch_verdict': canary_batch_verdict,
+                'canary_rolled_back': canary_rolled_back}

@@ -57,3 +57,11 @@ def test_an_unreachable_host_makes_the_batch_inconclusive():
 def test_a_failed_analysis_outweighs_an_inconclusive_one():
     hv = {'a': judged('inconclusive'), 'b': judged('fail', 'metric fail: x')}
     assert canary_batch_verdict(['a', 'b'], ['a', 'b'], hv)['result'] == 'fail'
+
+
+def test_rolled_back_names_hosts_switched_by_the_rollback_or_by_their_own_deploy():
+    from ansible_collections.hotswap.deploy.plugins.filter.canary_verdict import canary_rolled_back
+    hv = {'a': {'rollback_result': {'changed': True}}, 'b': {'rollback_result': {'changed': False}},
+          'c': {'deploy_host_result': {'rolled_back_to': '1.0.0-aaaaaaaaaaaa'}},
+          'd': {'deploy_host_result': {'rolled_back_to': None}}, 'e': {}}
+    assert canary_rolled_back(['a', 'b', 'c', 'd', 'e'], ['a', 'b', 'e'], hv) == ['a', 'c']
