@@ -38,12 +38,12 @@ def zd(request, fleet):
     testlib.remove_app(hosts, app)
 
 
-def deploy(hosts, app, strategy, version, fault='', tmp_path=None, **extra):
+def deploy(hosts, app, strategy, version, fault='', tmp_path=None, verbosity=0, **extra):
     artifact = testlib.build_app(version, fault=fault)
     v = dict(testlib.ONE_BATCH, app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
              restart_strategy=strategy, service_type='notify', ready_timeout=15, drain_timeout=20)
     v.update(extra)
-    return testlib.playbook(hosts.inventory, 'deploy', v, tmp_path=tmp_path)
+    return testlib.playbook(hosts.inventory, 'deploy', v, tmp_path=tmp_path, verbosity=verbosity)
 
 
 class StrategyUnderLoad(object):
@@ -76,7 +76,8 @@ def deploys_under_load(strategy, zd, tmp_path):
     loads = {'keepalive': start_load(hosts, True, 120), 'close': start_load(hosts, False, 80)}
     time.sleep(1)
     for version in ('2.0.0', '2.1.0'):
-        r = deploy(hosts, app, strategy, version, tmp_path=tmp_path)
+        # -v: host_deploy prints each stage it runs (hotswap.deploy <host>: <stage>).
+        r = deploy(hosts, app, strategy, version, tmp_path=tmp_path, verbosity=1)
         assert r.rc == 0, r
         assert 'Restart the service on the new release' in r.out
     time.sleep(1)
@@ -127,7 +128,8 @@ def test_killed_controller_mid_restart_rerun_converges(fleet, tmp_path):
             json.dump(testlib.with_test_defaults('deploy', dict(
                 testlib.ONE_BATCH, app=app, version='2.0.0', artifact=artifact, checksum=testlib.sha256(artifact),
                 listen_port=PORT, restart_strategy=strategy, service_type='notify', ready_timeout=15)), f)
-        argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', hosts.inventory,
+        # -v: host_deploy's progress lines name the stage it starts.
+        argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', hosts.inventory, '-v',
                 'hotswap.deploy.deploy', '-e', '@' + vars_file]
         proc = subprocess.Popen(argv, env=testlib.ansible_env('ssh'), cwd=testlib.REPO, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, universal_newlines=True, start_new_session=True)
