@@ -235,8 +235,7 @@ class ActionModule(HostStepsAction):
         return self._fail(st, flow.StepFailed(failure['stage'], failure['reason']))
 
     def _finished(self, st, out):
-        return dict(changed=bool(out.get('changed')), result=out, facts=flow.hook_facts(self._s, st, self._host))
+        return dict(changed=self._changed, result=out, facts=flow.hook_facts(self._s, st, self._host))
 
     def _state_result(self, st):
-        return dict(changed=bool(st.get('switched') or st.get('upload_changed')), state=st,
-                    facts=flow.hook_facts(self._s, st, self._host))
+        return dict(changed=self._changed, state=st, facts=flow.hook_facts(self._s, st, self._host))

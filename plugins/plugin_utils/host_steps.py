@@ -34,6 +34,9 @@ class HostStepsAction(ActionBase):
         result = super(HostStepsAction, self).run(tmp, task_vars)
         self._vars = task_vars or {}
         self._warnings = []
+        # Whether a step changed the host, as the tasks of the steps would have reported it (the lock is
+        # only held for the run: not a change).
+        self._changed = False
         # Workers run in their own session: a killed ansible-playbook does not take this one with it.
         self._controller = os.getppid()
         checked = ArgumentSpecValidator(self.ARGS_SPEC).validate(self._task.args)
@@ -69,6 +72,7 @@ class HostStepsAction(ActionBase):
         self._stage(stage)
         res = self._execute_module(module_name=module, module_args=args, task_vars=self._vars)
         self._warnings.extend(res.get('warnings') or [])
+        self._changed |= bool(res.get('changed')) and module != 'hotswap.deploy.deploy_lock'
         return res
 
     def _module(self, stage, module, args):
@@ -92,6 +96,7 @@ class HostStepsAction(ActionBase):
             setattr(action, key, value)
         res = action.run(task_vars=self._vars)
         self._warnings.extend(res.get('warnings') or [])
+        self._changed |= bool(res.get('changed'))
         return res
 
     def _unlock(self, st, base_dir):

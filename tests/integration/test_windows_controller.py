@@ -259,7 +259,7 @@ def assert_windows_path_only(r, task):
     assert seen[-1] == task, r
     linux_steps = rollback_linux_only_steps()
     assert 'hotswap.deploy.rollback : Read the release ledger' in linux_steps
-    assert 'hotswap.deploy.rollback : Switch current to the target release' in linux_steps
+    assert 'hotswap.deploy.rollback : Switch to the target release, restart and verify' in linux_steps
     assert not linux_steps & set(seen), r
     assert re.search(r'^included: \S+/read_windows\.yml for %s$' % WIN_HOST, r.out, re.M), r
 

@@ -105,6 +105,11 @@ def test_the_live_release_costs_one_module_run(make_action):
     r = run(make_action, host, dict(settings=settings()))
     assert host.names() == ['deploy_lock:present']
     assert r['result']['live'] is True and r['result']['verdict'] == 'pass' and r['changed'] is False
+    nothing = good_host(binary_upload=[dict(changed=False)], service_units=[dict(units_changed=False)],
+                        release_activate=[dict(switched=False)],
+                        graceful_restart=[dict(no_restart_reason='runs the binary of current')])
+    r = run(make_action, nothing, dict(settings=settings(hooks={'after_verify': 'h.yml'}), phase='begin'))
+    assert r['changed'] is False    # taking the lock is no change
 
 
 def test_unchanged_units_restart_only_when_the_service_runs_another_binary(make_action):
@@ -197,6 +202,8 @@ def test_check_mode_does_not_activate_a_release_it_would_upload(make_action):
     r = run(make_action, host, dict(settings=settings()), check_mode=True)
     assert host.names() == ['deploy_lock:present', 'binary_upload', 'service_units', 'deploy_lock:absent']
     assert r['result']['verdict'] == 'skipped' and r['result']['changed'] is False
+    # The task says what it would do: upload and units would change (the lock is no change).
+    assert r['changed'] is True
 
 
 def test_phases_carry_the_state_and_a_failed_hook_is_switched_back(make_action):
