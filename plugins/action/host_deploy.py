@@ -19,7 +19,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import par
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import content_manifest, make_release_id
 from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
-from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import HostStepsAction
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import SHARED_SETTINGS_SPEC, HostStepsAction
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files import resolve_release_files
 
 MODULE = 'hotswap.deploy.host_deploy'
@@ -39,16 +39,7 @@ SETTINGS_SPEC = dict(
     artifact_max_size=dict(type='int', default=1024 ** 3),
     base_dir=dict(type='str', required=True),
     restart_strategy=dict(type='str', required=True, choices=list(STRATEGIES)),
-    restart_signal=dict(type='str', default='SIGHUP'),
-    pid_file=dict(type='str', default=''),
-    ready_timeout=dict(type='float', default=60),
-    drain_timeout=dict(type='float', default=60),
-    health_retries=dict(type='int', default=20),
-    health_interval=dict(type='float', default=1),
-    health_successes=dict(type='int', default=2),
-    health_timeout=dict(type='float', default=3),
     keep=dict(type='int', default=5),
-    lock_stale_after=dict(type='int', default=0),
     deploy_id=dict(type='str', default=''),
     job_id=dict(type='str', default=''),
     release_files=dict(type='list', elements='dict', default=[]),
@@ -56,11 +47,11 @@ SETTINGS_SPEC = dict(
     config_reload=dict(type='dict', default={}),
     config_probe=dict(type='dict', default={}),
     hooks=dict(type='dict', default={}),
-    service=dict(type='dict', required=True),
     service_unit=dict(type='str', required=True),
     socket_unit=dict(type='str', default=''),
     batch=dict(type='int'),
 )
+SETTINGS_SPEC.update(SHARED_SETTINGS_SPEC)
 
 ARGS_SPEC = dict(
     settings=dict(type='dict', required=True, options=SETTINGS_SPEC),

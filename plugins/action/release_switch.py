@@ -15,7 +15,7 @@ import time
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES
 from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
-from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import HostStepsAction
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import SHARED_SETTINGS_SPEC, HostStepsAction
 
 MODULE = 'hotswap.deploy.release_switch'
 
@@ -26,24 +26,15 @@ SETTINGS_SPEC = dict(
     version=dict(type='str'),
     strategy=dict(type='str', required=True, choices=list(STRATEGIES)),
     executable=dict(type='str', required=True),
-    restart_signal=dict(type='str', default='SIGHUP'),
-    pid_file=dict(type='str', default=''),
-    service=dict(type='dict', required=True),
-    health_retries=dict(type='int', default=20),
-    health_interval=dict(type='float', default=1),
-    health_successes=dict(type='int', default=2),
-    health_timeout=dict(type='float', default=3),
-    ready_timeout=dict(type='float', default=60),
-    drain_timeout=dict(type='float', default=60),
     owner=dict(type='str', required=True),
     reclaim_key=dict(type='str', required=True, no_log=False),
-    lock_stale_after=dict(type='int', default=0),
     previous_state=dict(type='str', default='retired'),
     restore_on_failure=dict(type='bool', default=True),
     current=dict(type='str'),
     present=dict(type='list', elements='str', default=[]),
     releases=dict(type='list', elements='dict', default=[]),
 )
+SETTINGS_SPEC.update(SHARED_SETTINGS_SPEC)
 
 ARGS_SPEC = dict(settings=dict(type='dict', required=True, options=SETTINGS_SPEC))
 

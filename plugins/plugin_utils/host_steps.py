@@ -24,6 +24,21 @@ class ControllerGone(AnsibleError):
     """ansible-playbook died while this worker ran the steps: stop at once, as a killed run of tasks would."""
 
 
+# The settings both actions take the same way: how the service restarts and how it is probed.
+SHARED_SETTINGS_SPEC = dict(
+    restart_signal=dict(type='str', default='SIGHUP'),
+    pid_file=dict(type='str', default=''),
+    ready_timeout=dict(type='float', default=60),
+    drain_timeout=dict(type='float', default=60),
+    health_retries=dict(type='int', default=20),
+    health_interval=dict(type='float', default=1),
+    health_successes=dict(type='int', default=2),
+    health_timeout=dict(type='float', default=3),
+    lock_stale_after=dict(type='int', default=0),
+    service=dict(type='dict', required=True),
+)
+
+
 class HostStepsAction(ActionBase):
     """ActionBase for one host's steps. Subclasses set ARGS_SPEC and implement run_steps(args)."""
 

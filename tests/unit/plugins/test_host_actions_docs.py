@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
+"""host_deploy and release_switch are action-only (validate-modules cannot compare their docs with a spec):
+the documented settings are the ones the actions validate, with the same types, defaults and choices."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import yaml
+
+
+@pytest.mark.parametrize('name', ['host_deploy', 'release_switch'])
+def test_documented_settings_are_the_spec(name):
+    from ansible.module_utils import _internal
+    before = _internal.is_controller
+    try:
+        action = importlib.import_module('ansible_collections.hotswap.deploy.plugins.action.' + name)
+    finally:
+        _internal.is_controller = before
+    module = importlib.import_module('ansible_collections.hotswap.deploy.plugins.modules.' + name)
+    docs = yaml.safe_load(module.DOCUMENTATION)['options']
+    assert set(docs) == set(action.ARGS_SPEC)
+    documented = docs['settings']['suboptions']
+    spec = action.SETTINGS_SPEC
+    assert set(documented) == set(spec)
+    for key, opt in spec.items():
+        doc = documented[key]
+        assert doc['type'] == opt['type'], key
+        assert doc.get('required', False) == opt.get('required', False), key
+        assert doc.get('default') == opt.get('default'), key
+        assert doc.get('choices') == opt.get('choices'), key
+        assert doc.get('elements') == opt.get('elements'), key
