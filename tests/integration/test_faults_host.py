@@ -136,7 +136,13 @@ def test_two_controllers_and_a_rollback_during_a_deploy(hosts, tmp_path):
     # The first deploy holds its lock at after_upload until the test opens a gate on each host.
     for host in hosts:
         testlib.host_sh(host, 'rm -f /run/flt-gate')
+    # The hook also writes what it reads (hotswap_hook, docs/hooks.md), checked below.
     gate = faultlib.hook_file(tmp_path, 'gate', (
+        '- name: Note what the hook reads\n'
+        '  ansible.builtin.copy:\n'
+        '    content: "{{ hotswap_hook | to_json }}"\n'
+        '    dest: /run/flt-hook.json\n'
+        '    mode: "0644"\n'
         '- name: Wait for the test to open the gate\n'
         '  ansible.builtin.wait_for:\n'
         '    path: /run/flt-gate\n'
@@ -166,6 +172,11 @@ def test_two_controllers_and_a_rollback_during_a_deploy(hosts, tmp_path):
     assert others['before'] == others['after']
     for host in hosts:
         assert testlib.served_version(host, PORT) == '2.3.0'
+        hook = json.loads(testlib.host_sh(host, 'cat /run/flt-hook.json'))
+        assert hook['rollout'] == 'canary' and hook['action'] == 'deploy' and hook['batch'] == 1, hook
+        assert hook['host'] == host['name'] and hook['app'] == APP and hook['version'] == '2.3.0', hook
+        assert hook['release'].startswith('2.3.0-') and hook['previous_release'].startswith('2.2.0-'), hook
+        assert hook['release_dir'] == '%s/releases/%s' % (BASE, hook['release']) and hook['target_slot'] is None, hook
     left = {h['name']: faultlib.leftovers(h, APP) for h in hosts}
     assert all(v['lock'] == 'free' for v in left.values()), left
     faultlib.record(MODULE, 'a second controller deploys the same app during a deploy', 'deploy.yml started while '
