@@ -25,10 +25,16 @@ import testhosts  # noqa: E402
 PUBLIC = 80
 PLAYBOOK = os.path.join(testlib.REPO, 'tests', 'integration', 'playbooks', 'blue_green.yml')
 # after_activate hook: the new slot dies right after nginx switched to it, as a crashing release would.
+# It reads hotswap_hook, the dict every hook reads (docs/hooks.md), and writes it down for the test.
 CRASH_HOOK = '''---
+- name: Note what the hook reads
+  ansible.builtin.copy:
+    content: "{{ hotswap_hook | to_json }}"
+    dest: /run/hs-bg-hook.json
+    mode: "0644"
 - name: Stop the slot nginx has just switched to
   ansible.builtin.systemd_service:
-    name: "{{ blue_green_context.app }}-{{ blue_green_context.target_slot }}.service"
+    name: "{{ hotswap_hook.app }}-{{ hotswap_hook.target_slot }}.service"
     state: stopped
 '''
 RESULTS = testlib.RESULTS
@@ -235,6 +241,11 @@ def test_failed_releases_leave_the_old_one_serving(bg_fleet, app, tmp_path):
     assert s['failed'] == 0, brief(s)
     rid31 = rid('3.1.0', testlib.build_app('3.1.0'))
     for host in hosts:
+        hooked = json.loads(testlib.host_sh(host, 'cat /run/hs-bg-hook.json'))
+        assert hooked['rollout'] == 'blue_green' and hooked['action'] == 'deploy' and hooked['batch'] is None, hooked
+        assert hooked['release'] == rid31 and hooked['previous_release'] == rid('1.0.0', v1), hooked
+        assert (hooked['target_slot'], hooked['live_slot']) == ('green', 'blue') and hooked['app'] == app, hooked
+        assert hooked['release_dir'] == '/opt/%s/releases/%s' % (app, rid31) and hooked['host'] == host['name'], hooked
         assert testlib.served_version(host, PUBLIC) == '1.0.0'
         assert testlib.host_sh(host, 'readlink /opt/%s/current' % app).strip() == 'releases/' + rid('1.0.0', v1)
         ledger = json.loads(testlib.host_sh(host, 'cat /opt/%s/.hotswap/ledger.json' % app))
