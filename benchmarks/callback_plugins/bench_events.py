@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Benchmark-only callback: appends one JSON line per graceful_restart run (wall-clock start and
 end, and the module's own result) to the file named by HOTSWAP_BENCH_EVENTS; with
 HOTSWAP_BENCH_ALL_TASKS=1 also one line per task and host (name, action, status, start, end).

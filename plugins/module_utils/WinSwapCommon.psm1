@@ -1,5 +1,5 @@
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 
 # Errors (New-SwapError: message plus failed_step/reason for the module result), small helpers
 # and the checks of the options every operation shares (release id, checksum, URLs).

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """The per-host deploy lock ``<base_dir>/.hotswap/lock``, held for a whole deploy.
 
 The lock holds JSON ``{"owner", "reclaim_key", "acquired_at", "acquired_epoch", "host", "created"}``.

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Static checks of the PowerShell in this repository (no PowerShell runtime exists here).
 
 - every ``*.ps1`` / ``*.psm1`` parses with tree-sitter-powershell: no ERROR or MISSING node;

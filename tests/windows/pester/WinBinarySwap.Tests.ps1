@@ -1,5 +1,5 @@
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 
 # Pester 5 tests of the module util of win_binary_swap: plugins/module_utils/WinBinarySwap.psm1
 # and the WinSwap*.psm1 files it requires.

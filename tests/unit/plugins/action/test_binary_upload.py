@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Unit tests for the binary_upload action plugin: the probe protocol, with the host faked.
 
 controller, make_action, write_artifact and linux_elf come from conftest.py."""

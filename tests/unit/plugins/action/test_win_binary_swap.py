@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Unit tests for the win_binary_swap action plugin: its controller-side checks and the probe
 protocol, with the Windows host faked at the ActionBase boundary (_execute_module,
 _transfer_file, _make_tmp_path). Nothing here runs PowerShell or pretends to.
