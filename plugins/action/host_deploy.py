@@ -81,7 +81,7 @@ class ActionModule(HostStepsAction):
             try:
                 self._begin(st)
             except flow.StepFailed as e:
-                return self._failed_before_lock(e, st) if not st.get('locked') else self._fail(st, e)
+                return self._failed_before_lock(e) if not st.get('locked') else self._fail(st, e)
             if st.get('live'):
                 return self._finished(st, flow.live_result(self._s, st, self._host, time.time() - st['started']))
             if phase == 'begin':
@@ -213,7 +213,7 @@ class ActionModule(HostStepsAction):
         return dict(failed=True, changed=out['changed'], msg=flow.failure_summary(self._s, st, self._host, failure, back),
                     failure=failure, result=out, hotswap_handled=True)
 
-    def _failed_before_lock(self, err, st):
+    def _failed_before_lock(self, err):
         # Nothing on the host was changed: the message is the step's own (the role's 'Fail as the step did').
         return dict(failed=True, changed=False, msg=err.reason, failure={'stage': err.stage, 'reason': err.reason},
                     hotswap_handled=True)

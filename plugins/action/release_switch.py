@@ -81,7 +81,7 @@ class ActionModule(HostStepsAction):
         if flow.rollback_can_switch_back(r, st):
             origin = flow.rollback_from(r, st)
             back = self._switch_back(flow.rollback_revert_args(r, st, failure), flow.rollback_revert_restart_args(r),
-                                     flow.rollback_health_args(r, flow.release_version(r, origin), fail_on='never',
+                                     flow.rollback_health_args(r, flow.release_version(r['releases'], origin), fail_on='never',
                                                                successes=False))
         try:
             self._unlock(st, r['base_dir'])

@@ -160,14 +160,19 @@ def activate_args(s, st):
                 lock_owner=st['owner'], keep=s['keep'])
 
 
-def _restart_common(s):
-    args = dict(service=s['app'], strategy=s['restart_strategy'], signal=s['restart_signal'],
-                url=s['service']['health_url'], health_timeout=s['health_timeout'],
-                ready_timeout=s['ready_timeout'], drain_timeout=s['drain_timeout'],
-                config_reload=s['config_reload'] or None, base_dir=s['base_dir'])
-    if s['restart_strategy'] == 'signal_reexec':
+def _restart_base(s, strategy):
+    """graceful_restart's arguments every restart shares, from either action's settings."""
+    args = dict(service=s['app'], strategy=strategy, signal=s['restart_signal'], url=s['service']['health_url'],
+                health_timeout=s['health_timeout'], ready_timeout=s['ready_timeout'], drain_timeout=s['drain_timeout'])
+    if strategy == 'signal_reexec':
         args['pid_file'] = s['pid_file']
     args.update(_version_args(s['service']))
+    return args
+
+
+def _restart_common(s):
+    args = _restart_base(s, s['restart_strategy'])
+    args.update(config_reload=s['config_reload'] or None, base_dir=s['base_dir'])
     return args
 
 
@@ -186,10 +191,11 @@ def restart_args(s, st):
     return _without_none(args)
 
 
-def health_args(s, expected, fail_on=None):
+def health_args(s, expected, fail_on=None, successes=True):
+    """health_check's arguments, from either action's settings; ``successes=False`` leaves the module's default."""
     args = dict(url=s['service']['health_url'], expected_version=expected, retries=s['health_retries'],
-                interval=s['health_interval'], successes=s['health_successes'], timeout=s['health_timeout'],
-                fail_on=fail_on)
+                interval=s['health_interval'], successes=s['health_successes'] if successes else None,
+                timeout=s['health_timeout'], fail_on=fail_on)
     args.update(_version_args(s['service']))
     return _without_none(args)
 
@@ -273,13 +279,22 @@ def revert_restart_args(s, st):
     return _without_none(args)
 
 
-def previous_version(s, st):
-    if not s['service']['check_version']:
-        return None
-    for r in st.get('releases') or []:
-        if r.get('release_id') == st['previous']:
-            return r.get('version') or None
+def release_version(releases, release_id):
+    """The version the ledger entries ``releases`` record for ``release_id`` (None when unknown)."""
+    for entry in releases or []:
+        if entry.get('release_id') == release_id:
+            return entry.get('version') or None
     return None
+
+
+def previous_version(s, st):
+    return release_version(st.get('releases'), st['previous']) if s['service']['check_version'] else None
+
+
+def _reason(failure):
+    """The failure's reason as a sentence part: no surrounding space, no final full stop."""
+    reason = failure['reason'].strip()
+    return reason[:-1] if reason.endswith('.') else reason
 
 
 def failed_result(s, st, host, failure, back):
@@ -303,11 +318,8 @@ def _restart_outcome(s, restart):
 
 def failure_summary(s, st, host, failure, back):
     """The message a host fails with: what failed where, and what was done about it."""
-    reason = failure['reason'].strip()
-    if reason.endswith('.'):
-        reason = reason[:-1]
     head = ("Deploy of %s %s (release %s) failed on %s at '%s': %s."
-            % (s['app'], s['version'], st['release_id'], host, failure['stage'], reason))
+            % (s['app'], s['version'], st['release_id'], host, failure['stage'], _reason(failure)))
     if back.get('revert_error'):
         tail = 'Switching back to %s failed: %s' % (st['previous'], back['revert_error'])
     elif back.get('reverted'):
@@ -347,12 +359,8 @@ def rollback_expected(r, version):
 
 
 def _rollback_restart(r):
-    args = dict(service=r['app'], strategy=r['strategy'], signal=r['restart_signal'], executable=r['executable'],
-                url=r['service']['health_url'], health_timeout=r['health_timeout'],
-                ready_timeout=r['ready_timeout'], drain_timeout=r['drain_timeout'])
-    if r['strategy'] == 'signal_reexec':
-        args['pid_file'] = r['pid_file']
-    args.update(_version_args(r['service']))
+    args = _restart_base(r, r['strategy'])
+    args['executable'] = r['executable']
     return args
 
 
@@ -373,12 +381,8 @@ def rollback_restart_args(r):
     return _without_none(args)
 
 
-def rollback_health_args(r, release_version, fail_on=None, successes=True):
-    args = dict(url=r['service']['health_url'], expected_version=rollback_expected(r, release_version),
-                retries=r['health_retries'], interval=r['health_interval'], timeout=r['health_timeout'],
-                successes=r['health_successes'] if successes else None, fail_on=fail_on)
-    args.update(_version_args(r['service']))
-    return _without_none(args)
+def rollback_health_args(r, version, fail_on=None, successes=True):
+    return health_args(r, rollback_expected(r, version), fail_on=fail_on, successes=successes)
 
 
 def rollback_from(r, st):
@@ -400,13 +404,6 @@ def rollback_revert_args(r, st, failure):
 
 def rollback_revert_restart_args(r):
     return _without_none(_rollback_restart(r))
-
-
-def release_version(r, release_id):
-    for entry in r['releases']:
-        if entry.get('release_id') == release_id:
-            return entry.get('version') or None
-    return None
 
 
 def rollback_verdict(r, st, check_mode):
@@ -432,10 +429,8 @@ def rollback_failed_result(r, st, host, seconds, failure, back):
 
 def rollback_failure_summary(r, st, host, failure, back):
     origin = rollback_from(r, st)
-    reason = failure['reason'].strip()
-    if reason.endswith('.'):
-        reason = reason[:-1]
-    head = "Rollback of %s to %s failed on %s at '%s': %s." % (r['app'], r['target'], host, failure['stage'], reason)
+    head = "Rollback of %s to %s failed on %s at '%s': %s." % (r['app'], r['target'], host, failure['stage'],
+                                                              _reason(failure))
     if back.get('revert_error'):
         tail = 'Switching current back to %s failed: %s' % (origin, back['revert_error'].strip())
         if not tail.endswith('.'):
