@@ -429,8 +429,8 @@ def rollback_failed_result(r, st, host, seconds, failure, back):
 
 def rollback_failure_summary(r, st, host, failure, back):
     origin = rollback_from(r, st)
-    head = "Rollback of %s to %s failed on %s at '%s': %s." % (r['app'], r['target'], host, failure['stage'],
-                                                              _reason(failure))
+    head = "Rollback of %s to %s failed on %s at '%s': %s." % (
+        r['app'], r['target'], host, failure['stage'], _reason(failure))
     if back.get('revert_error'):
         tail = 'Switching current back to %s failed: %s' % (origin, back['revert_error'].strip())
         if not tail.endswith('.'):
