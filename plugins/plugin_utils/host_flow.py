@@ -31,7 +31,7 @@ STAGE_RESTART = 'Restart the service on the new release'
 STAGE_VERIFY = 'Verify the release the service already ran'
 STAGE_UNLOCK = 'Release the deploy lock'
 
-# The phases a hooked deploy runs one by one, a hook between two (roles/deploy_host/tasks/linux_hooks.yml);
+# The phases a hooked deploy runs one by one, a hook between two (roles/deploy_host/tasks/linux_phases.yml);
 # 'all' runs them in one go, 'abort' switches back after a failed hook.
 PHASES = ('begin', 'upload', 'install', 'activate', 'verify', 'finish')
 PHASE_CHOICES = PHASES + ('all', 'abort')
@@ -297,12 +297,24 @@ def _reason(failure):
     return reason[:-1] if reason.endswith('.') else reason
 
 
+def serves_after_failure(st, back):
+    """Whether a host whose deploy failed serves a verified release again (a load balancer may send it
+    requests): current never switched (its old release runs on), or switched back and verified there, or
+    its adopted unit back and restarted. A first deploy that failed after the switch serves nothing."""
+    if back.get('reverted'):
+        return back.get('health') == 'pass'
+    if back.get('unadopted'):
+        return not (back.get('restart') or {}).get('failed')
+    return bool(st.get('previous')) and not st.get('switched') and not back.get('revert_error')
+
+
 def failed_result(s, st, host, failure, back):
     result = dict(host=host, app=s['app'], previous_release=st.get('previous'), release=st['release_id'],
                   version=s['version'], changed=bool(back.get('reverted') or back.get('unadopted')),
                   verdict="failed at '%s'" % failure['stage'],
                   rolled_back_to=st.get('previous') if back.get('reverted') else None,
-                  rollback_health=back.get('health') or 'not run')
+                  rollback_health=back.get('health') or 'not run',
+                  serving=serves_after_failure(st, back))
     return result
 
 
@@ -418,13 +430,24 @@ def rollback_done_result(r, st, host, seconds, check_mode):
                 verdict=rollback_verdict(r, st, check_mode), seconds=round(seconds, 1))
 
 
+def rollback_serves_after_failure(r, st, back):
+    """Whether a host whose rollback failed serves a verified release: it is back on (or never left) the
+    release it came from, verified, and that release was not a failed one (a stopped canary's)."""
+    if r.get('previous_state') == 'failed':
+        return False
+    if back.get('reverted'):
+        return back.get('health') == 'pass'
+    return not st.get('switched') and not back.get('revert_error')
+
+
 def rollback_failed_result(r, st, host, seconds, failure, back):
     reverted = bool(back.get('reverted'))
     return dict(host=host, app=r['app'], previous_release=rollback_from(r, st), release=r['target'],
                 version=r['version'], changed=bool(st.get('switched')) and not reverted,
                 verdict="failed at '%s'" % failure['stage'],
                 switched_back_to=rollback_from(r, st) if reverted else None,
-                switched_back_health=back.get('health') or 'not run', seconds=round(seconds, 1))
+                switched_back_health=back.get('health') or 'not run', seconds=round(seconds, 1),
+                serving=rollback_serves_after_failure(r, st, back))
 
 
 def rollback_failure_summary(r, st, host, failure, back):

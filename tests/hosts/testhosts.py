@@ -84,6 +84,13 @@ VARIANTS = {
         'packages': ('systemd', 'systemd-sysv', 'libsystemd0', 'libsystemd-shared'),
         'min_systemd': 253,
     },
+    # A load-balancer host (tests of lb: haproxy): the distribution's HAProxy, its
+    # runtime API on /run/haproxy/admin.sock (the package's default config).
+    'haproxy': {
+        'suite': 'bookworm',
+        'packages': ('haproxy',),
+        'version_command': 'haproxy -v | head -n 1',
+    },
 }
 
 SSH_PORT = 22
@@ -605,12 +612,12 @@ def ensure_image(variant=None, force=False):
     return name
 
 
-# Runs in a container from the base image: sh -c SCRIPT sh MIRROR SUITE PKG...
+# Runs in a container from the base image: sh -c SCRIPT sh MIRROR SUITE VERSION_COMMAND PKG...
 _VARIANT_SCRIPT = r"""
 set -eu
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-mirror=$1 suite=$2
-shift 2
+mirror=$1 suite=$2 version_command=$3
+shift 3
 export DEBIAN_FRONTEND=noninteractive
 src=/etc/apt/sources.list.d/hotswap-variant.list
 echo "deb $mirror $suite main" >"$src"
@@ -624,6 +631,7 @@ rm -f /var/log/dpkg.log /var/log/alternatives.log /var/log/apt/*.log /var/log/ap
 : >/etc/machine-id
 rm -f /var/lib/dbus/machine-id /etc/ssh/ssh_host_*
 echo "HOTSWAP-SYSTEMD-VERSION: $(systemctl --version | head -n 1)"
+echo "HOTSWAP-VARIANT-VERSION: $(sh -c "$version_command" 2>&1)"
 """
 
 
@@ -646,20 +654,22 @@ def _build_variant(variant, base, name):
         proc = _run(['podman', 'run', '--name', cname, '--runtime', 'runc', '--network', 'host',
                      '--unsetenv-all'] + list(ULIMIT_FLAGS)
                     + ['-v', '%s:/var/cache/apt/archives' % VARIANT_DEB_CACHE, base,
-                       '/bin/sh', '-c', _VARIANT_SCRIPT, 'sh', mirror, spec['suite']]
+                       '/bin/sh', '-c', _VARIANT_SCRIPT, 'sh', mirror, spec['suite'],
+                       spec.get('version_command', 'true')]
                     + list(spec['packages']), check=False)
         out = (proc.stdout or '') + (proc.stderr or '')
         if proc.returncode != 0:
             raise TestHostError('building %s: apt-get in container %s failed (exit %d): %s'
                                 % (name, cname, proc.returncode, out.strip()[-3000:]))
         m = re.search(r'^HOTSWAP-SYSTEMD-VERSION: systemd (\d+)', out, re.M)
-        if not m or int(m.group(1)) < spec['min_systemd']:
+        if not m or int(m.group(1)) < spec.get('min_systemd', 0):
             raise TestHostError('building %s: systemd %s after installing from %s; need >= %d. '
                                 'Check that the mirror has %s.'
                                 % (name, m.group(1) if m else '(unknown)', spec['suite'],
                                    spec['min_systemd'], spec['suite']))
         t1 = time.time()
-        log('apt-get took %.1f s (systemd %s)' % (t1 - t0, m.group(1)))
+        v = re.search(r'^HOTSWAP-VARIANT-VERSION: (.*)$', out, re.M)
+        log('apt-get took %.1f s (systemd %s; %s)' % (t1 - t0, m.group(1), v.group(1) if v else ''))
         # The container ran /bin/sh: restore the base image's settings.
         _run(['podman', 'commit', '-q',
               '--change', 'CMD ["/sbin/init"]',
@@ -768,8 +778,23 @@ def _rm_if_ours(name, prefix):
 _PORT_IN_USE = re.compile(r'address already in use|port is already allocated|bind: ', re.I)
 
 
-def _start_container(name, prefix, image, pubkey, ports, sdir=None, attempts=8):
-    """podman run with fresh free ports; retry on port collisions."""
+def _run_flags(network):
+    """podman run flags; a host-network container shares the machine's sysctls (none set)."""
+    if network != 'host':
+        return list(RUN_FLAGS)
+    flags = list(RUN_FLAGS)
+    i = flags.index('--sysctl')
+    del flags[i:i + 2]
+    return flags + ['--network', 'host']
+
+
+def _start_container(name, prefix, image, pubkey, ports, sdir=None, attempts=8, network=None):
+    """podman run with fresh free ports; retry on port collisions.
+
+    network='host': the container shares the machine's network namespace (a load
+    balancer reaching the other hosts' published 127.0.0.1 ports); its sshd listens on
+    127.0.0.1:<free port>, and every other port of `ports` maps to a free port the
+    test binds itself (e.g. HAProxy's frontend)."""
     last = ''
     for attempt in range(attempts):
         host_ports = _free_ports(len(ports))
@@ -777,10 +802,16 @@ def _start_container(name, prefix, image, pubkey, ports, sdir=None, attempts=8):
         cmd = ['podman', 'run', '-d', '--name', name, '--hostname', name,
                '--label', '%s=%s' % (LABEL, prefix),
                '--label', '%s=%s' % (LABEL_STATE, state_dir(sdir))]
-        cmd += list(RUN_FLAGS)
+        cmd += _run_flags(network)
         cmd += ['-v', '%s:/root/.ssh/authorized_keys:ro' % pubkey]
-        for cport, hport in mapping.items():
-            cmd += ['-p', '127.0.0.1:%d:%d' % (hport, cport)]
+        if network == 'host':
+            listen = os.path.join(prefix_dir(prefix, sdir), '%s-sshd.conf' % name)
+            with open(listen, 'w') as f:
+                f.write('Port %d\nListenAddress 127.0.0.1\n' % mapping[SSH_PORT])
+            cmd += ['-v', '%s:/etc/ssh/sshd_config.d/20-hotswap-listen.conf:ro' % listen]
+        else:
+            for cport, hport in mapping.items():
+                cmd += ['-p', '127.0.0.1:%d:%d' % (hport, cport)]
         cmd += [image, '/sbin/init']
         proc = _run(cmd, check=False)
         if proc.returncode == 0:
@@ -857,10 +888,12 @@ def _wait_ready(host, deadline, accept_degraded=True):
 
 
 def up(prefix, count, ports=None, app_port_count=None, sdir=None, timeout=120,
-       replace=False, accept_degraded=True, keep_on_failure=False, variant=None):
+       replace=False, accept_degraded=True, keep_on_failure=False, variant=None, network=None):
     """Start `count` hosts `<prefix>-1..N`; write inventory.yml and hosts.json.
 
     variant: None for the base image, or a key of VARIANTS (e.g. 'systemd254').
+    network: None (a network namespace of its own, ports published on 127.0.0.1) or
+    'host' (the machine's: for a load balancer in front of the other hosts).
 
     ports: container ports to publish on 127.0.0.1 (default 22, 8080-8082, 80;
     or 22 + 8080..8080+app_port_count-1 + 80 when app_port_count is given).
@@ -868,6 +901,8 @@ def up(prefix, count, ports=None, app_port_count=None, sdir=None, timeout=120,
     """
     check_prefix(prefix)
     _check_variant(variant)
+    if network not in (None, 'host'):
+        raise TestHostError('starting hosts: network must be None or "host", got %r.' % (network,))
     if count < 1:
         raise TestHostError('starting hosts: --count must be >= 1.')
     if ports is None:
@@ -900,7 +935,8 @@ def up(prefix, count, ports=None, app_port_count=None, sdir=None, timeout=120,
         workers = min(8, count)
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
             started = list(ex.map(
-                lambda n: _start_container(n, prefix, image, key + '.pub', ports, sdir), names))
+                lambda n: _start_container(n, prefix, image, key + '.pub', ports, sdir,
+                                           network=network), names))
         t_started = time.time()
         for s in started:
             hosts.append({
@@ -914,6 +950,7 @@ def up(prefix, count, ports=None, app_port_count=None, sdir=None, timeout=120,
                 'ports': s['ports'],
                 'image': image,
                 'variant': variant,
+                'network': network or 'own',
                 '_t0': t0,
             })
         deadline = time.time() + timeout
@@ -1082,7 +1119,7 @@ def _cmd_up(args):
     hosts = up(args.prefix, args.count, ports=ports, app_port_count=args.app_port_count,
                sdir=args.state_dir, timeout=args.timeout, replace=args.replace,
                accept_degraded=not args.strict, keep_on_failure=args.keep_on_failure,
-               variant=args.variant)
+               variant=args.variant, network=args.network)
     for h in hosts:
         print('%-24s ssh 127.0.0.1:%-5d %-8s ports %s' % (
             h['name'], h['ssh_port'], h['system_state'],
@@ -1173,6 +1210,9 @@ def main(argv=None):
                    help='leave containers for debugging when startup fails')
     p.add_argument('--variant', choices=sorted(VARIANTS), default=None,
                    help='start the hosts from this image variant (default: the base image)')
+    p.add_argument('--network', choices=['host'], default=None,
+                   help="host: share the machine's network namespace (a load balancer host; "
+                        'sshd on 127.0.0.1:<free port>)')
     p.set_defaults(func=_cmd_up)
 
     p = sub.add_parser('down', parents=[common], help='remove the hosts of a prefix (or all of ours)')

@@ -156,7 +156,7 @@ def test_windows_mixed_fleet_linux_deploys_windows_goes_over_winrm(fleet, closed
         < seen.index('hotswap.deploy.deploy_host : Compute the release id') \
         < seen.index('hotswap.deploy.deploy_host : Fix the release id for this run') \
         < seen.index('hotswap.deploy.deploy_host : Check the Windows artifact source'), r
-    linux_only = set(role_task_names('linux.yml') + role_task_names('linux_hooks.yml')) \
+    linux_only = set(role_task_names('linux.yml') + role_task_names('linux_phases.yml')) \
         - set(role_task_names('windows.yml'))
     linux_steps = {'hotswap.deploy.deploy_host : ' + n for n in linux_only}
     assert 'hotswap.deploy.deploy_host : Deploy the release' in linux_steps

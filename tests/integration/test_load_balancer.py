@@ -1,0 +1,341 @@
+# -*- coding: utf-8 -*-
+"""Zero downtime for any app: drain at a real HAProxy (Debian's) in front of three app hosts.
+
+The HAProxy host shares the machine's network namespace (tests/hosts/testhosts.py network='host'),
+so its backends are the app hosts' published 127.0.0.1 ports and the load probe reaches its frontend
+on 127.0.0.1 too. The load goes through HAProxy at >= 500 req/s, new connections and keep-alive, to
+/slow?ms=40, so every host has requests in flight when it restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import testlib
+
+sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'hosts'))
+import testhosts  # noqa: E402  pylint: disable=wrong-import-position
+
+PORT = 8080
+SLOW = '/slow?ms=40'
+# Requests per second through HAProxy: keep-alive + a new connection per request.
+RATES = {'keepalive': 300, 'close': 220}
+SOCKET = '/run/haproxy/admin.sock'
+# One host at a time: a batch of every server would leave HAProxy none to send requests to.
+SERIAL = {'canary_steps': [1], 'canary_bake_time': 0}
+
+HAPROXY_CFG = """global
+    stats socket {socket} mode 660 level admin
+    stats timeout 30s
+    maxconn 20000
+    user haproxy
+    group haproxy
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend {backend}
+
+backend {backend}
+    balance roundrobin
+    option httpchk GET /healthz
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 2
+{servers}
+"""
+
+
+class LbFleet(object):
+    def __init__(self, apps, lb, inventory):
+        self.hosts, self.lb, self.inventory = apps, lb, inventory
+
+    def __iter__(self):
+        return iter(self.hosts)
+
+    @property
+    def frontend_port(self):
+        return self.lb['ports'][80]
+
+
+def _inventory(path, app_prefix, lb):
+    """The app hosts' inventory plus a `loadbalancers` group with the HAProxy host."""
+    with open(testhosts.inventory_path(app_prefix)) as f:
+        text = f.read()
+    text += ('    loadbalancers:\n      vars:\n        ansible_user: root\n'
+             "        ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
+             '        ansible_host_key_checking: false\n        ansible_paramiko_host_key_checking: false\n'
+             '        ansible_python_interpreter: /usr/bin/python3\n      hosts:\n'
+             '        %s:\n          ansible_host: 127.0.0.1\n          ansible_port: %d\n'
+             '          ansible_ssh_private_key_file: "%s"\n'
+             % (lb['name'], lb['ssh_port'], lb['ssh_key']))
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+@pytest.fixture(scope='module')
+def lbfleet(tmp_path_factory):
+    prefix, lb_prefix = 'hs-itlb-%d' % os.getpid(), 'hs-itlbb-%d' % os.getpid()
+    try:
+        apps = testhosts.up(prefix, 3)
+        testhosts.mix_connections(prefix, apps)
+        lb = testhosts.up(lb_prefix, 1, variant='haproxy', network='host')[0]
+        inv = _inventory(str(tmp_path_factory.mktemp('lb') / 'inventory.yml'), prefix, lb)
+        yield LbFleet(apps, lb, inv)
+    finally:
+        testhosts.down(prefix)
+        testhosts.down(lb_prefix)
+
+
+def configure_haproxy(fleet, backend):
+    servers = '\n'.join('    server %s 127.0.0.1:%d check' % (h['name'], h['ports'][PORT]) for h in fleet.hosts)
+    cfg = HAPROXY_CFG.format(socket=SOCKET, port=fleet.frontend_port, backend=backend, servers=servers)
+    testlib.host_sh(fleet.lb, "cat > /etc/haproxy/haproxy.cfg <<'EOF'\n%sEOF\nhaproxy -c -q -f /etc/haproxy/haproxy.cfg "
+                    "&& systemctl restart haproxy && rm -rf /var/lib/hotswap-deploy/haproxy" % cfg)
+
+
+def runtime(fleet, command):
+    """One HAProxy runtime API command on the LB host (python3 there: no socat in the image)."""
+    script = ('import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(%r)\ns.sendall(sys.argv[1].encode()+b"\\n")\n'
+              'd=b""\nwhile True:\n    x=s.recv(65536)\n    if not x: break\n    d+=x\nprint(d.decode())' % SOCKET)
+    return testlib.host_sh(fleet.lb, "python3 -c '%s' '%s'" % (script.replace("'", "'\\''"), command))
+
+
+def server_states(fleet, backend):
+    """{server: (admin state bits, operational state, weight)} from `show servers state`."""
+    lines = runtime(fleet, 'show servers state %s' % backend).strip().splitlines()
+    head = lines[1].lstrip('# ').split()
+    out = {}
+    for line in lines[2:]:
+        row = dict(zip(head, line.split()))
+        out[row['srv_name']] = (int(row['srv_admin_state']), int(row['srv_op_state']), int(row['srv_uweight']))
+    return out
+
+
+def wait_all_up(fleet, backend, timeout=20):
+    deadline = time.time() + timeout
+    while True:
+        states = server_states(fleet, backend)
+        if all(admin == 0 and op == 2 for admin, op, _w in states.values()):
+            return states
+        if time.time() > deadline:
+            raise AssertionError('HAProxy servers not all ready and up: %s' % states)
+        time.sleep(0.3)
+
+
+def lb_vars(backend, **extra):
+    v = dict(lb='haproxy', lb_host=None, lb_backend=backend, drain_timeout=20)
+    v.update(extra)
+    return v
+
+
+def deploy(fleet, app, version, fault='', tmp_path=None, lb=True, **extra):
+    artifact = testlib.build_app(version, fault=fault)
+    v = dict(SERIAL, app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact),
+             listen_port=PORT, restart_strategy='restart', ready_timeout=15)
+    if lb:
+        v.update(lb_vars(app, lb_host=fleet.lb['name']))
+    v.update(extra)
+    return testlib.playbook(fleet.inventory, 'deploy', v, tmp_path=tmp_path)
+
+
+def start_load(fleet, path=SLOW, rates=None, duration=300):
+    sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'load'))
+    import loadprobe  # pylint: disable=import-outside-toplevel
+    probes = {}
+    for kind, rate in (rates or RATES).items():
+        probes[kind] = loadprobe.Probe(['http://127.0.0.1:%d%s' % (fleet.frontend_port, path)], rate=rate,
+                                       duration=duration, keepalive=kind == 'keepalive', timeout=10)
+        probes[kind].start_background()
+    time.sleep(1)
+    return probes
+
+
+def finish_load(probes, name):
+    time.sleep(1)
+    return {kind: testlib.finish_load(p, 'lb-%s-%s' % (name, kind)) for kind, p in probes.items()}
+
+
+def failed(summaries):
+    return sum(s['failed'] for s in summaries.values())
+
+
+def sent(summaries):
+    return sum(s['sent'] for s in summaries.values())
+
+
+def rate(summaries):
+    return sum(s['achieved_rate'] for s in summaries.values())
+
+
+@pytest.fixture
+def lbapp(lbfleet):
+    app = 'lbapp'
+    configure_haproxy(lbfleet, app)
+    yield lbfleet, app
+    testlib.remove_app(lbfleet.hosts, app)
+
+
+def test_restart_of_an_app_that_exits_on_sigterm_drops_nothing_behind_haproxy(lbapp, tmp_path):
+    """The plain restart strategy and an app that implements nothing: with lb, 0 failed; without, failures."""
+    fleet, app = lbapp
+    r = deploy(fleet, app, '1.0.0', fault='exit-on-term', tmp_path=tmp_path)
+    assert r.rc == 0, r
+    wait_all_up(fleet, app)
+
+    rows = {}
+    for label, version, use_lb in (('without lb', '2.0.0', False), ('with lb', '3.0.0', True)):
+        probes = start_load(fleet)
+        r = deploy(fleet, app, version, fault='exit-on-term', tmp_path=tmp_path, lb=use_lb)
+        summaries = finish_load(probes, 'exit-on-term-%s' % label.replace(' ', '-'))
+        assert r.rc == 0, r
+        rows[label] = summaries
+        wait_all_up(fleet, app)
+        for host in fleet.hosts:
+            assert testlib.served_version(host, PORT) == version
+    print('\nrestart strategy, app exits at once on SIGTERM, load through HAProxy (%s):' % SLOW)
+    for label, s in rows.items():
+        print('  %-10s sent %6d  failed %4d  %.0f req/s  causes %s' % (
+            label, sent(s), failed(s), rate(s), {k: v['failure_causes'] for k, v in s.items()}))
+    assert rate(rows['with lb']) >= 450, {k: testlib.brief(v) for k, v in rows['with lb'].items()}
+    assert failed(rows['without lb']) > 0, {k: testlib.brief(v) for k, v in rows['without lb'].items()}
+    assert failed(rows['with lb']) == 0, {k: testlib.brief(v) for k, v in rows['with lb'].items()}
+    # Each host drained (its sessions ended) before maint, and is back, with no reason left behind.
+    for host in fleet.hosts:
+        assert '%s: ' % host['name'] in r.out and 'load balancer: drained in' in r.out, r
+    assert r.out.count('load balancer: drained in') == 3 and r.out.count('now ready') == 3, r
+    assert not testlib.host_sh(fleet.lb, 'ls /var/lib/hotswap-deploy/haproxy 2>/dev/null || true').strip()
+
+    # rollback.yml drains the same way: back to 2.0.0 under the same load, nothing dropped.
+    probes = start_load(fleet)
+    r = testlib.playbook(fleet.inventory, 'rollback', dict(
+        lb_vars(app, lb_host=fleet.lb['name']), app=app, rollback_serial=1, listen_port=PORT,
+        service_args=testlib.demo_service_args('restart')), tmp_path=tmp_path)
+    s = finish_load(probes, 'exit-on-term-rollback')
+    assert r.rc == 0, r
+    assert failed(s) == 0, {k: testlib.brief(v) for k, v in s.items()}
+    wait_all_up(fleet, app)
+    for host in fleet.hosts:
+        assert testlib.served_version(host, PORT) == '2.0.0'
+
+
+def test_unhealthy_release_stays_out_of_rotation_and_its_host_comes_back(lbapp, tmp_path):
+    fleet, app = lbapp
+    r = deploy(fleet, app, '1.0.0', tmp_path=tmp_path)
+    assert r.rc == 0, r
+    wait_all_up(fleet, app)
+    probes = start_load(fleet)
+    r = deploy(fleet, app, '2.0.0', fault='unhealthy', tmp_path=tmp_path, ready_timeout=8)
+    s = finish_load(probes, 'unhealthy')
+    assert r.rc != 0, r
+    assert 'Switched back to 1.0.0-' in r.out, r
+    assert 'Load balancer: %s/%s back in rotation' % (app, fleet.hosts[0]['name']) in r.out, r
+    assert failed(s) == 0, {k: testlib.brief(v) for k, v in s.items()}
+    # Not one request reached the bad release through HAProxy.
+    for summary in s.values():
+        for seen in summary['versions'].values():
+            assert '2.0.0' not in seen, testlib.brief(summary)
+    states = wait_all_up(fleet, app)
+    assert all(w > 0 for _a, _o, w in states.values()), states
+    for host in fleet.hosts:
+        assert testlib.served_version(host, PORT) == '1.0.0'
+
+    # A host with nothing to switch back to (its first release is bad) stays in maint with the reason.
+    first = fleet.hosts[0]['name']
+    testlib.remove_app(fleet.hosts[:1], app)
+    r = deploy(fleet, app, '2.0.0', fault='unhealthy', tmp_path=tmp_path, ready_timeout=8, deploy_hosts=first)
+    assert r.rc != 0, r
+    admin, _op, _w = server_states(fleet, app)[first]
+    assert admin & 0x01, server_states(fleet, app)
+    reason = testlib.host_sh(fleet.lb, 'cat /var/lib/hotswap-deploy/haproxy/*')
+    assert 'failed on %s' % first in reason, reason
+    assert 'Load balancer: %s/%s kept in maint' % (app, first) in r.out, r
+    # The next good deploy puts it back into rotation (the reason was ours).
+    r = deploy(fleet, app, '1.0.0', tmp_path=tmp_path, deploy_hosts=first)
+    assert r.rc == 0, r
+    wait_all_up(fleet, app)
+    assert not testlib.host_sh(fleet.lb, 'ls /var/lib/hotswap-deploy/haproxy 2>/dev/null || true').strip()
+
+
+def test_weighted_canary_step_then_promotion(lbapp, tmp_path):
+    fleet, app = lbapp
+    r = deploy(fleet, app, '1.0.0', tmp_path=tmp_path)
+    assert r.rc == 0, r
+    wait_all_up(fleet, app)
+    canary = fleet.hosts[0]['name']
+    artifact = testlib.build_app('2.0.0')
+    v = dict(app=app, version='2.0.0', artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
+             restart_strategy='restart', canary_steps=[1, 2], canary_weights=[10], canary_bake_time=12,
+             **lb_vars(app, lb_host=fleet.lb['name']))
+    argv = testlib.playbook_argv(fleet.inventory, 'deploy', v, tmp_path=tmp_path)
+    proc = subprocess.Popen(argv, env=testlib.ansible_env('ssh'), cwd=testlib.REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True)
+    try:
+        # Wait until the canary is back in rotation on 2.0.0 with its share, then measure for 5 s.
+        deadline = time.time() + 120
+        while True:
+            states = server_states(fleet, app)
+            admin, op, weight = states[canary]
+            if admin == 0 and op == 2 and weight != 1 and testlib.served_version(fleet.hosts[0], PORT) == '2.0.0':
+                break
+            assert time.time() < deadline and proc.poll() is None, (states, proc.poll())
+            time.sleep(0.3)
+        weights = dict((n, w) for n, (_a, _o, w) in states.items())
+        probes = start_load(fleet, path='/', rates={'keepalive': 500}, duration=5)
+        s = probes['keepalive'].summary()
+    finally:
+        out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-6000:]
+    seen = list(s['versions'].values())[0]
+    share = 100.0 * seen.get('2.0.0', 0) / max(1, sum(seen.values()))
+    print('\nweighted canary step 10%%: weights %s; the canary served %.1f%% of %d requests' % (
+        weights, share, s['sent']))
+    assert 4 <= share <= 20, (weights, seen)
+    assert s['failed'] == 0, testlib.brief(s)
+    # Promotion: every host on 2.0.0, every server back to its initial weight.
+    states = wait_all_up(fleet, app)
+    assert set(w for _a, _o, w in states.values()) == {1}, states
+    for host in fleet.hosts:
+        assert testlib.served_version(host, PORT) == '2.0.0'
+
+
+def test_bad_load_balancer_settings_change_nothing(lbapp, tmp_path):
+    fleet, app = lbapp
+    r = deploy(fleet, app, '1.0.0', tmp_path=tmp_path)
+    assert r.rc == 0, r
+    wait_all_up(fleet, app)
+    before = {h['name']: testlib.tree_state(h, '/opt/' + app, app) for h in fleet.hosts}
+    cases = {
+        'socket': (dict(lb_socket='/run/haproxy/nope.sock'), '/run/haproxy/nope.sock'),
+        'backend': (dict(lb_backend='nope'), 'nope'),
+        'server': (dict(lb_server='nope'), 'nope'),
+        'host': (dict(lb_host='no-such-host'), 'no-such-host'),
+    }
+    for case, (extra, named) in cases.items():
+        r = deploy(fleet, app, '2.0.0', tmp_path=tmp_path, **extra)
+        assert r.rc != 0, (case, r)
+        assert named in r.out, (case, r)
+        assert 'Deploy on a Linux host' not in r.out, (case, r)
+        for h in fleet.hosts:
+            assert testlib.tree_state(h, '/opt/' + app, app) == before[h['name']], (case, h['name'])
+        wait_all_up(fleet, app, timeout=5)
+
+    # A drain that times out (a request longer than drain_timeout) is reported, and the deploy goes on.
+    slow = start_load(fleet, path='/slow?ms=6000', rates={'keepalive': 3}, duration=12)
+    r = deploy(fleet, app, '2.0.0', tmp_path=tmp_path, drain_timeout=1)
+    slow['keepalive'].stop()
+    assert r.rc == 0, r
+    assert 'timed_out' in r.out, r
+    wait_all_up(fleet, app)
+    for host in fleet.hosts:
+        assert testlib.served_version(host, PORT) == '2.0.0'
