@@ -40,19 +40,19 @@ STATES = ('present', 'ready', 'drain', 'maint')
 NOT_SERVING_REASON = "HAProxy's check did not pass after ready"
 MAX_WEIGHT = 256
 # HAProxy's proxy and server names: letters, digits and "-_.:" (anything else would also split a CLI command).
-_NAME = re.compile(r'^[A-Za-z0-9_.:-]+$')
+_NAME = re.compile(r'[A-Za-z0-9_.:-]+')
 _MARKER_SAFE = re.compile(r'[A-Za-z0-9_.-]')
-_WEIGHT = re.compile(r'^\s*(\d+)\s*(%?)\s*$')
+_WEIGHT = re.compile(r'\s*(\d+)\s*(%?)\s*')
 
 # srv_admin_state bits (server-t.h SRV_ADMF_*).
 ADMIN_FLAGS = (
-    (0x01, 'FMAINT', 'forced into maintenance'),
-    (0x02, 'IMAINT', 'in maintenance inherited from the server it tracks'),
+    (0x01, 'FMAINT', 'forced'),
+    (0x02, 'IMAINT', 'inherited from the server it tracks'),
     (0x04, 'CMAINT', 'disabled in the config'),
-    (0x08, 'FDRAIN', 'forced into drain'),
-    (0x10, 'IDRAIN', 'in drain inherited from the server it tracks'),
-    (0x20, 'RMAINT', 'in maintenance because its address did not resolve'),
-    (0x40, 'HMAINT', 'given an FQDN through the runtime API'),
+    (0x08, 'FDRAIN', 'drain forced'),
+    (0x10, 'IDRAIN', 'drain inherited from the server it tracks'),
+    (0x20, 'RMAINT', 'its address did not resolve (DNS)'),
+    (0x40, 'HMAINT', 'FQDN set through the runtime API'),
 )
 ADMF_FMAINT = 0x01
 ADMF_FDRAIN = 0x08
@@ -133,7 +133,7 @@ def socket_error_message(path, line, exc, timeout):
 
 def check_name(what, name):
     """Reject a backend or server name HAProxy cannot have (and that would break a CLI command)."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise HaproxyError('checking the %s name %r: HAProxy names are letters, digits and "-_.:" only. Fix `%s`.'
                            % (what, name, what))
 
@@ -444,7 +444,7 @@ def canary_weights(initial_weights, canary, share):
         k_max = MAX_WEIGHT // max(o_base.values())
         # For a canary scale m the share falls as the others' scale k grows: the best k is next to the ideal one.
         ideal = Fraction(m * c_sum) * (1 - target) / (target * o_sum)
-        for k in {min(max(math.floor(ideal), 1), k_max), min(max(math.ceil(ideal), 1), k_max)}:
+        for k in sorted(set((min(max(math.floor(ideal), 1), k_max), min(max(math.ceil(ideal), 1), k_max)))):
             actual = Fraction(m * c_sum, m * c_sum + k * o_sum)
             key = (abs(actual - target), m * c_sum + k * o_sum, m)
             if best is None or key < best[0]:
@@ -532,7 +532,7 @@ def remove_marker(marker_dir, backend, server):
 
 def parse_weight(text):
     """('absolute', n) for "0".."256", ('percent', n) for "N%" (of the initial weight); HaproxyError otherwise."""
-    match = _WEIGHT.match(str(text))
+    match = _WEIGHT.fullmatch(str(text))
     if not match:
         raise HaproxyError('checking weight %r: not a weight. Give an integer 0-256 or a percentage of the initial '
                            'weight such as "50%%".' % (text,))
@@ -567,9 +567,9 @@ def state_text(admin_state, weight):
     return 'admin_state: %s\nweight: %s\n' % (admin_state, weight)
 
 
-def predicted(before, state, weight):
-    """The status a check-mode run reports as after: the asked admin state and weight, the rest as before."""
-    after = dict(before)
+def predicted(before, state, weight, reason):
+    """The status a check-mode run reports as after: the asked admin state, weight and reason, the rest as before."""
+    after = dict(before, reason=reason)
     if state != 'present':
         after['admin_state'] = state
     after['weight'] = weight
@@ -591,22 +591,23 @@ def converge_server(api, backend, server, state='present', weight=None, drain_ti
     (``ready_timeout``); when it does not, the server goes back to maint with NOT_SERVING_REASON and this fails.
     present: nothing but ``weight``. A server already in ``state`` is left alone (changed=false).
     Returns dict(changed, backend, server, address, before, after, admin_state, operational, sessions, drain,
-    ready_seconds, reason, diff).
+    ready_seconds, reason, diff); before and after are server_status dicts with the marker's reason added.
     """
     parsed = check_server_args(state, drain_timeout, ready_timeout, weight)
     check_name('backend', backend)
     check_name('server', server)
-    before = server_status(api, backend, server)
-    target_weight = before['weight'] if parsed is None else wanted_weight(parsed, before['initial_weight'])
     marker = read_marker(marker_dir, backend, server)
     stored = marker.get('reason') if marker else None
+    before = dict(server_status(api, backend, server), reason=stored)
+    target_weight = before['weight'] if parsed is None else wanted_weight(parsed, before['initial_weight'])
     moves = state != 'present' and before['admin_state'] != state
     weight_changes = target_weight != before['weight']
     drain = ready_seconds = None
     marker_changes = False
     if state == 'maint':
-        # A server already in maint keeps its marker unless a new reason is given.
-        marker_changes = moves or (bool(reason) and reason != stored)
+        # A server already in maint gets a new reason only when the marker says hotswap put it there: a
+        # maintenance someone else set stays without a marker (nothing claims it as ours).
+        marker_changes = moves or (marker is not None and bool(reason) and reason != stored)
         if marker_changes:
             stored = reason
     elif state in ('ready', 'drain'):
@@ -616,7 +617,7 @@ def converge_server(api, backend, server, state='present', weight=None, drain_ti
     result = dict(changed=changed, backend=backend, server=server, address=before['address'], before=before,
                   drain=None, ready_seconds=None, reason=stored)
     if check_mode:
-        after = predicted(before, state, target_weight)
+        after = predicted(before, state, target_weight, stored)
     else:
         if weight_changes:
             set_weight(api, backend, server, target_weight)
@@ -643,7 +644,7 @@ def converge_server(api, backend, server, state='present', weight=None, drain_ti
                 remove_marker(marker_dir, backend, server)
             ready_seconds = make_serving(api, backend, server, ready_timeout, moves, marker_dir, move, interval,
                                          clock, sleep)
-        after = server_status(api, backend, server)
+        after = dict(server_status(api, backend, server), reason=stored)
     result.update(drain=drain, ready_seconds=ready_seconds, after=after, admin_state=after['admin_state'],
                   operational=after['operational'], sessions=after['sessions'],
                   diff=dict(before=state_text(before['admin_state'], before['weight']),
@@ -660,10 +661,10 @@ def make_serving(api, backend, server, ready_timeout, was_set_ready, marker_dir,
     """
     status = server_status(api, backend, server)
     if status['admin_state'] == 'maint':
-        raise HaproxyError('setting %s/%s ready in HAProxy: it is still in maintenance, %s; "set server ... state '
-                           'ready" does not clear that. Fix the cause (the tracked server, DNS) and rerun.'
-                           % (backend, server, ', '.join(leave_maint_blockers(status)) or 'for a reason HAProxy '
-                              'keeps (admin bits %#x)' % status['admin_bits']), status=status)
+        raise HaproxyError('setting %s/%s ready in HAProxy: it is still in maintenance (%s), which "set server ... '
+                           'state ready" does not clear. Fix that cause (the tracked server, DNS) and rerun.'
+                           % (backend, server, ', '.join(leave_maint_blockers(status)) or
+                              'admin bits %#x' % status['admin_bits']), status=status)
     if ready_timeout == 0:
         return None
     try:
@@ -704,8 +705,8 @@ def converge_weights(api, backend, canary=None, share=None, reset=False, check_m
     for name in canary:
         check_name('server', name)
     if reset == (share is not None):
-        raise HaproxyError('setting the weights of backend %s: give either share (with canary) or reset: true.'
-                           % backend)
+        raise HaproxyError('setting the weights of backend %s: %s. Give either share (with canary) or reset: true.'
+                           % (backend, 'both share and reset given' if reset else 'neither share nor reset given'))
     current, backups = backend_weights(api, backend)
     if reset:
         wanted = dict((s, initial) for s, (_w, initial) in current.items())

@@ -16,121 +16,25 @@ import time
 
 import pytest
 
+import lblib
 import testlib
-
-sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'hosts'))
-import testhosts  # noqa: E402  pylint: disable=wrong-import-position
+from lblib import configure_haproxy, server_states, wait_all_up
 
 PORT = 8080
 SLOW = '/slow?ms=40'
 # Requests per second through HAProxy: keep-alive + a new connection per request.
 RATES = {'keepalive': 300, 'close': 220}
-SOCKET = '/run/haproxy/admin.sock'
 # One host at a time: a batch of every server would leave HAProxy none to send requests to.
 SERIAL = {'canary_steps': [1], 'canary_bake_time': 0}
-
-HAPROXY_CFG = """global
-    stats socket {socket} mode 660 level admin
-    stats timeout 30s
-    maxconn 20000
-    user haproxy
-    group haproxy
-
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-
-frontend fe
-    bind 127.0.0.1:{port}
-    default_backend {backend}
-
-backend {backend}
-    balance roundrobin
-    option httpchk GET /healthz
-    http-check expect status 200
-    default-server inter 500ms fall 2 rise 2
-{servers}
-"""
-
-
-class LbFleet(object):
-    def __init__(self, apps, lb, inventory):
-        self.hosts, self.lb, self.inventory = apps, lb, inventory
-
-    def __iter__(self):
-        return iter(self.hosts)
-
-    @property
-    def frontend_port(self):
-        return self.lb['ports'][80]
-
-
-def _inventory(path, app_prefix, lb):
-    """The app hosts' inventory plus a `loadbalancers` group with the HAProxy host."""
-    with open(testhosts.inventory_path(app_prefix)) as f:
-        text = f.read()
-    text += ('    loadbalancers:\n      vars:\n        ansible_user: root\n'
-             "        ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
-             '        ansible_host_key_checking: false\n        ansible_paramiko_host_key_checking: false\n'
-             '        ansible_python_interpreter: /usr/bin/python3\n      hosts:\n'
-             '        %s:\n          ansible_host: 127.0.0.1\n          ansible_port: %d\n'
-             '          ansible_ssh_private_key_file: "%s"\n'
-             % (lb['name'], lb['ssh_port'], lb['ssh_key']))
-    with open(path, 'w') as f:
-        f.write(text)
-    return path
 
 
 @pytest.fixture(scope='module')
 def lbfleet(tmp_path_factory):
-    prefix, lb_prefix = 'hs-itlb-%d' % os.getpid(), 'hs-itlbb-%d' % os.getpid()
+    prefix = 'hs-itlb-%d' % os.getpid()
     try:
-        apps = testhosts.up(prefix, 3)
-        testhosts.mix_connections(prefix, apps)
-        lb = testhosts.up(lb_prefix, 1, variant='haproxy', network='host')[0]
-        inv = _inventory(str(tmp_path_factory.mktemp('lb') / 'inventory.yml'), prefix, lb)
-        yield LbFleet(apps, lb, inv)
+        yield lblib.start(prefix, 3, str(tmp_path_factory.mktemp('lb') / 'inventory.yml'))
     finally:
-        testhosts.down(prefix)
-        testhosts.down(lb_prefix)
-
-
-def configure_haproxy(fleet, backend):
-    servers = '\n'.join('    server %s 127.0.0.1:%d check' % (h['name'], h['ports'][PORT]) for h in fleet.hosts)
-    cfg = HAPROXY_CFG.format(socket=SOCKET, port=fleet.frontend_port, backend=backend, servers=servers)
-    testlib.host_sh(fleet.lb, "cat > /etc/haproxy/haproxy.cfg <<'EOF'\n%sEOF\nhaproxy -c -q -f /etc/haproxy/haproxy.cfg "
-                    "&& systemctl restart haproxy && rm -rf /var/lib/hotswap-deploy/haproxy" % cfg)
-
-
-def runtime(fleet, command):
-    """One HAProxy runtime API command on the LB host (python3 there: no socat in the image)."""
-    script = ('import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(%r)\ns.sendall(sys.argv[1].encode()+b"\\n")\n'
-              'd=b""\nwhile True:\n    x=s.recv(65536)\n    if not x: break\n    d+=x\nprint(d.decode())' % SOCKET)
-    return testlib.host_sh(fleet.lb, "python3 -c '%s' '%s'" % (script.replace("'", "'\\''"), command))
-
-
-def server_states(fleet, backend):
-    """{server: (admin state bits, operational state, weight)} from `show servers state`."""
-    lines = runtime(fleet, 'show servers state %s' % backend).strip().splitlines()
-    head = lines[1].lstrip('# ').split()
-    out = {}
-    for line in lines[2:]:
-        row = dict(zip(head, line.split()))
-        out[row['srv_name']] = (int(row['srv_admin_state']), int(row['srv_op_state']), int(row['srv_uweight']))
-    return out
-
-
-def wait_all_up(fleet, backend, timeout=20):
-    deadline = time.time() + timeout
-    while True:
-        states = server_states(fleet, backend)
-        if all(admin == 0 and op == 2 for admin, op, _w in states.values()):
-            return states
-        if time.time() > deadline:
-            raise AssertionError('HAProxy servers not all ready and up: %s' % states)
-        time.sleep(0.3)
+        lblib.stop(prefix)
 
 
 def lb_vars(backend, **extra):
@@ -214,7 +118,7 @@ def test_restart_of_an_app_that_exits_on_sigterm_drops_nothing_behind_haproxy(lb
     for host in fleet.hosts:
         assert '%s: ' % host['name'] in r.out and 'load balancer: drained in' in r.out, r
     assert r.out.count('load balancer: drained in') == 3 and r.out.count('now ready') == 3, r
-    assert not testlib.host_sh(fleet.lb, 'ls /var/lib/hotswap-deploy/haproxy 2>/dev/null || true').strip()
+    assert not lblib.markers(fleet).strip()
 
     # rollback.yml drains the same way: back to 2.0.0 under the same load, nothing dropped.
     probes = start_load(fleet)
@@ -257,14 +161,14 @@ def test_unhealthy_release_stays_out_of_rotation_and_its_host_comes_back(lbapp, 
     assert r.rc != 0, r
     admin, _op, _w = server_states(fleet, app)[first]
     assert admin & 0x01, server_states(fleet, app)
-    reason = testlib.host_sh(fleet.lb, 'cat /var/lib/hotswap-deploy/haproxy/*')
+    reason = lblib.markers(fleet)
     assert 'failed on %s' % first in reason, reason
     assert 'Load balancer: %s/%s kept in maint' % (app, first) in r.out, r
     # The next good deploy puts it back into rotation (the reason was ours).
     r = deploy(fleet, app, '1.0.0', tmp_path=tmp_path, deploy_hosts=first)
     assert r.rc == 0, r
-    wait_all_up(fleet, app)
-    assert not testlib.host_sh(fleet.lb, 'ls /var/lib/hotswap-deploy/haproxy 2>/dev/null || true').strip()
+    wait_all_up(fleet, app, context=r)
+    assert not lblib.markers(fleet).strip()
 
 
 def test_weighted_canary_step_then_promotion(lbapp, tmp_path):
@@ -294,7 +198,7 @@ def test_weighted_canary_step_then_promotion(lbapp, tmp_path):
         probes = start_load(fleet, path='/', rates={'keepalive': 500}, duration=5)
         s = probes['keepalive'].summary()
     finally:
-        out, _ = proc.communicate(timeout=600)
+        out = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, out[-6000:]
     seen = list(s['versions'].values())[0]
     share = 100.0 * seen.get('2.0.0', 0) / max(1, sum(seen.values()))
