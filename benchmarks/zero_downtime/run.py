@@ -4,7 +4,11 @@
 """Zero-downtime benchmark: each restart strategy during a rolling deploy under fixed-rate load.
 
     build/venv/bin/python benchmarks/zero_downtime/run.py [--quick] [--rate 1000] [--duration 55]
-        [--strategies restart,systemd_socket,...] [--keepalive on|off|both] [--hosts 3]
+        [--strategies restart,systemd_socket,...] [--keepalive on|off|both] [--hosts 3] [--lb off|on|both]
+
+--lb on|both: the load goes through a real HAProxy (Debian's, on a host of its own) to the app hosts; `on`
+deploys with lb=haproxy (each host drained before it changes), `both` also without (the same path, no drain),
+side by side per strategy. Results: results/lb[-fault-<fault>].json.
 
 Needs the venv and the test host image (`make bench-zero-downtime` does both). Builds and installs
 its own copy of the collection (build/bench-collections), starts its own hosts (systemd254 image
@@ -26,6 +30,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import common  # noqa: E402  (puts tests/hosts, tests/integration, tests/load on sys.path)
 from common import REPO, load_avg, median, ratio  # noqa: E402
+import lblib  # noqa: E402
 import loadprobe  # noqa: E402
 import testhosts  # noqa: E402
 import testlib  # noqa: E402
@@ -57,13 +62,16 @@ def playbook(inventory, extra, events=None):
     return proc.returncode, proc.stdout, time.time() - start
 
 
-def deploy_vars(app, strategy, version, artifact, serial):
+def deploy_vars(app, strategy, version, artifact, serial, lb_host=None):
     # deploy_hosts: the test hosts' group (deploy.yml has no default of all hosts); service_args: the
     # demo app's flags for the strategy (the collection passes none by default).
-    return dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
-                restart_strategy=strategy, service_type='notify', ready_timeout=15, drain_timeout=20,
-                canary_steps=[serial], canary_bake_time=0, deploy_hosts=testlib.TEST_GROUP,
-                service_args=testlib.demo_service_args(strategy))
+    extra = dict(app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
+                 restart_strategy=strategy, service_type='notify', ready_timeout=15, drain_timeout=20,
+                 canary_steps=[serial], canary_bake_time=0, deploy_hosts=testlib.TEST_GROUP,
+                 service_args=testlib.demo_service_args(strategy))
+    if lb_host:
+        extra.update(lb='haproxy', lb_host=lb_host, lb_backend=app)
+    return extra
 
 
 def journal(hosts, app, since):
@@ -75,10 +83,18 @@ def journal(hosts, app, since):
     return out
 
 
-def one_run(hosts, inventory, strategy, keepalive, args, artifacts):
-    app = 'hb%s%s' % (SHORT[strategy], 'k' if keepalive else 'c')
+def one_run(hosts, inventory, strategy, keepalive, args, artifacts, lb=None):
+    """lb: None (the probe hits every host), or (fleet, drain): through HAProxy, deployed with lb=haproxy or not."""
+    app = 'hb%s%s%s' % (SHORT[strategy], 'k' if keepalive else 'c', '' if lb is None else 'd' if lb[1] else 'n')
     run = dict(strategy=strategy, keepalive=keepalive, app=app, load_before=load_avg(),
                targets=dict((h['name'], '127.0.0.1:%d' % h['ports'][PORT]) for h in hosts))
+    lb_host = None
+    if lb is not None:
+        fleet, drain = lb
+        lblib.configure_haproxy(fleet, app, PORT)
+        run.update(lb='haproxy' if drain else 'through haproxy, no drain',
+                   frontend='127.0.0.1:%d' % fleet.frontend_port)
+        lb_host = fleet.lb['name'] if drain else None
     rc, out = playbook(inventory, deploy_vars(app, strategy, V1, artifacts[V1], '100%'))[:2]
     if rc != 0:
         run['error'] = 'deploy of %s failed:\n%s' % (V1, out[-4000:])
@@ -87,14 +103,19 @@ def one_run(hosts, inventory, strategy, keepalive, args, artifacts):
     if os.path.exists(events):
         os.unlink(events)
     # Open-ended duration: stopped below, once the deploy is done and the wanted time has passed.
-    probe = loadprobe.Probe(['http://%s/' % t for t in run['targets'].values()], rate=args.rate,
+    if lb is not None:
+        lblib.wait_all_up(lb[0], app)
+    urls = ['http://%s%s' % (run['frontend'], args.path)] if lb is not None else \
+        ['http://%s%s' % (t, args.path) for t in run['targets'].values()]
+    probe = loadprobe.Probe(urls, rate=args.rate,
                             duration=args.duration + 300, keepalive=keepalive, timeout=args.timeout,
                             workers=args.workers)
     probe.start_background()
     t0 = time.time()
     try:
         time.sleep(args.warmup)
-        rc, out, seconds = playbook(inventory, deploy_vars(app, strategy, V2, artifacts[V2], 1), events=events)
+        rc, out, seconds = playbook(inventory, deploy_vars(app, strategy, V2, artifacts[V2], 1, lb_host),
+                                    events=events)
         # Steady state after the deploy: to --duration, and at least --tail seconds.
         stop_at = max(args.duration, time.time() - t0 + args.tail)
         time.sleep(max(0.0, stop_at - (time.time() - t0)))
@@ -172,22 +193,23 @@ def analyse(run):
 
 def table(runs):
     """Markdown: one row per strategy x keep-alive, ratios to `restart` with the same keep-alive."""
-    base = dict((r['keepalive'], r) for r in runs if r['strategy'] == 'restart' and 'error' not in r)
-    rows = ['| strategy | keep-alive | sent | failed (causes) | retried | p50 ms | p99 ms | max ms '
+    base = dict(((r['keepalive'], r.get('lb')), r) for r in runs if r['strategy'] == 'restart' and 'error' not in r)
+    rows = ['| strategy | keep-alive | load balancer | sent | failed (causes) | retried | p50 ms | p99 ms | max ms '
             '| switch p99 / steady p99 ms (ratio) | switch s per host (median / max) | deploy s '
-            '| failed ÷ restart | p99 ÷ restart |', '|' + '---|' * 13]
+            '| failed ÷ restart | p99 ÷ restart |', '|' + '---|' * 14]
     detail = ['| strategy | keep-alive | switch seconds: worst / median | steady seconds: median idle / busy / all '
               '| steady worst second | median switch ÷ median busy | seconds the client itself lagged |',
               '|' + '---|' * 7]
     for r in runs:
         ka = 'on' if r['keepalive'] else 'off'
+        lbcol = r.get('lb') or 'none'
         if 'error' in r:
-            rows.append('| %s | %s | %s |' % (r['strategy'], ka, r['error'].splitlines()[0]) + ' |' * 10)
+            rows.append('| %s | %s | %s | %s |' % (r['strategy'], ka, lbcol, r['error'].splitlines()[0]) + ' |' * 10)
             continue
         causes = ', '.join('%s %d' % kv for kv in sorted(r['failure_causes'].items()))
-        b = base.get(r['keepalive'], {})
-        rows.append('| %s | %s | %d | %d%s | %d | %s | %s | %s | %s / %s (%s) | %s / %s | %s%s | %s | %s |' % (
-            r['strategy'], ka, r['sent'], r['failed'], ' (%s)' % causes if causes else '', r['retried'],
+        b = base.get((r['keepalive'], r.get('lb')), {})
+        rows.append('| %s | %s | %s | %d | %d%s | %d | %s | %s | %s | %s / %s (%s) | %s / %s | %s%s | %s | %s |' % (
+            r['strategy'], ka, lbcol, r['sent'], r['failed'], ' (%s)' % causes if causes else '', r['retried'],
             r['p50'], r['p99'], r['max'], r['switch_p99'], r['steady_p99'], r['switch_ratio'],
             r['switch_s_median'], r['switch_s_max'], r['deploy_seconds'],
             '' if r['deploy_rc'] == 0 else ' (rc %d)' % r['deploy_rc'],
@@ -233,6 +255,9 @@ def parse_args(argv):
     p.add_argument('--fault', default='', help='demo app fault of both builds, e.g. exit-on-term (an app that '
                    'exits at once on SIGTERM, as many do); png and default out under build/')
     p.add_argument('--report', metavar='JSON', help='no run: figures, tables and plot again from saved results')
+    p.add_argument('--lb', choices=('off', 'on', 'both'), default='off',
+                   help='load through a real HAProxy: on = deployed with lb=haproxy (drain), both = with and without')
+    p.add_argument('--path', default='/', help='request path, e.g. /slow?ms=40 (requests in flight at each restart)')
     a = p.parse_args(argv)
     a.rate = a.rate or (200 if a.quick else 1000)
     a.duration = a.duration or (15 if a.quick else 55)
@@ -243,6 +268,8 @@ def parse_args(argv):
     a.keepalive = a.keepalive or ('on' if a.quick else 'both')
     out_dir = WORK if a.quick else os.path.join(HERE, 'results')
     name = 'quick' if a.quick else ('fault-' + a.fault) if a.fault else 'latest'
+    if a.lb != 'off' and not a.quick:
+        name = 'lb' + ('-fault-' + a.fault if a.fault else '')
     a.out = a.out or a.report or os.path.join(out_dir, name + '.json')
     # The plot in docs/ is the full run of the contract-following app only.
     a.png = os.path.join(REPO, 'docs', 'zero-downtime.png') if name == 'latest' else os.path.join(WORK, name + '.png')
@@ -270,27 +297,37 @@ def main(argv=None):
     artifacts = dict((v, testlib.build_app(v, fault=args.fault)) for v in (V1, V2))
     prefix = 'hs-bench-%d' % os.getpid()
     kas = {'on': [True], 'off': [False], 'both': [True, False]}[args.keepalive]
-    result = dict(command=command.strip(), commit=commit, fault=args.fault, rate=args.rate, duration=args.duration, hosts=args.hosts,
+    result = dict(command=command.strip(), commit=commit, fault=args.fault, lb=args.lb, path=args.path, rate=args.rate,
+                  duration=args.duration, hosts=args.hosts,
                   variant=VARIANT, warmup=args.warmup, tail=args.tail, timeout=args.timeout, workers=args.workers,
                   runs=[])
     started, done = time.time(), False
     try:
-        hosts = common.start_hosts(prefix, args.hosts, variant=VARIANT)
-        inventory = testhosts.inventory_path(prefix)
+        if args.lb == 'off':
+            hosts = common.start_hosts(prefix, args.hosts, variant=VARIANT)
+            inventory = testhosts.inventory_path(prefix)
+            drains = [None]
+        else:
+            fleet = lblib.start(prefix, args.hosts, os.path.join(WORK, 'lb-inventory.yml'), variant=VARIANT)
+            hosts, inventory = fleet.hosts, fleet.inventory
+            drains = [(fleet, True)] if args.lb == 'on' else [(fleet, False), (fleet, True)]
         result['machine'] = common.machine(hosts)
         # Interleaved: every strategy meets the same machine state, keep-alive on then off.
         for keepalive in kas:
             for strategy in args.strategies:
-                print('== %s keep-alive %s' % (strategy, 'on' if keepalive else 'off'), flush=True)
-                run = one_run(hosts, inventory, strategy, keepalive, args, artifacts)
-                testlib.remove_app(hosts, run['app'])
-                result['runs'].append(run)
-                print('   ' + ('error: ' + run['error'][:300] if 'error' in run else
-                               'sent %(sent)d failed %(failed)d retried %(retried)d p99 %(p99)s switch/steady '
-                               '%(switch_p99)s/%(steady_p99)s deploy %(deploy_seconds)ss' % run), flush=True)
+                for lb in drains:
+                    print('== %s keep-alive %s%s' % (strategy, 'on' if keepalive else 'off',
+                                                     '' if lb is None else ' lb ' + ('on' if lb[1] else 'off')), flush=True)
+                    run = one_run(hosts, inventory, strategy, keepalive, args, artifacts, lb)
+                    testlib.remove_app(hosts, run['app'])
+                    result['runs'].append(run)
+                    print('   ' + ('error: ' + run['error'][:300] if 'error' in run else
+                                   'sent %(sent)d failed %(failed)d retried %(retried)d p99 %(p99)s switch/steady '
+                                   '%(switch_p99)s/%(steady_p99)s deploy %(deploy_seconds)ss' % run), flush=True)
         done = True
     finally:
         testhosts.down(prefix)
+        testhosts.down(prefix + 'b')
         result['wall_seconds'] = round(time.time() - started, 1)
         if not done:        # keep the last complete results; what there is goes under build/
             args.out = os.path.join(WORK, 'interrupted.json')
