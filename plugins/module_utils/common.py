@@ -60,3 +60,11 @@ def listdir_or_empty(path):
         return sorted(os.listdir(path))
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def exit_with_diff(module, result, changed_key='changed'):
+    """exit_json with the result's ``diff`` (before/after) only in diff mode and when ``changed_key`` is true."""
+    diff = result.pop('diff')
+    if module._diff and result[changed_key]:  # pylint: disable=protected-access
+        result['diff'] = diff
+    module.exit_json(**result)

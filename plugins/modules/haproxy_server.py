@@ -285,7 +285,7 @@ status:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, exit_with_diff
 from ansible_collections.hotswap.deploy.plugins.module_utils.haproxy import (
     DEFAULT_SOCKET, MARKER_DIR, STATES, RuntimeApi, converge_server,
 )
@@ -314,10 +314,7 @@ def main():
                                  check_mode=module.check_mode, move=module.atomic_move)
     except HotswapError as e:
         module.fail_json(msg=e.msg, backend=p['backend'], server=p['server'], **e.details)
-    diff = result.pop('diff')
-    if module._diff and result['changed']:
-        result['diff'] = diff
-    module.exit_json(**result)
+    exit_with_diff(module, result)
 
 
 if __name__ == '__main__':

@@ -114,7 +114,7 @@ share:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, exit_with_diff
 from ansible_collections.hotswap.deploy.plugins.module_utils.haproxy import (
     DEFAULT_SOCKET, RuntimeApi, converge_weights,
 )
@@ -140,10 +140,7 @@ def main():
                                   reset=p['reset'], check_mode=module.check_mode)
     except HotswapError as e:
         module.fail_json(msg=e.msg, backend=p['backend'], **e.details)
-    diff = result.pop('diff')
-    if module._diff and result['changed']:
-        result['diff'] = diff
-    module.exit_json(**result)
+    exit_with_diff(module, result)
 
 
 if __name__ == '__main__':

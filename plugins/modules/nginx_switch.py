@@ -116,7 +116,7 @@ test_output:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, exit_with_diff
 from ansible_collections.hotswap.deploy.plugins.module_utils.nginx import switch
 
 
@@ -138,10 +138,7 @@ def main():
         details = dict(rejected=False)
         details.update(e.details)
         module.fail_json(msg=e.msg, **details)
-    diff = result.pop('diff')
-    if module._diff and result['config_changed']:
-        result['diff'] = diff
-    module.exit_json(**result)
+    exit_with_diff(module, result, changed_key='config_changed')
 
 
 if __name__ == '__main__':

@@ -149,7 +149,7 @@ sysctl_set:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES, HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, STRATEGIES, exit_with_diff
 from ansible_collections.hotswap.deploy.plugins.module_utils.units import UNITS_SPEC, install, restore_adopted
 
 
@@ -178,10 +178,7 @@ def main():
                              move=module.atomic_move, adopt=p['adopt'], base_dir=p['base_dir'])
     except HotswapError as e:
         module.fail_json(msg=e.msg)
-    diff = result.pop('diff')
-    if module._diff and result['changed']:
-        result['diff'] = diff
-    module.exit_json(**result)
+    exit_with_diff(module, result)
 
 
 if __name__ == '__main__':

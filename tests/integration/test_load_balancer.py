@@ -53,6 +53,21 @@ def deploy(fleet, app, version, fault='', tmp_path=None, lb=True, **extra):
     return testlib.playbook(fleet.inventory, 'deploy', v, tmp_path=tmp_path)
 
 
+def first_release(fleet, app, tmp_path, fault=''):
+    """1.0.0 on every host, every server ready and up at HAProxy."""
+    r = deploy(fleet, app, '1.0.0', fault=fault, tmp_path=tmp_path)
+    assert r.rc == 0, r
+    wait_all_up(fleet, app)
+
+
+def assert_serving(fleet, app, version, context=None):
+    """Every server ready and up at HAProxy, every host serving `version`; the servers' states."""
+    states = wait_all_up(fleet, app, context=context)
+    for host in fleet.hosts:
+        assert testlib.served_version(host, PORT) == version, (host['name'], context)
+    return states
+
+
 def start_load(fleet, path=SLOW, rates=None, duration=300):
     sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'load'))
     import loadprobe  # pylint: disable=import-outside-toplevel
@@ -93,9 +108,7 @@ def lbapp(lbfleet):
 def test_restart_of_an_app_that_exits_on_sigterm_drops_nothing_behind_haproxy(lbapp, tmp_path):
     """The plain restart strategy and an app that implements nothing: with lb, 0 failed; without, failures."""
     fleet, app = lbapp
-    r = deploy(fleet, app, '1.0.0', fault='exit-on-term', tmp_path=tmp_path)
-    assert r.rc == 0, r
-    wait_all_up(fleet, app)
+    first_release(fleet, app, tmp_path, fault='exit-on-term')
 
     rows = {}
     for label, version, use_lb in (('without lb', '2.0.0', False), ('with lb', '3.0.0', True)):
@@ -104,9 +117,7 @@ def test_restart_of_an_app_that_exits_on_sigterm_drops_nothing_behind_haproxy(lb
         summaries = finish_load(probes, 'exit-on-term-%s' % label.replace(' ', '-'))
         assert r.rc == 0, r
         rows[label] = summaries
-        wait_all_up(fleet, app)
-        for host in fleet.hosts:
-            assert testlib.served_version(host, PORT) == version
+        assert_serving(fleet, app, version)
     print('\nrestart strategy, app exits at once on SIGTERM, load through HAProxy (%s):' % SLOW)
     for label, s in rows.items():
         print('  %-10s sent %6d  failed %4d  %.0f req/s  causes %s' % (
@@ -128,16 +139,12 @@ def test_restart_of_an_app_that_exits_on_sigterm_drops_nothing_behind_haproxy(lb
     s = finish_load(probes, 'exit-on-term-rollback')
     assert r.rc == 0, r
     assert failed(s) == 0, {k: testlib.brief(v) for k, v in s.items()}
-    wait_all_up(fleet, app)
-    for host in fleet.hosts:
-        assert testlib.served_version(host, PORT) == '2.0.0'
+    assert_serving(fleet, app, '2.0.0')
 
 
 def test_unhealthy_release_stays_out_of_rotation_and_its_host_comes_back(lbapp, tmp_path):
     fleet, app = lbapp
-    r = deploy(fleet, app, '1.0.0', tmp_path=tmp_path)
-    assert r.rc == 0, r
-    wait_all_up(fleet, app)
+    first_release(fleet, app, tmp_path)
     probes = start_load(fleet)
     r = deploy(fleet, app, '2.0.0', fault='unhealthy', tmp_path=tmp_path, ready_timeout=8)
     s = finish_load(probes, 'unhealthy')
@@ -149,10 +156,8 @@ def test_unhealthy_release_stays_out_of_rotation_and_its_host_comes_back(lbapp, 
     for summary in s.values():
         for seen in summary['versions'].values():
             assert '2.0.0' not in seen, testlib.brief(summary)
-    states = wait_all_up(fleet, app)
+    states = assert_serving(fleet, app, '1.0.0')
     assert all(w > 0 for _a, _o, w in states.values()), states
-    for host in fleet.hosts:
-        assert testlib.served_version(host, PORT) == '1.0.0'
 
     # A host with nothing to switch back to (its first release is bad) stays in maint with the reason.
     first = fleet.hosts[0]['name']
@@ -173,9 +178,7 @@ def test_unhealthy_release_stays_out_of_rotation_and_its_host_comes_back(lbapp, 
 
 def test_weighted_canary_step_then_promotion(lbapp, tmp_path):
     fleet, app = lbapp
-    r = deploy(fleet, app, '1.0.0', tmp_path=tmp_path)
-    assert r.rc == 0, r
-    wait_all_up(fleet, app)
+    first_release(fleet, app, tmp_path)
     canary = fleet.hosts[0]['name']
     artifact = testlib.build_app('2.0.0')
     v = dict(app=app, version='2.0.0', artifact=artifact, checksum=testlib.sha256(artifact), listen_port=PORT,
@@ -207,17 +210,13 @@ def test_weighted_canary_step_then_promotion(lbapp, tmp_path):
     assert 4 <= share <= 20, (weights, seen)
     assert s['failed'] == 0, testlib.brief(s)
     # Promotion: every host on 2.0.0, every server back to its initial weight.
-    states = wait_all_up(fleet, app)
+    states = assert_serving(fleet, app, '2.0.0')
     assert set(w for _a, _o, w in states.values()) == {1}, states
-    for host in fleet.hosts:
-        assert testlib.served_version(host, PORT) == '2.0.0'
 
 
 def test_bad_load_balancer_settings_change_nothing(lbapp, tmp_path):
     fleet, app = lbapp
-    r = deploy(fleet, app, '1.0.0', tmp_path=tmp_path)
-    assert r.rc == 0, r
-    wait_all_up(fleet, app)
+    first_release(fleet, app, tmp_path)
     before = {h['name']: testlib.tree_state(h, '/opt/' + app, app) for h in fleet.hosts}
     cases = {
         'socket': (dict(lb_socket='/run/haproxy/nope.sock'), '/run/haproxy/nope.sock'),
@@ -240,6 +239,57 @@ def test_bad_load_balancer_settings_change_nothing(lbapp, tmp_path):
     slow['keepalive'].stop()
     assert r.rc == 0, r
     assert 'timed_out' in r.out, r
-    wait_all_up(fleet, app)
-    for host in fleet.hosts:
-        assert testlib.served_version(host, PORT) == '2.0.0'
+    assert_serving(fleet, app, '2.0.0')
+
+
+def test_failed_weighted_canary_goes_back_drained(lbapp, tmp_path):
+    """The canary's automatic rollback drains too: weight 0, switched back drained, every weight restored."""
+    fleet, app = lbapp
+    first_release(fleet, app, tmp_path, fault='exit-on-term')
+    gate = tmp_path / 'gate'
+    gate.write_text('abort\n')
+    probes = start_load(fleet)
+    r = deploy(fleet, app, '2.0.0', fault='exit-on-term', tmp_path=tmp_path, canary_steps=[1, 2], canary_weights=[10],
+               canary_manual_gate=True, canary_gate_file=str(gate), canary_gate_timeout=30)
+    s = finish_load(probes, 'canary-abort')
+    assert r.rc != 0, r
+    assert 'stopped at batch 1' in r.out and 'manual gate: aborted' in r.out, r
+    assert failed(s) == 0, {k: testlib.brief(v) for k, v in s.items()}
+    states = assert_serving(fleet, app, '1.0.0', context=r)
+    assert set(w for _a, _o, w in states.values()) == {1}, states
+    assert not lblib.markers(fleet).strip()
+
+
+def test_windows_host_behind_haproxy_is_checked_and_never_drained_when_unreachable(lbfleet, tmp_path):
+    """Controller side only (no Windows host here): the preflight reads the Windows host's server at HAProxy,
+    and the drain comes after the first task that reaches the host, so an unreachable host leaves its
+    server as it was."""
+    fleet = lbfleet
+    import socket  # pylint: disable=import-outside-toplevel
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(('127.0.0.1', 0))
+    try:
+        port = closed.getsockname()[1]
+        win = {'name': 'win-1', 'ports': {PORT: port}}
+        lblib.configure_haproxy(lblib.LbFleet([win], fleet.lb, None), 'lbwin')
+        inventory = str(tmp_path / 'inventory.yml')
+        with open(fleet.inventory) as f:
+            text = f.read()
+        with open(inventory, 'w') as f:
+            f.write(text + ('    windows:\n      hosts:\n        win-1:\n          ansible_host: 127.0.0.1\n'
+                            '          ansible_port: %d\n      vars:\n        ansible_connection: winrm\n'
+                            '        ansible_winrm_scheme: https\n        ansible_winrm_transport: ntlm\n'
+                            '        ansible_user: deploy\n        ansible_password: unused-nothing-listens\n' % port))
+        exe = testlib.build_app('1.0.0', goos='windows')
+        r = testlib.playbook(inventory, 'deploy', dict(
+            SERIAL, app='lbwin', version='1.0.0', deploy_hosts='win-1', win_artifact=exe,
+            win_checksum=testlib.sha256(exe), **lb_vars('lbwin', lb_host=fleet.lb['name'])), tmp_path=tmp_path)
+        assert r.rc != 0, r
+        assert 'Check the load balancer of this host' in r.out, r
+        assert 'hotswap.deploy.lb : Check that HAProxy serves this host' in r.out, r
+        assert 'UNREACHABLE' in r.out and 'Take this host out of the load balancer' not in r.out, r
+        admin, _op, weight = server_states(fleet, 'lbwin')['win-1']
+        assert admin == 0 and weight == 1
+        assert not lblib.markers(fleet).strip()
+    finally:
+        closed.close()
