@@ -103,7 +103,9 @@ def machine(hosts):
         mem_kb = int(f.readline().split()[1])
     return dict(cpus=os.cpu_count(), memory_gb=round(mem_kb / 1024.0 / 1024.0, 1), kernel=platform.release(),
                 podman=sh(['podman', '--version']),
-                ansible=sh([os.path.join(testlib.VENV_BIN, 'ansible'), '--version']).splitlines()[0],
+                # The first line that names ansible-core: a library warning may come before it.
+                ansible=[ln for ln in sh([os.path.join(testlib.VENV_BIN, 'ansible'), '--version']).splitlines()
+                         if ln.startswith('ansible ')][0],
                 host_systemd=dict((h['name'], sh(['podman', 'exec', h['container'], 'systemctl', '--version'])
                                    .splitlines()[0]) for h in hosts),
                 host_image=sh(['podman', 'inspect', '-f', '{{.ImageName}}', first]),
