@@ -67,7 +67,8 @@ func (a *app) upgrade(abort <-chan struct{}) (int, error) {
 		}
 		why = fmt.Errorf("new process %d exited before it was ready", proc.Pid)
 	case st := <-exited:
-		why = fmt.Errorf("new process %d exited before it was ready (%s)", proc.Pid, st)
+		// Already reaped: stopChild would wait for a second exit status that never comes.
+		return 0, fmt.Errorf("new process %d exited before it was ready (%s)", proc.Pid, st)
 	case <-timer.C:
 		why = fmt.Errorf("new process %d not ready within %s", proc.Pid, a.upgradeTimeout)
 	case <-abort:
