@@ -2,7 +2,8 @@
 # Copyright: hotswap.deploy contributors
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """Benchmark-only callback: appends one JSON line per graceful_restart run (wall-clock start and
-end, and the module's own result) to the file named by HOTSWAP_BENCH_EVENTS; with
+end, and the module's own result; host_deploy's restart from its ``restart_event``) to the file named by
+HOTSWAP_BENCH_EVENTS; with
 HOTSWAP_BENCH_ALL_TASKS=1 also one line per task and host (name, action, status, start, end).
 
 Wall-clock times let the benchmarks place each host's restart on the load probe's timeline
@@ -71,10 +72,17 @@ class CallbackModule(CallbackBase):
     def _end(self, result, status, task_status=None):
         if self.all_tasks:
             self._task(result, task_status or status)
-        if not self._wanted(result._task):
-            return
         host = result._host.get_name()
         res = result._result
+        # hotswap.deploy.host_deploy restarts inside its one task: it reports the restart's own times.
+        event = res.get('restart_event') or (res.get('state') or {}).get('restart_event')
+        if event and (result._task.action or '').endswith('host_deploy'):
+            self._write({'event': 'restart', 'host': host, 'status': 'failed' if event.get('failed') else 'ok',
+                         'start': event.get('start'), 'end': event.get('end'),
+                         'result': dict((k, event.get(k)) for k in KEYS if k in event)})
+            return
+        if not self._wanted(result._task):
+            return
         self._write({'event': 'restart', 'host': host, 'status': status, 'start': self.started.pop(host, None),
                      'end': time.time(), 'result': dict((k, res.get(k)) for k in KEYS if k in res)})
 

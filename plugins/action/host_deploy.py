@@ -160,7 +160,13 @@ class ActionModule(HostStepsAction):
         activate = self._module(flow.STAGE_ACTIVATE, 'hotswap.deploy.release_activate',
                                 flow.activate_args(self._s, st))
         st['switched'] = bool(activate.get('switched'))
-        restart = self._module(flow.STAGE_RESTART, 'hotswap.deploy.graceful_restart', flow.restart_args(self._s, st))
+        started = time.time()
+        try:
+            restart = self._module(flow.STAGE_RESTART, 'hotswap.deploy.graceful_restart', flow.restart_args(self._s, st))
+        except flow.StepFailed as e:
+            st['restart_event'] = flow.restart_event(started, time.time(), e.result, failed=True)
+            raise
+        st['restart_event'] = flow.restart_event(started, time.time(), restart)
         st['restart'] = dict((k, restart.get(k)) for k in ('new_pid', 'no_restart_reason', 'reloaded', 'service'))
 
     def _verify(self, st):
@@ -210,8 +216,11 @@ class ActionModule(HostStepsAction):
         except flow.StepFailed as e:
             self._warnings.append('releasing the deploy lock after the failure: %s' % e.reason)
         out = flow.failed_result(self._s, st, self._host, failure, back)
-        return dict(failed=True, changed=out['changed'], msg=flow.failure_summary(self._s, st, self._host, failure, back),
-                    failure=failure, result=out, hotswap_handled=True)
+        res = dict(failed=True, changed=out['changed'], msg=flow.failure_summary(self._s, st, self._host, failure, back),
+                   failure=failure, result=out, hotswap_handled=True)
+        if st.get('restart_event'):
+            res['restart_event'] = st['restart_event']
+        return res
 
     def _failed_before_lock(self, err):
         # Nothing on the host was changed: the message is the step's own (the role's 'Fail as the step did').
@@ -226,7 +235,10 @@ class ActionModule(HostStepsAction):
         return self._fail(st, flow.StepFailed(failure['stage'], failure['reason']))
 
     def _finished(self, st, out):
-        return dict(changed=self._changed, result=out, facts=flow.hook_facts(self._s, st, self._host))
+        res = dict(changed=self._changed, result=out, facts=flow.hook_facts(self._s, st, self._host))
+        if st.get('restart_event'):
+            res['restart_event'] = st['restart_event']
+        return res
 
     def _state_result(self, st):
         return dict(changed=self._changed, state=st, facts=flow.hook_facts(self._s, st, self._host))

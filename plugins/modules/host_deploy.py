@@ -270,8 +270,16 @@ result:
   description:
     - The per-host result the roles publish as C(deploy_host_result) - C(host), C(app), C(previous_release),
       C(release), C(version), C(changed), C(verdict), C(seconds); C(live) when the release was live already;
-      after a failure C(rolled_back_to) and C(rollback_health).
+      after a failure C(rolled_back_to), C(rollback_health) and C(serving) (whether the host serves a verified
+      release again - a load balancer may put it back into rotation).
   returned: with phase all or finish, and on failure after the lock was taken
+  type: dict
+restart_event:
+  description:
+    - When the service was restarted - wall-clock C(start) and C(end) (epoch seconds), C(failed), and the
+      restart module's own C(stage), C(strategy), C(timings), C(elapsed), C(transition), PIDs and versions.
+    - For the zero-downtime benchmark, which places each host's restart on its load timeline.
+  returned: when the service was restarted on the new release
   type: dict
 failure:
   description: Where and why the deploy failed, C({stage, reason}).

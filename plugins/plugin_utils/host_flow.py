@@ -297,6 +297,18 @@ def _reason(failure):
     return reason[:-1] if reason.endswith('.') else reason
 
 
+RESTART_EVENT_KEYS = ('stage', 'strategy', 'timings', 'elapsed', 'transition', 'old_pid', 'new_pid', 'old_version',
+                      'new_version', 'msg')
+
+
+def restart_event(start, end, restart, failed=False):
+    """The restart's wall-clock start and end and its module's own timings (the zero-downtime bench places
+    each host's restart on the load probe's timeline with it)."""
+    event = dict(start=start, end=end, failed=failed)
+    event.update((k, (restart or {}).get(k)) for k in RESTART_EVENT_KEYS if k in (restart or {}))
+    return event
+
+
 def serves_after_failure(st, back):
     """Whether a host whose deploy failed serves a verified release again (a load balancer may send it
     requests): current never switched (its old release runs on), or switched back and verified there, or

@@ -98,12 +98,15 @@ def test_a_deploy_is_six_module_runs_and_passes(make_action):
     restart = host.runs[4][1]
     assert restart['daemon_reload'] is True and 'executable' not in restart
     assert restart['expected_version'] == '2.0.0' and restart['previous_release'] == PREV
+    # The restart's own wall-clock span, for the zero-downtime bench's timeline.
+    event = r['restart_event']
+    assert event['start'] <= event['end'] and event['failed'] is False
 
 
 def test_the_live_release_costs_one_module_run(make_action):
     host = good_host(deploy_lock=[dict(changed=False, live=True)])
     r = run(make_action, host, dict(settings=settings()))
-    assert host.names() == ['deploy_lock:present']
+    assert host.names() == ['deploy_lock:present'] and 'restart_event' not in r
     assert r['result']['live'] is True and r['result']['verdict'] == 'pass' and r['changed'] is False
     nothing = good_host(binary_upload=[dict(changed=False)], service_units=[dict(units_changed=False)],
                         release_activate=[dict(switched=False)],
@@ -140,6 +143,9 @@ def test_a_failed_restart_switches_back_restarts_verifies_and_unlocks(make_actio
             'Switched back to %s; restarted (systemd_socket); its health check: pass.' % PREV) in r['msg']
     assert r['result']['rolled_back_to'] == PREV and r['result']['rollback_health'] == 'pass'
     assert r['result']['verdict'] == "failed at 'Restart the service on the new release (stage ready)'"
+    # Switched back and verified: a load balancer may send it requests again.
+    assert r['result']['serving'] is True
+    assert r['restart_event']['failed'] is True and r['restart_event']['stage'] == 'ready'
 
 
 def test_a_first_deploy_that_fails_has_nothing_to_switch_back_to(make_action):
@@ -150,6 +156,8 @@ def test_a_first_deploy_that_fails_has_nothing_to_switch_back_to(make_action):
     r = run(make_action, host, dict(settings=settings()))
     assert r['failed'] and 'No previous release to switch back to: this was the first deploy.' in r['msg']
     assert host.names()[-1] == 'deploy_lock:absent' and host.names().count('release_activate') == 1
+    # Nothing verified serves: behind a load balancer this host stays in maint.
+    assert r['result']['serving'] is False
 
 
 def test_a_refused_lock_changes_nothing_and_releases_nothing(make_action):
