@@ -433,3 +433,42 @@ func TestChildEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsInPrometheusTextFormat(t *testing.T) {
+	base := serve(t, newService("1.2.3", ""))
+	for _, path := range []string{"/", "/", "/slow?ms=30", "/nope", "/healthz", "/stats", "/metrics"} {
+		get(t, base+path)
+	}
+	code, body, hdr := get(t, base+"/metrics")
+	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Fatalf("/metrics = %d %q", code, hdr.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`hotswap_build_info{version="1.2.3"} 1`,
+		`hotswap_http_requests_total{code="200",version="1.2.3"} 3`,
+		`hotswap_http_requests_total{code="404",version="1.2.3"} 1`,
+		`hotswap_http_request_duration_seconds_bucket{version="1.2.3",le="+Inf"} 4`,
+		`hotswap_http_request_duration_seconds_count{version="1.2.3"} 4`,
+		"# TYPE hotswap_http_request_duration_seconds histogram",
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+	// Cumulative buckets: the 30 ms request is above 25 ms, so le=0.025 has at most 3 and le=0.05 all 4.
+	if !strings.Contains(body, `le="0.05"} 4`+"\n") || strings.Contains(body, `le="0.025"} 4`+"\n") {
+		t.Errorf("histogram buckets:\n%s", body)
+	}
+}
+
+func TestMetricsLabelValuesAreEscaped(t *testing.T) {
+	var m requestMetrics
+	m.observe(200, time.Millisecond)
+	out := m.render("1.0\"x\\y\n")
+	if !strings.Contains(out, `hotswap_build_info{version="1.0\"x\\y\n"} 1`) {
+		t.Errorf("escaping:\n%s", out)
+	}
+	if empty := (&requestMetrics{}).render("1"); !strings.Contains(empty, `le="+Inf"} 0`) {
+		t.Errorf("empty metrics:\n%s", empty)
+	}
+}

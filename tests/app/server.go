@@ -21,6 +21,7 @@ type service struct {
 	message string                 // $HOTSWAP_MESSAGE at start; set before serving
 	config  atomic.Pointer[config] // nil without --config; swapped by a reload while handlers read it
 	stats   requestStats
+	metrics requestMetrics
 }
 
 func newService(buildVersion, fault string) *service {
@@ -42,13 +43,14 @@ func (s *service) greeting() string {
 	return ""
 }
 
-// handler serves /healthz, /stats, /slow and /. Every response carries
+// handler serves /healthz, /stats, /metrics, /slow and /. Every response carries
 // X-Hotswap-Version and X-Hotswap-Pid, handy to see which process answered.
-// Responses other than /healthz and /stats are counted for /stats.
+// Responses other than /healthz, /stats and /metrics are counted for /stats and /metrics.
 func (s *service) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/stats", s.statsHandler)
+	mux.HandleFunc("/metrics", s.metricsHandler)
 	mux.HandleFunc("/slow", s.slow)
 	mux.HandleFunc("/", s.root)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -59,15 +61,17 @@ func (s *service) handler() http.Handler {
 			return
 		}
 		rec := &statusRecorder{ResponseWriter: w}
+		started := time.Now()
 		mux.ServeHTTP(rec, r)
 		s.stats.record(rec.statusCode())
+		s.metrics.observe(rec.statusCode(), time.Since(started))
 	})
 }
 
 // counted tells whether a request is user traffic. Probes are not: an analysis
 // that reads /stats, or a health check, must not move the numbers it measures.
 func counted(path string) bool {
-	return path != "/healthz" && path != "/stats"
+	return path != "/healthz" && path != "/stats" && path != "/metrics"
 }
 
 // requestStats counts the responses served since the process started.
