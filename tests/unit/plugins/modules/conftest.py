@@ -5,9 +5,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 
 import pytest
+import yaml
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils import _internal
 from ansible.module_utils.testing import patch_module_args
 
@@ -43,3 +47,35 @@ def stage():
         (release_dir / 'app').chmod(0o755)
         return release_dir
     return stage_release
+
+
+def _doc_section(module, name):
+    with open(module.__file__) as f:
+        return yaml.safe_load(ast.literal_eval(re.search(r"%s = (r'''.*?''')" % name, f.read(), re.S).group(1)))
+
+
+@pytest.fixture
+def doc_section():
+    """Return doc(module, name): DOCUMENTATION, EXAMPLES or RETURN of a module file, parsed."""
+    return _doc_section
+
+
+@pytest.fixture
+def argument_spec_of(monkeypatch):
+    """Return spec(module): the argument_spec its main() gives AnsibleModule (main() stops there)."""
+    return lambda module: _argument_spec(module, monkeypatch)
+
+
+def _argument_spec(module, monkeypatch):
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(self, argument_spec, **kw):
+        seen.update(argument_spec)
+        raise Stop()
+    monkeypatch.setattr(AnsibleModule, '__init__', capture)
+    with pytest.raises(Stop):
+        module.main()
+    return seen
