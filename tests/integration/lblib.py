@@ -34,7 +34,7 @@ frontend fe
 
 backend {backend}
     balance roundrobin
-    option httpchk GET /healthz
+    option httpchk GET {check_path}
     http-check expect status 200
     default-server inter 500ms fall 2 rise 2
 {servers}
@@ -82,10 +82,11 @@ def stop(prefix):
     testhosts.down(prefix + 'b')
 
 
-def configure_haproxy(fleet, backend, port=8080):
+def configure_haproxy(fleet, backend, port=8080, check_path='/healthz'):
     """One frontend on the LB host's reserved port, one backend of every app host's `port`; HAProxy restarted."""
     servers = '\n'.join('    server %s 127.0.0.1:%d check' % (h['name'], h['ports'][port]) for h in fleet.hosts)
-    cfg = HAPROXY_CFG.format(socket=SOCKET, port=fleet.frontend_port, backend=backend, servers=servers)
+    cfg = HAPROXY_CFG.format(socket=SOCKET, port=fleet.frontend_port, backend=backend, servers=servers,
+                             check_path=check_path)
     testlib.host_sh(fleet.lb, "cat > /etc/haproxy/haproxy.cfg <<'EOF'\n%sEOF\nhaproxy -c -q -f /etc/haproxy/haproxy.cfg "
                     "&& systemctl restart haproxy && rm -rf %s" % (cfg, MARKERS))
 

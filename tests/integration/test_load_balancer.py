@@ -293,3 +293,40 @@ def test_windows_host_behind_haproxy_is_checked_and_never_drained_when_unreachab
         assert not lblib.markers(fleet).strip()
     finally:
         closed.close()
+
+
+def test_a_service_nobody_here_wrote_behind_haproxy(lbfleet, tmp_path):
+    """Debian's prometheus-pushgateway (returns from main without waiting for its in-flight requests), its own
+    health path as HAProxy's check: a new build deployed with lb under load through HAProxy drops nothing."""
+    sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'thirdparty'))
+    import fetch  # pylint: disable=import-outside-toplevel
+    fleet, app, port = lbfleet, 'pushlb', 8081
+    info = fetch.fetch('prometheus-pushgateway')
+    binary = info['binaries'][0]
+    other = fetch.other_build(binary, str(tmp_path / 'pushgateway-other'))
+    version = info['version'].split(':')[-1].rsplit('-', 1)[0]
+    configure_haproxy(fleet, app, port, check_path='/-/ready')
+
+    def push_deploy(artifact):
+        v = dict(SERIAL, app=app, version=version, artifact=artifact, checksum=testlib.sha256(artifact),
+                 listen_port=port, health_url='http://127.0.0.1:%d/api/v1/status' % port,
+                 version_query='data.build_information.version', restart_strategy='restart',
+                 service_args='--web.listen-address=:%d --persistence.file=/var/lib/pushlb/metrics.store' % port,
+                 state_dirs=['/var/lib/pushlb'], **lb_vars(app, lb_host=fleet.lb['name']))
+        return testlib.playbook(fleet.inventory, 'deploy', v, tmp_path=tmp_path)
+
+    try:
+        r = push_deploy(binary)
+        assert r.rc == 0, r
+        wait_all_up(fleet, app, context=r)
+        probes = start_load(fleet, path='/-/ready', rates={'keepalive': 250, 'close': 250})
+        r = push_deploy(other)
+        s = finish_load(probes, 'pushgateway')
+        assert r.rc == 0, r
+        assert r.out.count('load balancer: drained in') == 3 and r.out.count('now ready') == 3, r
+        assert rate(s) >= 450 and failed(s) == 0, {k: testlib.brief(v) for k, v in s.items()}
+        wait_all_up(fleet, app, context=r)
+    finally:
+        testlib.remove_app(fleet.hosts, app)
+        for host in fleet:
+            testlib.host_sh(host, 'rm -rf /var/lib/pushlb', check=False)
