@@ -6,7 +6,7 @@
 #   VERSION  reported by --version, /healthz and /        e.g. 1.2.3
 #   OUTPUT   path of the binary (give windows builds a .exe name)
 #   FAULT    "" (none), exit-at-start, never-ready, unhealthy, wrong-version, errors,
-#            exit-on-term
+#            exit-on-term, slow
 #   GOOS     default linux;  GOARCH default amd64
 #
 # Works from any directory. GOCACHE/GOPATH/GOFLAGS from the environment are
@@ -25,8 +25,8 @@ goarch=${5:-amd64}
 
 [[ $version =~ ^[A-Za-z0-9][A-Za-z0-9._+~-]*$ ]] || die "VERSION '$version': use letters, digits and . _ + ~ -"
 case $fault in
-  ""|exit-at-start|never-ready|unhealthy|wrong-version|errors|exit-on-term) ;;
-  *) die "FAULT '$fault': want one of exit-at-start never-ready unhealthy wrong-version errors exit-on-term (or empty)" ;;
+  ""|exit-at-start|never-ready|unhealthy|wrong-version|errors|exit-on-term|slow) ;;
+  *) die "FAULT '$fault': want one of exit-at-start never-ready unhealthy wrong-version errors exit-on-term slow (or empty)" ;;
 esac
 [[ -n $output && ${output: -1} != / ]] || die "OUTPUT must be a file path"
 

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,7 +38,13 @@ const (
 	faultWrongVersion = "wrong-version"
 	faultErrors       = "errors"
 	faultExitOnTerm   = "exit-on-term"
+	faultSlow         = "slow"
 )
+
+// Under the slow fault every counted request (not /healthz, /stats or
+// /metrics) waits this long before it is served; HOTSWAP_FAULT_DELAY_MS
+// overrides it at run time, from 0 up to maxSlow.
+const defaultFaultDelay = 300 * time.Millisecond
 
 // exitNow ends the process under the exit-on-term fault; a variable so that
 // an in-process test can see the call instead of dying.
@@ -50,11 +57,27 @@ func activeFault() (string, error) {
 		f = os.Getenv("HOTSWAP_FAULT")
 	}
 	switch f {
-	case "", faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors, faultExitOnTerm:
+	case "", faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors, faultExitOnTerm, faultSlow:
 		return f, nil
 	}
-	return "", fmt.Errorf("unknown fault %q (known: %s, %s, %s, %s, %s, %s)", f,
-		faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors, faultExitOnTerm)
+	return "", fmt.Errorf("unknown fault %q (known: %s, %s, %s, %s, %s, %s, %s)", f,
+		faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors, faultExitOnTerm, faultSlow)
+}
+
+// faultDelay is the extra latency of the slow fault: HOTSWAP_FAULT_DELAY_MS
+// (whole milliseconds, 0 to maxSlow) when set and not empty, else
+// defaultFaultDelay. Anything else is an error: the start must fail rather
+// than run with a delay nobody asked for.
+func faultDelay() (time.Duration, error) {
+	v := os.Getenv("HOTSWAP_FAULT_DELAY_MS")
+	if v == "" {
+		return defaultFaultDelay, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n > uint64(maxSlow.Milliseconds()) {
+		return 0, fmt.Errorf("HOTSWAP_FAULT_DELAY_MS=%q: want a whole number of milliseconds from 0 to %d", v, maxSlow.Milliseconds())
+	}
+	return time.Duration(n) * time.Millisecond, nil
 }
 
 // What SIGHUP does (--hup).
@@ -144,6 +167,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Printf("fault %s: exiting with status 3", flt)
 		return 3
 	}
+	var delay time.Duration
+	if flt == faultSlow {
+		// Read only by a slow build: other builds ignore the variable.
+		if delay, err = faultDelay(); err != nil {
+			log.Printf("fault %s: %v", flt, err)
+			return 2
+		}
+	}
 
 	// Catch signals before anything else: SIGHUP's default action is to die.
 	sigs := make(chan os.Signal, 4)
@@ -158,6 +189,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		drainTimeout:   *drainTimeout,
 		upgradeTimeout: *upgradeTimeout,
 	}
+	a.svc.delay = delay
 	a.svc.message = os.Getenv("HOTSWAP_MESSAGE")
 	if a.configPath != "" {
 		// Before listening or any readiness: a config the service cannot run
@@ -195,6 +227,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.srv.Serve(ln) }()
 	log.Printf("version %s (fault %q, SIGHUP %s) serving on %s (%s)", a.svc.version, flt, a.hup, ln.Addr(), source)
+	if flt == faultSlow {
+		log.Printf("fault %s: every request but /healthz, /stats and /metrics waits %s more", flt, delay)
+	}
 
 	if err := a.becomeReady(); err != nil {
 		log.Printf("becoming ready: %v", err)

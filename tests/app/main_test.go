@@ -5,14 +5,20 @@ package main
 // inherited listeners, upgrades, draining) are in process_linux_test.go.
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,6 +108,7 @@ func TestFaultResponses(t *testing.T) {
 		{faultWrongVersion, "ok", "2.0.0-wrong", 200, 200, "2.0.0-wrong\n"},
 		{faultErrors, "ok", "2.0.0", 200, 500, "injected error\n"},
 		{faultExitOnTerm, "ok", "2.0.0", 200, 200, "2.0.0\n"},
+		{faultSlow, "ok", "2.0.0", 200, 200, "2.0.0\n"},
 	} {
 		t.Run("fault="+tc.fault, func(t *testing.T) {
 			base := serve(t, newService("2.0.0", tc.fault))
@@ -121,14 +128,14 @@ func TestFaultResponses(t *testing.T) {
 }
 
 func TestActiveFault(t *testing.T) {
-	for _, f := range []string{"", faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors, faultExitOnTerm} {
+	for _, f := range []string{"", faultExitAtStart, faultNeverReady, faultUnhealthy, faultWrongVersion, faultErrors, faultExitOnTerm, faultSlow} {
 		t.Setenv("HOTSWAP_FAULT", f)
 		if got, err := activeFault(); err != nil || got != f {
 			t.Errorf("HOTSWAP_FAULT=%q: %q, %v", f, got, err)
 		}
 	}
 	t.Setenv("HOTSWAP_FAULT", "bogus")
-	if _, err := activeFault(); err == nil || !strings.Contains(err.Error(), faultExitOnTerm) {
+	if _, err := activeFault(); err == nil || !strings.Contains(err.Error(), faultExitOnTerm) || !strings.Contains(err.Error(), faultSlow) {
 		t.Errorf("HOTSWAP_FAULT=bogus: %v, want an error listing the known faults", err)
 	}
 }
@@ -470,5 +477,258 @@ func TestMetricsLabelValuesAreEscaped(t *testing.T) {
 	}
 	if empty := (&requestMetrics{}).render("1"); !strings.Contains(empty, `le="+Inf"} 0`) {
 		t.Errorf("empty metrics:\n%s", empty)
+	}
+}
+
+// timedGet is get, and how long the request took.
+func timedGet(t *testing.T, url string) (int, string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	code, body, _ := get(t, url)
+	return code, body, time.Since(start)
+}
+
+// TestSlowFault: a slow release is healthy (/healthz 200 "ok" with the right
+// version, at once, as are /stats and /metrics), but every counted request
+// waits the delay first, several at a time, and the histogram shows it.
+func TestSlowFault(t *testing.T) {
+	svc := newService("2.0.0", faultSlow)
+	if svc.delay != defaultFaultDelay || defaultFaultDelay != 300*time.Millisecond {
+		t.Fatalf("slow service delay %s, want the default 300ms", svc.delay)
+	}
+	delay := svc.delay
+	base := serve(t, svc)
+
+	// Probes answer at once, even while a delayed request is in flight.
+	inFlight := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		if resp, err := http.Get(base + "/"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		inFlight <- time.Since(start)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	for _, path := range []string{"/healthz", "/metrics", "/stats"} {
+		code, body, took := timedGet(t, base+path)
+		if code != 200 || took >= delay {
+			t.Errorf("%s = %d after %s, want 200 without the %s delay", path, code, took, delay)
+		}
+		if path == "/healthz" {
+			if h := decodeHealth(t, body); h.Status != "ok" || h.Version != "2.0.0" {
+				t.Errorf("/healthz = %+v, want ok 2.0.0", h)
+			}
+		}
+	}
+	if took := <-inFlight; took < delay {
+		t.Errorf("/ answered after %s, want >= %s", took, delay)
+	}
+
+	// User traffic waits the delay, /slow on top of its own sleep; the answers are right.
+	for _, tc := range []struct {
+		path    string
+		code    int
+		body    string
+		atLeast time.Duration
+	}{
+		{"/", 200, "2.0.0\n", delay},
+		{"/slow?ms=100", 200, "2.0.0\n", delay + 100*time.Millisecond},
+		{"/nope", 404, "404 page not found\n", delay},
+	} {
+		if code, body, took := timedGet(t, base+tc.path); code != tc.code || body != tc.body || took < tc.atLeast {
+			t.Errorf("%s = %d %q after %s, want %d %q after >= %s", tc.path, code, body, took, tc.code, tc.body, tc.atLeast)
+		}
+	}
+
+	// Delayed requests do not wait for one another.
+	const parallel = 4
+	start := time.Now()
+	done := make(chan error, parallel)
+	for i := 0; i < parallel; i++ {
+		go func() {
+			resp, err := (&http.Client{Timeout: 15 * time.Second}).Get(base + "/")
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+	}
+	for i := 0; i < parallel; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took >= parallel*delay {
+		t.Errorf("%d concurrent requests took %s: served one after the other", parallel, took)
+	}
+
+	// 1 + 3 + 4 counted requests, each >= 300 ms: all in the (0.25, 0.5] bucket
+	// (none slower than 0.5 s barring a very loaded machine), so the p99 is in it too.
+	_, body, _ := get(t, base+"/metrics")
+	if !strings.Contains(body, `hotswap_http_request_duration_seconds_bucket{version="2.0.0",le="0.25"} 0`+"\n") ||
+		!strings.Contains(body, `hotswap_http_request_duration_seconds_count{version="2.0.0"} 8`+"\n") {
+		t.Errorf("histogram:\n%s", body)
+	}
+	if q := histogramQuantile(t, 0.99, body); q < 0.25 {
+		t.Errorf("p99 latency %g s, want >= 0.25 (the delay is %s)\n%s", q, delay, body)
+	}
+	if st := stats(t, base); st.Requests != 8 || st.Errors != 0 {
+		t.Errorf("/stats = %+v, want 8 requests, no error", st)
+	}
+}
+
+// histogramQuantile computes what Prometheus' histogram_quantile(q, ...) gives
+// for the hotswap_http_request_duration_seconds buckets of a /metrics body:
+// linear interpolation inside the bucket that holds the q-th observation.
+func histogramQuantile(t *testing.T, q float64, metrics string) float64 {
+	t.Helper()
+	type bucket struct{ le, count float64 }
+	var bs []bucket
+	for _, line := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(line, "hotswap_http_request_duration_seconds_bucket{") {
+			continue
+		}
+		i := strings.Index(line, `le="`)
+		j := strings.Index(line, `"} `)
+		if i < 0 || j < i {
+			t.Fatalf("bucket line %q", line)
+		}
+		le, err1 := strconv.ParseFloat(line[i+4:j], 64) // "+Inf" parses as +Inf
+		n, err2 := strconv.ParseFloat(line[j+3:], 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("bucket line %q", line)
+		}
+		bs = append(bs, bucket{le, n})
+	}
+	sort.Slice(bs, func(a, b int) bool { return bs[a].le < bs[b].le })
+	if len(bs) < 2 || bs[len(bs)-1].count == 0 {
+		t.Fatalf("no observations:\n%s", metrics)
+	}
+	rank := q * bs[len(bs)-1].count
+	for i, b := range bs {
+		if b.count < rank {
+			continue
+		}
+		if i == len(bs)-1 { // in +Inf: Prometheus answers the highest finite bound
+			return bs[i-1].le
+		}
+		lo, below := 0.0, 0.0
+		if i > 0 {
+			lo, below = bs[i-1].le, bs[i-1].count
+		}
+		return lo + (b.le-lo)*(rank-below)/(b.count-below)
+	}
+	return bs[len(bs)-1].le
+}
+
+// TestSlowFaultDelayFromEnv: HOTSWAP_FAULT_DELAY_MS sets the delay, whole
+// milliseconds from 0 to 10000; unset or empty means the default.
+func TestSlowFaultDelayFromEnv(t *testing.T) {
+	for v, want := range map[string]time.Duration{
+		"":      defaultFaultDelay,
+		"50":    50 * time.Millisecond,
+		"0":     0,
+		"0300":  300 * time.Millisecond,
+		"10000": 10 * time.Second,
+	} {
+		t.Setenv("HOTSWAP_FAULT_DELAY_MS", v)
+		if got, err := faultDelay(); err != nil || got != want {
+			t.Errorf("HOTSWAP_FAULT_DELAY_MS=%q: %s, %v; want %s", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"abc", "-5", "+5", "1.5", "300ms", " 50", "10001", "99999999999999999999999"} {
+		t.Setenv("HOTSWAP_FAULT_DELAY_MS", v)
+		if _, err := faultDelay(); err == nil || !strings.Contains(err.Error(), "HOTSWAP_FAULT_DELAY_MS="+strconv.Quote(v)) ||
+			!strings.Contains(err.Error(), "whole number of milliseconds") {
+			t.Errorf("HOTSWAP_FAULT_DELAY_MS=%q: %v, want an error naming the variable and the value", v, err)
+		}
+	}
+
+	// 50 ms instead of 300: the override is what the service waits.
+	t.Setenv("HOTSWAP_FAULT_DELAY_MS", "50")
+	d, err := faultDelay()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := newService("2.0.0", faultSlow)
+	svc.delay = d // as run() does
+	base := serve(t, svc)
+	if code, body, took := timedGet(t, base+"/"); code != 200 || body != "2.0.0\n" || took < 50*time.Millisecond || took >= defaultFaultDelay {
+		t.Errorf("/ = %d %q after %s, want 200 after 50ms (not the default %s)", code, body, took, defaultFaultDelay)
+	}
+}
+
+// TestSlowFaultBadDelayFailsStart: run() refuses a bad HOTSWAP_FAULT_DELAY_MS
+// under the slow fault, exit 2 before listening, and says why; other builds
+// ignore the variable.
+func TestSlowFaultBadDelayFailsStart(t *testing.T) {
+	var logs bytes.Buffer
+	log.SetOutput(&logs)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
+	t.Setenv("HOTSWAP_FAULT", faultSlow)
+	t.Setenv("HOTSWAP_FAULT_DELAY_MS", "300ms")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	ret := make(chan int, 1)
+	go func() { ret <- run([]string{"hotswapdemo", "--listen", addr}, io.Discard, io.Discard) }()
+	select {
+	case code := <-ret:
+		if code != 2 {
+			t.Errorf("run returned %d, want 2", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run still running: the bad HOTSWAP_FAULT_DELAY_MS was accepted")
+	}
+	if want := `fault slow: HOTSWAP_FAULT_DELAY_MS="300ms": want a whole number of milliseconds from 0 to 10000`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log %q lacks %q", logs.String(), want)
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Error("something listens after the refused start")
+	}
+
+	// Not read at all by a build without the slow fault.
+	if svc := newService("1.0.0", ""); svc.delay != 0 {
+		t.Errorf("delay %s without the slow fault", svc.delay)
+	}
+}
+
+// TestSlowFaultStopsWhenTheClientGoes: a request whose client goes away
+// during the delay ends then, is not served and is not counted.
+func TestSlowFaultStopsWhenTheClientGoes(t *testing.T) {
+	svc := newService("2.0.0", faultSlow)
+	svc.delay = 5 * time.Second
+	h := svc.handler()
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+	rec := httptest.NewRecorder()
+	returned := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() { h.ServeHTTP(rec, req); returned <- time.Since(start) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case took := <-returned:
+		if took >= svc.delay {
+			t.Errorf("returned after %s: waited the whole delay", took)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("still waiting 3s after the client went away")
+	}
+	if rec.Body.Len() != 0 {
+		t.Errorf("answered %q to a client that left", rec.Body.String())
+	}
+	if st := svc.stats.snapshot(svc.version); st.Requests != 0 {
+		t.Errorf("/stats = %+v: counted a request never served", st)
+	}
+	if m := svc.metrics.render(svc.version); !strings.Contains(m, `hotswap_http_request_duration_seconds_count{version="2.0.0"} 0`+"\n") {
+		t.Errorf("metrics count a request never served:\n%s", m)
 	}
 }

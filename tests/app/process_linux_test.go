@@ -466,6 +466,57 @@ func TestProcErrorsFault(t *testing.T) {
 	}
 }
 
+// TestProcSlowFault: a binary built with the slow fault (build.sh) signals
+// readiness and answers /healthz at once, but / only after the delay: 300 ms,
+// or HOTSWAP_FAULT_DELAY_MS; a bad HOTSWAP_FAULT_DELAY_MS fails the start.
+func TestProcSlowFault(t *testing.T) {
+	bin := binary(t, "6.0.0", faultSlow)
+	for _, tc := range []struct {
+		env            string
+		atLeast, below time.Duration
+	}{
+		{"", defaultFaultDelay, 10 * time.Second},
+		{"HOTSWAP_FAULT_DELAY_MS=50", 50 * time.Millisecond, defaultFaultDelay},
+	} {
+		ns := newNotifySocket(t)
+		addr := freeAddr(t)
+		env := []string{ns.env()}
+		if tc.env != "" {
+			env = append(env, tc.env)
+		}
+		p := start(t, bin, []string{"--listen", addr}, env)
+		base := "http://" + addr
+		waitUp(t, p, base)
+		ns.expect(t, 5*time.Second, map[string]string{"READY": "1"})
+		started := time.Now()
+		r := mustFetch(t, base+"/healthz")
+		if took := time.Since(started); r.code != 200 || decodeHealth(t, r.body).Status != "ok" || r.version != "6.0.0" || took >= tc.atLeast {
+			t.Errorf("%q: /healthz = %d %q (version %q) after %s, want 200 ok 6.0.0 at once", tc.env, r.code, r.body, r.version, took)
+		}
+		started = time.Now()
+		r = mustFetch(t, base+"/")
+		if took := time.Since(started); r.code != 200 || r.body != "6.0.0\n" || took < tc.atLeast || took >= tc.below {
+			t.Errorf("%q: / = %d %q after %s, want 200 6.0.0 after %s to %s", tc.env, r.code, r.body, took, tc.atLeast, tc.below)
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if code := p.exitCode(t, 10*time.Second); code != 0 {
+			t.Errorf("%q: exit %d", tc.env, code)
+		}
+	}
+
+	addr := freeAddr(t)
+	p := start(t, bin, []string{"--listen", addr}, []string{"HOTSWAP_FAULT_DELAY_MS=-1"})
+	if code := p.exitCode(t, 10*time.Second); code != 2 {
+		t.Errorf("HOTSWAP_FAULT_DELAY_MS=-1: exit %d, want 2", code)
+	}
+	if b, _ := os.ReadFile(p.log); !strings.Contains(string(b), `HOTSWAP_FAULT_DELAY_MS="-1": want a whole number of milliseconds`) {
+		t.Errorf("HOTSWAP_FAULT_DELAY_MS=-1: log lacks the reason:\n%s", b)
+	}
+	if !refused(addr) {
+		t.Error("something listens after the refused start")
+	}
+}
+
 // listenerFile returns a fresh 127.0.0.1 listening socket as a file, as
 // systemd would hold it for a .socket unit.
 func listenerFile(t *testing.T) (*os.File, string) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +20,7 @@ type service struct {
 	fault   string
 	pid     int
 	message string                 // $HOTSWAP_MESSAGE at start; set before serving
+	delay   time.Duration          // extra latency of every counted request (slow fault); set before serving
 	config  atomic.Pointer[config] // nil without --config; swapped by a reload while handlers read it
 	stats   requestStats
 	metrics requestMetrics
@@ -29,7 +31,11 @@ func newService(buildVersion, fault string) *service {
 	if fault == faultWrongVersion {
 		v += "-wrong"
 	}
-	return &service{version: v, fault: fault, pid: os.Getpid()}
+	s := &service{version: v, fault: fault, pid: os.Getpid()}
+	if fault == faultSlow {
+		s.delay = defaultFaultDelay // run() applies HOTSWAP_FAULT_DELAY_MS
+	}
+	return s
 }
 
 // setConfig makes cfg the config served from now on.
@@ -46,6 +52,8 @@ func (s *service) greeting() string {
 // handler serves /healthz, /stats, /metrics, /slow and /. Every response carries
 // X-Hotswap-Version and X-Hotswap-Pid, handy to see which process answered.
 // Responses other than /healthz, /stats and /metrics are counted for /stats and /metrics.
+// Under the slow fault those counted requests wait s.delay first (inside the
+// measured time, so the latency histogram shows it); probes are never delayed.
 func (s *service) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", s.healthz)
@@ -62,6 +70,9 @@ func (s *service) handler() http.Handler {
 		}
 		rec := &statusRecorder{ResponseWriter: w}
 		started := time.Now()
+		if s.delay > 0 && !sleep(r.Context(), s.delay) {
+			return // the client went away during the delay: nothing served, nothing counted
+		}
 		mux.ServeHTTP(rec, r)
 		s.stats.record(rec.statusCode())
 		s.metrics.observe(rec.statusCode(), time.Since(started))
@@ -203,13 +214,22 @@ func (s *service) slow(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-r.Context().Done(): // client went away
+	if !sleep(r.Context(), d) { // client went away
 		return
 	}
 	w.Header().Set("X-Slept-Ms", strconv.FormatInt(d.Milliseconds(), 10))
 	s.answer(w)
+}
+
+// sleep waits for d, or less if ctx ends first (the client went away, or the
+// server closed the connection); it tells whether the whole d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
