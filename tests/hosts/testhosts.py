@@ -91,6 +91,16 @@ VARIANTS = {
         'packages': ('haproxy',),
         'version_command': 'haproxy -v | head -n 1',
     },
+    # A metrics host (tests of Prometheus-based canary analysis, tests/integration/promlib.py): the
+    # distribution's Prometheus, without its recommended node exporter (the base image sets
+    # APT::Install-Recommends "0"). Disabled in the image: run with network='host', it would
+    # otherwise take the machine's :9090 at boot; promlib.configure() picks a free port, starts it.
+    'prometheus': {
+        'suite': 'bookworm',
+        'packages': ('prometheus',),
+        'version_command': 'prometheus --version 2>&1 | head -n 1',
+        'disabled_units': ('prometheus.service',),
+    },
 }
 
 SSH_PORT = 22
@@ -612,17 +622,20 @@ def ensure_image(variant=None, force=False):
     return name
 
 
-# Runs in a container from the base image: sh -c SCRIPT sh MIRROR SUITE VERSION_COMMAND PKG...
+# Runs in a container from the base image:
+# sh -c SCRIPT sh MIRROR SUITE VERSION_COMMAND DISABLED_UNITS PKG... (DISABLED_UNITS: space-separated)
 _VARIANT_SCRIPT = r"""
 set -eu
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-mirror=$1 suite=$2 version_command=$3
-shift 3
+mirror=$1 suite=$2 version_command=$3 disabled_units=$4
+shift 4
 export DEBIAN_FRONTEND=noninteractive
 src=/etc/apt/sources.list.d/hotswap-variant.list
 echo "deb $mirror $suite main" >"$src"
 apt-get -q -o Acquire::Retries=3 update
 apt-get -q -y -o Acquire::Retries=3 install -t "$suite" "$@"
+# systemd is not running here: systemctl only removes the links the packages made
+for unit in $disabled_units; do systemctl disable "$unit"; done
 rm -f "$src"
 rm -rf /var/lib/apt/lists/*_* /var/cache/apt/*.bin
 rm -rf /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/*
@@ -655,7 +668,7 @@ def _build_variant(variant, base, name):
                      '--unsetenv-all'] + list(ULIMIT_FLAGS)
                     + ['-v', '%s:/var/cache/apt/archives' % VARIANT_DEB_CACHE, base,
                        '/bin/sh', '-c', _VARIANT_SCRIPT, 'sh', mirror, spec['suite'],
-                       spec.get('version_command', 'true')]
+                       spec.get('version_command', 'true'), ' '.join(spec.get('disabled_units', ()))]
                     + list(spec['packages']), check=False)
         out = (proc.stdout or '') + (proc.stderr or '')
         if proc.returncode != 0:
