@@ -443,7 +443,7 @@ func TestChildEnv(t *testing.T) {
 
 func TestMetricsInPrometheusTextFormat(t *testing.T) {
 	base := serve(t, newService("1.2.3", ""))
-	for _, path := range []string{"/", "/", "/slow?ms=30", "/nope", "/healthz", "/stats", "/metrics"} {
+	for _, path := range []string{"/", "/", "/slow?ms=30", "/nope", "/fail", "/healthz", "/stats", "/metrics"} {
 		get(t, base+path)
 	}
 	code, body, hdr := get(t, base+"/metrics")
@@ -454,16 +454,17 @@ func TestMetricsInPrometheusTextFormat(t *testing.T) {
 		`hotswap_build_info{version="1.2.3"} 1`,
 		`hotswap_http_requests_total{code="200",version="1.2.3"} 3`,
 		`hotswap_http_requests_total{code="404",version="1.2.3"} 1`,
-		`hotswap_http_request_duration_seconds_bucket{version="1.2.3",le="+Inf"} 4`,
-		`hotswap_http_request_duration_seconds_count{version="1.2.3"} 4`,
+		`hotswap_http_requests_total{code="503",version="1.2.3"} 1`,
+		`hotswap_http_request_duration_seconds_bucket{version="1.2.3",le="+Inf"} 5`,
+		`hotswap_http_request_duration_seconds_count{version="1.2.3"} 5`,
 		"# TYPE hotswap_http_request_duration_seconds histogram",
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
-	// Cumulative buckets: the 30 ms request is above 25 ms, so le=0.025 has at most 3 and le=0.05 all 4.
-	if !strings.Contains(body, `le="0.05"} 4`+"\n") || strings.Contains(body, `le="0.025"} 4`+"\n") {
+	// Cumulative buckets: the 30 ms request is above 25 ms, so le=0.025 has at most 4 and le=0.05 all 5.
+	if !strings.Contains(body, `le="0.05"} 5`+"\n") || strings.Contains(body, `le="0.025"} 5`+"\n") {
 		t.Errorf("histogram buckets:\n%s", body)
 	}
 }

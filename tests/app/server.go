@@ -49,7 +49,7 @@ func (s *service) greeting() string {
 	return ""
 }
 
-// handler serves /healthz, /stats, /metrics, /slow and /. Every response carries
+// handler serves /healthz, /stats, /metrics, /slow, /fail and /. Every response carries
 // X-Hotswap-Version and X-Hotswap-Pid, handy to see which process answered.
 // Responses other than /healthz, /stats and /metrics are counted for /stats and /metrics.
 // Under the slow fault those counted requests wait s.delay first (inside the
@@ -60,6 +60,7 @@ func (s *service) handler() http.Handler {
 	mux.HandleFunc("/stats", s.statsHandler)
 	mux.HandleFunc("/metrics", s.metricsHandler)
 	mux.HandleFunc("/slow", s.slow)
+	mux.HandleFunc("/fail", s.fail)
 	mux.HandleFunc("/", s.root)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Hotswap-Version", s.version)
@@ -182,6 +183,12 @@ func (s *service) root(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.answer(w)
+}
+
+// fail answers 503 on every release: a dependency that is down for the whole
+// fleet (an incident no release causes), counted like any request.
+func (s *service) fail(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, "dependency unavailable", http.StatusServiceUnavailable)
 }
 
 // answer writes what / and /slow reply: the version, or a 500 under the errors
