@@ -216,6 +216,20 @@ def rollback_restart_refused(hosts, hostvars):
     return no_stage + not_done
 
 
+def rollback_check_from_deploy(deploy_result, host, restart_strategy):
+    """``rollback__check`` of a Linux host whose deploy just ran (the canary's switch back of a failed batch):
+    the deploy read the ledger and the strategy under the lock a moment ago, so the switch back needs no
+    second read of the host. The target is the release the deploy replaced."""
+    result = deploy_result if isinstance(deploy_result, Mapping) else {}
+    previous, current = _text(result.get('previous_release')), _text(result.get('release'))
+    releases = [dict(release_id=previous, version=result.get('previous_version'), present=True)]
+    if current:
+        releases.append(dict(release_id=current, version=result.get('version'), present=True))
+    return dict(host=host, platform='linux', current=current or None, previous_good=previous, target=previous,
+                present=_present(releases), releases=releases, markers=[], blue_green=None,
+                strategy=_text(restart_strategy), target_entry=releases[0], problems=[], problem_text='')
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -223,4 +237,5 @@ class FilterModule(object):
             'rollback_windows_check': rollback_windows_check,
             'rollback_target_problems': rollback_target_problems,
             'rollback_restart_refused': rollback_restart_refused,
+            'rollback_check_from_deploy': rollback_check_from_deploy,
         }

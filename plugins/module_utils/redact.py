@@ -154,9 +154,13 @@ def param_secrets(params, secret_dicts=()):
     maps) and the secret parts of every URL in any string option, nested ones included."""
     found = set()
     for name in secret_dicts:
-        value = params.get(name)
-        if isinstance(value, dict):
-            found.update(str(item) for item in value.values() if item is not None)
+        # 'metrics.headers': the headers of every element of the list option metrics.
+        outer, _dot, inner = name.partition('.')
+        values = [params.get(outer)] if not inner else [e.get(inner) for e in params.get(outer) or []
+                                                        if isinstance(e, dict)]
+        for value in values:
+            if isinstance(value, dict):
+                found.update(str(item) for item in value.values() if item is not None)
     for text in _strings(params):
         found.update(url_secrets(text))
     return set(value for value in found if len(value) >= MIN_REGISTERED)
@@ -172,7 +176,8 @@ class RedactingModule(AnsibleModule):
     invocation line is logged, and a bad option fails, while AnsibleModule is still being
     built: hence ``log`` and ``fail_json`` register too.
 
-    ``secret_dicts`` names the dict options whose values are secrets (headers).
+    ``secret_dicts`` names the dict options whose values are secrets (headers); ``list.key`` names
+    such a dict in every element of a list option (``metrics.headers``).
     """
 
     def __init__(self, *args, **kwargs):

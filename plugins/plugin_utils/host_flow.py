@@ -232,7 +232,8 @@ def hook_facts(s, st, host):
 
 def base_result(s, st, host, seconds):
     return dict(host=host, app=s['app'], previous_release=st['previous'], release=st['release_id'],
-                version=s['version'], seconds=round(seconds, 1))
+                version=s['version'], previous_version=release_version(st.get('releases'), st['previous']),
+                seconds=round(seconds, 1))
 
 
 def live_result(s, st, host, seconds):

@@ -38,7 +38,7 @@ def judged(analysis, reason='r'):
 
 def test_batch_passes_when_every_host_passed():
     hv = {'a': judged('pass'), 'b': judged('pass')}
-    assert canary_batch_verdict(['a', 'b'], ['a', 'b'], hv) == dict(result='pass', reasons='')
+    assert canary_batch_verdict(['a', 'b'], ['a', 'b'], hv) == dict(result='pass', reasons='', metrics='')
 
 
 def test_a_failed_deploy_fails_the_batch_and_is_named_first_in_batch_order():
@@ -46,7 +46,7 @@ def test_a_failed_deploy_fails_the_batch_and_is_named_first_in_batch_order():
           'b': judged('inconclusive', 'no answer')}
     v = canary_batch_verdict(['a', 'b'], ['b'], hv)
     reasons = 'a: deploy failed at Upload the release - no space.; b: analysis inconclusive - no answer'
-    assert v == dict(result='fail', reasons=reasons)
+    assert v == dict(result='fail', reasons=reasons, metrics='')
 
 
 def test_an_unreachable_host_makes_the_batch_inconclusive():

@@ -39,7 +39,8 @@ def linux(find=None, ledger=None, release_id='', strategy=''):
 
 def test_filters_are_exposed():
     assert set(FilterModule().filters()) == {'rollback_linux_check', 'rollback_windows_check',
-                                             'rollback_target_problems', 'rollback_restart_refused'}
+                                             'rollback_target_problems', 'rollback_restart_refused',
+                                             'rollback_check_from_deploy'}
 
 
 # ---------------------------------------------------------------------------
