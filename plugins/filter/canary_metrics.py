@@ -36,7 +36,7 @@ def canary_metric_sets(metrics):
             raise AnsibleFilterError('canary_metrics: metric %d is %r, not a dictionary with name, query and threshold.'
                                      % (number, metric))
         metric = dict(metric)
-        metric.setdefault('name', 'metric %d' % number)
+        metric['name'] = metric.get('name') or 'metric %d' % number
         run_on = metric.pop('run_on', 'host')
         if run_on not in RUN_ON:
             raise AnsibleFilterError('canary_metrics: metric %s has run_on %r; it must be host or controller.'

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.hotswap.deploy.plugins.filter.rollback_check import (
-    FilterModule, rollback_linux_check, rollback_restart_refused, rollback_target_problems, rollback_windows_check)
+    FilterModule, rollback_check_from_deploy, rollback_linux_check, rollback_restart_refused, rollback_target_problems,
+    rollback_windows_check)
 
 ADOPTED = 'units-before-hotswap'
 SKIPPED = {'changed': False, 'skipped': True, 'skip_reason': 'Conditional result was False'}
@@ -332,3 +333,65 @@ def test_hosts_whose_restart_would_be_refused_without_a_stage_first():
 def test_a_skipped_result_with_a_stage_is_judged_by_its_stage():
     hostvars = {'a': {'rollback__preflight': {'skipped': True, 'stage': 'check'}}}
     assert rollback_restart_refused(['a'], hostvars) == ['a']
+
+
+# ---------------------------------------------------------------------------
+# The canary's switch back: the check from what the deploy just read
+
+
+def deployed(**more):
+    result = {'changed': True, 'previous_release': R1, 'previous_version': '1.0.0', 'release': R2, 'version': '2.0.0',
+              'rolled_back_to': None}
+    result.update(more)
+    return result
+
+
+def test_a_deploy_gives_the_shape_of_a_linux_check():
+    check = rollback_check_from_deploy(deployed(), 'web1', 'systemd_socket')
+    assert list(check) == list(linux())
+    previous, current = dict(release_id=R1, version='1.0.0', present=True), dict(release_id=R2, version='2.0.0',
+                                                                                  present=True)
+    assert check == dict(
+        host='web1', platform='linux', current=R2, previous_good=R1, target=R1, present=[R1, R2],
+        releases=[previous, current], markers=[], blue_green=None, strategy='systemd_socket',
+        target_entry=previous, problems=[], problem_text='')
+
+
+def test_the_deploy_check_goes_back_to_the_replaced_release_and_nothing_stops_it():
+    check = rollback_check_from_deploy(deployed(), 'web1', 'restart')
+    assert check['target'] == R1 and check['target_entry']['version'] == '1.0.0'
+    assert check['target_entry']['present'] is True and R1 in check['present'] and R2 in check['present']
+    assert check['problems'] == [] and check['problem_text'] == ''
+    assert rollback_target_problems(check, 'web1', ADOPTED) == []
+
+
+@pytest.mark.parametrize('strategy', ['restart', 'systemd_socket', 'signal_reexec'])
+def test_the_strategy_is_passed_through(strategy):
+    assert rollback_check_from_deploy(deployed(), 'web1', strategy)['strategy'] == strategy
+
+
+def test_a_missing_strategy_is_empty():
+    assert rollback_check_from_deploy(deployed(), 'web1', None)['strategy'] == ''
+
+
+@pytest.mark.parametrize('current', [None, ''])
+def test_a_deploy_without_release_has_only_the_previous_entry(current):
+    result = deployed(release=current)
+    check = rollback_check_from_deploy(result, 'web1', 'restart')
+    assert check['current'] is None and check['present'] == [R1]
+    assert check['releases'] == [dict(release_id=R1, version='1.0.0', present=True)]
+    assert check['target'] == R1 and check['target_entry'] == check['releases'][0]
+    result.pop('release')
+    assert rollback_check_from_deploy(result, 'web1', 'restart') == check
+
+
+def test_the_deploy_result_is_not_changed():
+    result = deployed()
+    rollback_check_from_deploy(result, 'web1', 'restart')
+    assert result == deployed()
+
+
+def test_a_deploy_result_that_is_not_a_dict_gives_no_target():
+    check = rollback_check_from_deploy(SKIPPED, 'web1', 'restart')
+    assert list(check) == list(linux()) and not check['target'] and check['current'] is None
+    assert rollback_check_from_deploy(None, 'web1', 'restart')['target'] == ''
