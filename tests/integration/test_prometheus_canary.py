@@ -15,6 +15,7 @@ import re
 import pytest
 
 import promlib
+import testhosts
 import testlib
 
 PORT = 8080
@@ -200,7 +201,7 @@ def test_a_metric_that_cannot_be_measured_is_inconclusive_and_stops_the_batch(pr
     its reason (never a pass), and an inconclusive batch is switched back when no manual gate waits."""
     hosts, app, address = prom_app
     first_release(hosts, app, tmp_path)
-    closed = 'http://127.0.0.1:%d' % testlib.free_port()
+    closed = 'http://127.0.0.1:%d' % testhosts._free_port()
     metrics = [metric('unreachable', ERROR_RATIO, closed, threshold=0.05, consecutive_error_limit=1, interval=0.5),
                metric('syntax', 'sum(rate(hotswap_http_requests_total{host=~"$hosts"}[5s])', address, threshold=1),
                metric('no-series', 'hotswap_no_such_metric{host=~"$hosts"}', address, threshold=1, interval=0.5)]
