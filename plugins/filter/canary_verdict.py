@@ -138,7 +138,18 @@ def canary_rolled_back(batch, play_batch, hostvars):
     return out
 
 
+def canary_changed(hosts, hostvars):
+    """The hosts this rollout moved to the new release and left there: their deploy changed them and did not
+    fail (a failed deploy switched itself back)."""
+    out = []
+    for host in hosts or []:
+        result = _get(hostvars, host, 'deploy_host_result') or {}
+        if result.get('changed') and not result.get('failure'):
+            out.append(host)
+    return out
+
+
 class FilterModule(object):
     def filters(self):
         return {'canary_host_verdict': canary_host_verdict, 'canary_batch_verdict': canary_batch_verdict,
-                'canary_rolled_back': canary_rolled_back}
+                'canary_rolled_back': canary_rolled_back, 'canary_changed': canary_changed}
