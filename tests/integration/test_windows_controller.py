@@ -202,8 +202,10 @@ def test_windows_bad_input_refused_before_connecting(closed_port, tmp_path, case
     r = run_windows_only(tmp_path, closed_port, **overrides)
     assert r.recap[WIN_HOST]['failed'] == 1 and r.recap[WIN_HOST]['unreachable'] == 0, r
     failed = [name for name, text in task_sections(r.out) if 'fatal: [%s]: FAILED!' % WIN_HOST in text]
-    # deploy_host's outer rescue notes the failure (for the canary) and fails again with the same message.
-    assert failed == [task, 'hotswap.deploy.deploy_host : Fail as the step did'], r
+    # deploy_host's outer rescue notes the failure and fails again with the same message; the canary keeps the
+    # host in the play until the batch is judged, then stops the rollout with its summary.
+    assert failed == [task, 'hotswap.deploy.deploy_host : Fail as the step did',
+                      'hotswap.deploy.canary : Stop the rollout with a summary'], r
     for w in words:
         assert w in r.out, (w, r)
     assert 'wsman' not in r.out and 'HTTPSConnectionPool' not in r.out, r
@@ -399,9 +401,11 @@ def test_windows_canary_analysis_metric_on_controller_only(closed_port, metrics_
     sections = dict(task_sections(proc.out))
     health = sections['hotswap.deploy.canary : Probe the health of the batch host']
     assert 'skipping: [win-ctl]' in health and 'skipping: [win-host]' in health, proc
-    measured = sections['hotswap.deploy.canary : Measure the metric of the batch host']
+    on_host = sections['hotswap.deploy.canary : Measure the metrics of the batch host']
+    assert 'skipping: [win-ctl]' in on_host and 'skipping: [win-host]' in on_host, proc
+    measured = sections['hotswap.deploy.canary : Measure the metrics of the batch host from the controller']
     assert re.search(r'^ok: \[win-ctl -> localhost\]', measured, re.M), proc
-    assert 'skipping: [win-host]' in measured, proc
+    assert 'win-host' not in measured or 'skipping: [win-host]' in measured, proc
     verdicts = dict((host, json.loads(base64.b64decode(data)))
                     for host, data in re.findall(r'VERDICT (\S+) ([A-Za-z0-9+/=]+)', sections['Show the verdicts']))
     assert verdicts['win-ctl']['host']['analysis'] == 'pass', verdicts
