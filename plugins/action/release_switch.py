@@ -50,8 +50,6 @@ class ActionModule(HostStepsAction):
         st = {}
         started = time.time()
         try:
-            self._module(flow.STAGE_RB_LOCK, 'hotswap.deploy.deploy_lock', flow.rollback_lock_args(r))
-            st.update(locked=True, owner=r['owner'])
             self._switch(st)
         except flow.StepFailed as e:
             return self._fail(st, e, started)
@@ -61,8 +59,15 @@ class ActionModule(HostStepsAction):
 
     def _switch(self, st):
         r = self._r
-        activate = self._module(flow.STAGE_RB_SWITCH, 'hotswap.deploy.release_activate',
-                                flow.rollback_activate_args(r))
+        # The lock and the switch in one module run: the target answers one round trip sooner.
+        activate = self._call(flow.STAGE_RB_SWITCH, 'hotswap.deploy.release_activate', flow.rollback_activate_args(r))
+        # Released at the end unless the module says it was not taken (a crash after taking it says nothing).
+        if activate.get('locked', True) and not activate.get('lock_failed') and not activate.get('unreachable'):
+            st.update(locked=True, owner=r['owner'])
+        if activate.get('failed') or activate.get('unreachable'):
+            failure = flow.failure_of(flow.STAGE_RB_LOCK if activate.get('lock_failed') else flow.STAGE_RB_SWITCH,
+                                      activate)
+            raise flow.StepFailed(failure['stage'], failure['reason'], activate)
         st.update(switched=bool(activate.get('switched')), **{'from': activate.get('previous_release')})
         # In check mode current did not move, so the restart could not judge it.
         if self._check and st['switched']:

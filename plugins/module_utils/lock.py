@@ -224,6 +224,18 @@ def acquire(base_dir, owner, stale_after=0, check_mode=False, reclaim_key=None):
                        'theirs). Retry.' % (doing, p.state_dir))
 
 
+def takeover_warning(result):
+    """What a module warns when it took a lock over (stale) or back (our reclaim key), else None."""
+    taken_over = result.get('taken_over') or {}
+    if result.get('reclaimed'):
+        return ('took back the deploy lock of %r taken at %s (the same deploy %r, relaunched); that run can write no '
+                'more' % (taken_over.get('owner'), taken_over.get('acquired_at'), taken_over.get('reclaim_key')))
+    if taken_over:
+        return 'took over the stale deploy lock of %r taken at %s' % (taken_over.get('owner'),
+                                                                     taken_over.get('acquired_at'))
+    return None
+
+
 def release(base_dir, owner=None, force=False, check_mode=False):
     """Remove the deploy lock of ``base_dir``.
 

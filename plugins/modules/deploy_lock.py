@@ -311,13 +311,8 @@ def main():
     result.update(status)
     for problem in (result['releases_state'] or {}).get('problems', []):
         module.warn(problem)
-    if result.get('reclaimed'):
-        module.warn('took back the deploy lock of %r taken at %s (the same deploy %r, relaunched); that run can '
-                    'write no more' % (result['taken_over'].get('owner'), result['taken_over'].get('acquired_at'),
-                                       result['taken_over'].get('reclaim_key')))
-    elif result.get('taken_over'):
-        module.warn('took over the stale deploy lock of %r taken at %s'
-                    % (result['taken_over'].get('owner'), result['taken_over'].get('acquired_at')))
+    if lock.takeover_warning(result):
+        module.warn(lock.takeover_warning(result))
     module.exit_json(**result)
 
 

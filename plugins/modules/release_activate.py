@@ -57,6 +57,23 @@ options:
         instead of two.
       - Not given, nothing is pruned.
     type: int
+  take_lock:
+    description:
+      - Take the deploy lock for I(lock_owner) first, in the same module run, as M(hotswap.deploy.deploy_lock)
+        O(hotswap.deploy.deploy_lock#module:state=present) would, warnings included - one round trip less before
+        the switch (M(hotswap.deploy.release_switch), the rollback's switch to its target). The lock stays held;
+        release it with M(hotswap.deploy.deploy_lock).
+      - Needs I(lock_owner). A lock held by another owner fails the task with RV(lock_failed=true) and nothing
+        written; a failed switch after the lock was taken returns RV(locked=true).
+    type: dict
+    suboptions:
+      reclaim_key:
+        description: As O(hotswap.deploy.deploy_lock#module:reclaim_key).
+        type: str
+      stale_after:
+        description: As O(hotswap.deploy.deploy_lock#module:stale_after).
+        type: int
+        default: 0
 attributes:
   check_mode:
     support: full
@@ -138,6 +155,23 @@ pruned:
     forgotten: []
     cleaned: []
     changed: true
+lock:
+  description:
+    - With I(take_lock), the lock taken before the switch - C(taken_over), the lock it replaced (stale, or
+      ours by C(reclaim_key)), or null; C(reclaimed), whether it was replaced by the reclaim key.
+  returned: success, with I(take_lock)
+  type: dict
+  sample: {"taken_over": null, "reclaimed": false}
+lock_failed:
+  description: With I(take_lock), the lock could not be taken (held by another owner); nothing was written.
+  returned: failure
+  type: bool
+  sample: true
+locked:
+  description: With I(take_lock), the lock was taken before the switch failed - release it.
+  returned: failure
+  type: bool
+  sample: true
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -148,6 +182,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
     RELEASE_ID_SPEC,
     HotswapError,
 )
+from ansible_collections.hotswap.deploy.plugins.module_utils import lock
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import PREVIOUS_STATES, activate_and_prune
 
 
@@ -164,17 +199,31 @@ def main():
     argument_spec.update(BASE_DIR_SPEC)
     argument_spec.update(RELEASE_ID_SPEC)
     argument_spec.update(LOCK_OWNER_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    argument_spec['take_lock'] = dict(type='dict', options=dict(reclaim_key=dict(type='str', no_log=False),
+                                                                stale_after=dict(type='int', default=0)))
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_by={'take_lock': 'lock_owner'})
     p = module.params
+    locked = None
+    if p['take_lock'] is not None:
+        try:
+            locked = lock.acquire(p['base_dir'], p['lock_owner'], stale_after=p['take_lock']['stale_after'],
+                                  check_mode=module.check_mode, reclaim_key=p['take_lock']['reclaim_key'])
+        except HotswapError as e:
+            module.fail_json(msg=e.msg, lock_failed=True)
     try:
         result = activate_and_prune(p['base_dir'], p['release_id'], previous_state=p['previous_state'],
                                     by=p['activated_by'], keep=p['keep'], check_mode=module.check_mode,
                                     lock_owner=p['lock_owner'])
     except HotswapError as e:
-        module.fail_json(msg=e.msg)
+        module.fail_json(msg=e.msg, locked=locked is not None)
     except OSError as e:
         module.fail_json(msg='activating release %s in %s: %s. Check permissions (use become) and the '
-                             'filesystem.' % (p['release_id'], p['base_dir'], e))
+                             'filesystem.' % (p['release_id'], p['base_dir'], e), locked=locked is not None)
+    if locked is not None:
+        result['lock'] = dict(taken_over=locked.get('taken_over'), reclaimed=locked.get('reclaimed'))
+        if lock.takeover_warning(locked):
+            module.warn(lock.takeover_warning(locked))
     if module._diff:
         result['diff'] = dict(before=link_text(result['previous_release']),
                               after=link_text(result['current_release']))

@@ -11,8 +11,8 @@ module: release_switch
 short_description: Switch one Linux host to a release it has - lock, switch, restart, verify, switch back on failure
 description:
   - The per-host step of the M(hotswap.deploy.rollback) role (and so of the canary's switch back of a failed batch)
-    as one task, an action plugin. It takes the deploy lock (M(hotswap.deploy.deploy_lock)), switches C(current) to
-    O(settings.target) (M(hotswap.deploy.release_activate)), restarts the service with the strategy in force
+    as one task, an action plugin. It takes the deploy lock and switches C(current) to O(settings.target) in one
+    module run (M(hotswap.deploy.release_activate) with its C(take_lock) option), restarts the service with the strategy in force
     (M(hotswap.deploy.graceful_restart)), verifies health and version (M(hotswap.deploy.health_check)) and
     releases the lock.
   - When a step fails after the switch, C(current) goes back to the release the host came from (when

@@ -389,14 +389,11 @@ def _rollback_restart(r):
     return args
 
 
-def rollback_lock_args(r):
-    return dict(base_dir=r['base_dir'], owner=r['owner'], reclaim_key=r['reclaim_key'],
-                stale_after=r['lock_stale_after'])
-
-
 def rollback_activate_args(r):
+    """The switch, with the deploy lock taken in the same module run (release_activate take_lock)."""
     return dict(base_dir=r['base_dir'], release_id=r['target'], previous_state=r['previous_state'],
-                activated_by=r['owner'], lock_owner=r['owner'])
+                activated_by=r['owner'], lock_owner=r['owner'],
+                take_lock=dict(reclaim_key=r['reclaim_key'], stale_after=r['lock_stale_after']))
 
 
 def rollback_restart_args(r):
