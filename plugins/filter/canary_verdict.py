@@ -96,8 +96,8 @@ def canary_batch_verdict(batch, play_batch, hostvars, batch_metrics=None):
             elif verdict == 'inconclusive':
                 inconclusive = True
             if verdict in ('fail', 'inconclusive'):
-                batch_reasons.append('metric %s %s - %s' % (metric.get('name'), verdict,
-                                                             str(metric.get('reason', '')).strip()))
+                reason = str(metric.get('reason', '')).strip()
+                batch_reasons.append('metric %s %s - %s' % (metric.get('name'), verdict, reason))
     for host in batch:
         if host not in standing:
             failure = (_get(hostvars, host, 'deploy_host_result') or {}).get('failure')

@@ -231,8 +231,8 @@ def takeover_warning(result):
         return ('took back the deploy lock of %r taken at %s (the same deploy %r, relaunched); that run can write no '
                 'more' % (taken_over.get('owner'), taken_over.get('acquired_at'), taken_over.get('reclaim_key')))
     if taken_over:
-        return 'took over the stale deploy lock of %r taken at %s' % (taken_over.get('owner'),
-                                                                     taken_over.get('acquired_at'))
+        return 'took over the stale deploy lock of %r taken at %s' % (
+            taken_over.get('owner'), taken_over.get('acquired_at'))
     return None
 
 

@@ -75,7 +75,8 @@ def app_port(app_name):
 
 # The longest test scopes first (CI durations, docs/development.md): pytest-xdist's loadscope hands
 # scopes out in collection order, so a long class started last would run alone at the end.
-LONG_FIRST = ('test_restart_strategies.py::TestUnderLoad', 'test_blue_green.py', 'test_load_balancer.py', 'test_molecule.py',
+LONG_FIRST = ('test_restart_strategies.py::TestUnderLoad', 'test_blue_green.py', 'test_load_balancer.py', 'test_prometheus_canary.py',
+              'test_molecule.py',
               'test_faults_controller.py', 'test_faults_host.py', 'test_rollback.py', 'test_deploy.py',
               'test_release_config.py', 'test_release_reload.py', 'test_real_services.py', 'test_canary.py',
               'test_restart_strategies.py', 'test_awx_runner.py', 'test_windows_controller.py', 'test_upgrade.py')

@@ -294,8 +294,8 @@ def test_fetch_query_sends_the_url_and_settings():
     fetch = FakeProm(scalar('3'))
     assert P.fetch_query(fetch, ADDRESS, 'vector(3)', {'X': 'y'}, 2.5, False, at=1.0) == {'scalar': '3'}
     assert fetch.calls[0]['promql'] == 'vector(3)' and fetch.calls[0]['time'] == '1.000'
-    assert (fetch.calls[0]['headers'], fetch.calls[0]['timeout'], fetch.calls[0]['validate_certs']) == ({'X': 'y'}, 2.5,
-                                                                                                       False)
+    call = fetch.calls[0]
+    assert (call['headers'], call['timeout'], call['validate_certs']) == ({'X': 'y'}, 2.5, False)
 
 
 # --------------------------------------------------------------------------- 3. measuring Prometheus
@@ -447,7 +447,8 @@ def test_baseline_query_is_the_template_over_the_baseline_hosts_at_the_same_inst
                                                        by_host(web3='0.02', web4='0.02')))
     assert fetch.queries() == ['sum by (host) (rate(errors_total{host=~"web1|web2"}[1m]))',
                                'sum by (host) (rate(errors_total{host=~"web3|web4"}[1m]))']
-    assert fetch.calls[0]['time'] == fetch.calls[1]['time'] is not None
+    assert fetch.calls[0]['time'] is not None
+    assert fetch.calls[0]['time'] == fetch.calls[1]['time']
     assert result['promql'] == fetch.queries()[0] and result['baseline_promql'] == fetch.queries()[1]
     assert result['baseline'] == BASELINE and result['threshold'] is None
 
@@ -729,8 +730,8 @@ def test_build_metrics_duplicate_names_are_refused():
 
 
 def test_build_metrics_default_names_and_not_a_dict():
-    built = A.build_metrics([dict(address=ADDRESS, query='up', threshold=1), dict(address=ADDRESS, query='up',
-                                                                                    threshold=1)])
+    one = dict(address=ADDRESS, query='up', threshold=1)
+    built = A.build_metrics([dict(one), dict(one)])
     assert [a.name for a in built] == ['metric 1', 'metric 2']
     with pytest.raises(HotswapError, match="metric 2 is 'up', not a dictionary"):
         A.build_metrics([spec(), 'up'])

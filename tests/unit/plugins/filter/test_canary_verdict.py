@@ -203,7 +203,7 @@ def test_rolled_back_ignores_the_rollback_result_of_a_host_that_left_the_play():
 def test_filters_are_exposed():
     from ansible_collections.hotswap.deploy.plugins.filter.canary_verdict import FilterModule
     assert set(FilterModule().filters()) == {'canary_host_verdict', 'canary_batch_verdict', 'canary_rolled_back',
-                                              'canary_changed'}
+                                             'canary_changed'}
 
 
 def test_changed_hosts_are_those_moved_and_left_on_the_new_release():

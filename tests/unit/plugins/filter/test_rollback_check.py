@@ -349,8 +349,8 @@ def deployed(**more):
 def test_a_deploy_gives_the_shape_of_a_linux_check():
     check = rollback_check_from_deploy(deployed(), 'web1', 'systemd_socket')
     assert list(check) == list(linux())
-    previous, current = dict(release_id=R1, version='1.0.0', present=True), dict(release_id=R2, version='2.0.0',
-                                                                                  present=True)
+    previous = dict(release_id=R1, version='1.0.0', present=True)
+    current = dict(release_id=R2, version='2.0.0', present=True)
     assert check == dict(
         host='web1', platform='linux', current=R2, previous_good=R1, target=R1, present=[R1, R2],
         releases=[previous, current], markers=[], blue_green=None, strategy='systemd_socket',
