@@ -76,6 +76,16 @@ def versions(hosts):
     return [testlib.served_version(h, PORT) for h in hosts]
 
 
+def keep_summary(name, *results):
+    """The rollouts' metric lines in build/test-results/<name>.txt: what each metric measured, to read after a run."""
+    lines = []
+    for r in results:
+        lines += [line.strip() for line in r.out.splitlines() if 'Metrics:' in line or '"msg": "Batch ' in line]
+    os.makedirs(testlib.RESULTS, exist_ok=True)
+    with open(os.path.join(testlib.RESULTS, '%s.txt' % name), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
 def measured(out, name):
     """The measurements of metric `name` in the rollout's summary line: ``name verdict [m1, m2]``."""
     found = re.findall(r'%s (pass|fail|inconclusive|skipped) \[([^\]]*)\]' % re.escape(name), out)
@@ -95,6 +105,7 @@ def test_error_ratio_and_p99_stop_a_bad_release_at_batch_1(prom_app, tmp_path):
         # A 60 s bake: the background error ratio stops it at its first failing measurement.
         r = deploy(hosts, app, '2.0.0', fault='errors', tmp_path=tmp_path, canary_steps=[1, '100%'],
                    canary_bake_time=60, canary_metrics=metrics)
+        keep_summary('prom-errors-release', r)
         errors_out = r.out
         assert r.rc != 0, r
         assert 'stopped at batch 1 (%s)' % hosts.hosts[0]['name'] in r.out, r
@@ -108,6 +119,7 @@ def test_error_ratio_and_p99_stop_a_bad_release_at_batch_1(prom_app, tmp_path):
                    canary_bake_time=6, canary_metrics=metrics)
     finally:
         s = testlib.brief(testlib.finish_load(probe, 'prom-bad-release'))
+    keep_summary('prom-bad-release', r)
     assert r.rc != 0, r
     assert 'metric p99 fail' in r.out, r
     assert measured(r.out, 'error-ratio')[0] == 'pass', r
@@ -138,6 +150,7 @@ def test_fleet_wide_incident_passes_the_baseline_metric_and_fails_a_fixed_thresh
     finally:
         testlib.finish_load(good, 'prom-incident-good')
         s = testlib.brief(testlib.finish_load(bad, 'prom-incident-fail'))
+    keep_summary('prom-incident', both, r)
     assert s['sent'] > 200, s
     assert both.rc != 0, both
     assert 'metric fixed fail' in both.out, both
@@ -181,6 +194,7 @@ def test_third_batch_fails_rollout_sends_every_host_back_batch_only_the_third(pr
         after_batch = versions(hosts)
     finally:
         s = testlib.brief(testlib.finish_load(probe, 'prom-third-batch'))
+    keep_summary('prom-third-batch', rollout, batch)
     assert s['sent'] > 1000 and s['failed'] == 0, s
 
     assert rollout.rc != 0, rollout
@@ -211,6 +225,7 @@ def test_a_metric_that_cannot_be_measured_is_inconclusive_and_stops_the_batch(pr
                    canary_metrics=metrics)
     finally:
         testlib.finish_load(probe, 'prom-inconclusive')
+    keep_summary('prom-inconclusive', r)
     assert r.rc != 0, r
     assert 'stopped at batch 1' in r.out, r
     assert 'metric unreachable inconclusive' in r.out and 'connection refused' in r.out, r
