@@ -245,9 +245,13 @@ WIN_READ_TASK = 'hotswap.deploy.rollback : Read the ledger and the kept copies o
 WIN_INPUT_TASK = 'hotswap.deploy.rollback : Check the Windows rollback input'
 
 
+# host.yml's Linux switch (release_switch) and its result.
+LINUX_SWITCH_TASKS = ('Switch a Linux host to the target release, restart and verify', 'Record the result of the Linux host')
+
+
 def rollback_linux_only_steps():
     """Rollback tasks a Windows host must never run (Linux read, and the switch with its switch back)."""
-    names = set(role_task_names('read_linux.yml', 'rollback') + role_task_names('host_linux.yml', 'rollback'))
+    names = set(role_task_names('read_linux.yml', 'rollback') + list(LINUX_SWITCH_TASKS))
     names -= set(role_task_names('read_windows.yml', 'rollback') + role_task_names('host_windows.yml', 'rollback'))
     return {'hotswap.deploy.rollback : ' + n for n in names}
 
@@ -261,7 +265,7 @@ def assert_windows_path_only(r, task):
     assert seen[-1] == task, r
     linux_steps = rollback_linux_only_steps()
     assert 'hotswap.deploy.rollback : Read the release ledger' in linux_steps
-    assert 'hotswap.deploy.rollback : Switch to the target release, restart and verify' in linux_steps
+    assert 'hotswap.deploy.rollback : Switch a Linux host to the target release, restart and verify' in linux_steps
     assert not linux_steps & set(seen), r
     assert re.search(r'^included: \S+/read_windows\.yml for %s$' % WIN_HOST, r.out, re.M), r
 
@@ -319,7 +323,9 @@ def test_windows_rollback_mixed_fleet(rb_fleet, closed_port, tmp_path):
         assert proc.recap[name]['failed'] == 0 and proc.recap[name]['unreachable'] == 0, proc
     assert proc.recap[WIN_HOST]['unreachable'] == 1 and proc.recap[WIN_HOST]['failed'] == 0, proc
     assert_windows_path_only(proc, WIN_READ_TASK)
-    assert re.search(r'^included: \S+/host_linux\.yml for ', proc.out, re.M), proc
+    switched = dict(task_sections(proc.out))['hotswap.deploy.rollback : ' + LINUX_SWITCH_TASKS[0]]
+    for name in linux_names:
+        assert re.search(r'^changed: \[%s\]' % re.escape(name), switched, re.M), proc
     for host in fleet:
         assert testlib.host_sh(host, 'readlink /opt/%s/current' % RB_APP).strip() == 'releases/' + rids['1.0.0']
         assert testlib.served_version(host, RB_PORT) == '1.0.0'
