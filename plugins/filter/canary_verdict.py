@@ -96,7 +96,7 @@ def canary_batch_verdict(batch, play_batch, hostvars, batch_metrics=None):
             elif verdict == 'inconclusive':
                 inconclusive = True
             if verdict in ('fail', 'inconclusive'):
-                reason = str(metric.get('reason', '')).strip()
+                reason = str(metric.get('reason', '')).strip().rstrip('.')
                 batch_reasons.append('metric %s %s - %s' % (metric.get('name'), verdict, reason))
     for host in batch:
         if host not in standing:
