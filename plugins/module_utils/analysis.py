@@ -239,7 +239,7 @@ def build_analysis(url=None, query=None, threshold=None, comparison='<=', header
         if not isinstance(query, str) or not query.strip():
             raise HotswapError('%s: query is missing. Give a PromQL query, e.g. sum(rate(errors_total{host=~"$hosts"}'
                                '[1m])) / sum(rate(requests_total{host=~"$hosts"}[1m])).' % what)
-        health.validate_url(address, what=what + ' (address: the Prometheus server, e.g. http://prometheus:9090)',
+        health.validate_url(address, what=what + ' (address: the Prometheus server, e.g. http://127.0.0.1:9090)',
                             other_protocols='')
         given = set(HOST_VARIABLES) | set(k for k, v in ((context or {}).get('extra') or {}).items() if v is not None)
         prometheus.check_template(query, tuple(QUERY_VARIABLES) + tuple(sorted(given)), what)

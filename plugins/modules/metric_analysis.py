@@ -148,7 +148,7 @@ options:
         description: V(json) - the URL, as O(url).
         type: str
       address:
-        description: V(prometheus) - the server's base URL, for example C(http://prometheus:9090).
+        description: V(prometheus) - the server's base URL, for example C(http://127.0.0.1:9090).
         type: str
       query:
         description: The JMESPath expression (V(json)) or the PromQL template (V(prometheus)).

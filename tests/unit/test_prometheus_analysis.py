@@ -24,7 +24,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils import analysis as 
 from ansible_collections.hotswap.deploy.plugins.module_utils import prometheus as P
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 
-ADDRESS = 'http://prom.example:9090'
+ADDRESS = 'http://127.0.0.1:9090'
 START = datetime.datetime(2026, 12, 6, 10, 0, 0, tzinfo=datetime.timezone.utc)
 ERROR_RATIO = 'sum by (host) (rate(errors_total{host=~"$hosts"}[1m]))'
 TS = 1733480000.123                   # the evaluation time Prometheus puts in each sample

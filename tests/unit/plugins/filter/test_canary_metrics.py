@@ -14,7 +14,7 @@ from ansible_collections.hotswap.deploy.plugins.filter.canary_metrics import (
 
 SETS = ('host', 'controller', 'batch', 'background', 'all')
 JSON = {'query': 'http://{{ inventory_hostname }}:8080/metrics', 'path': 'error_rate', 'threshold': {'max': 0.01}}
-PROM = {'address': 'http://prometheus:9090', 'query': 'sum(rate(errors[1m])) by (instance)',
+PROM = {'address': 'http://127.0.0.1:9090', 'query': 'sum(rate(errors[1m])) by (instance)',
         'threshold': {'max': 0.01}}
 
 
@@ -89,7 +89,7 @@ def test_the_input_is_not_changed():
     assert legacy == dict(JSON, run_on='controller')
 
 
-@pytest.mark.parametrize('metrics,type_name', [('http://x/metrics', 'str'), (5, 'int'), (True, 'bool')])
+@pytest.mark.parametrize('metrics,type_name', [('http://127.0.0.1:9/metrics', 'str'), (5, 'int'), (True, 'bool')])
 def test_a_string_or_a_number_is_refused_naming_its_type(metrics, type_name):
     with pytest.raises(AnsibleFilterError, match='got %s' % type_name):
         canary_metric_sets(metrics)
