@@ -182,15 +182,6 @@ def tcp_listener():
     sock.close()
 
 
-@pytest.fixture
-def closed_port():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()  # bound, never listened, now closed: connects are refused
-    return port
-
-
 @pytest.fixture(scope='module')
 def run_command():
     """The real AnsibleModule.run_command (what the module passes in)."""

@@ -35,6 +35,28 @@ def run_module(capsys, monkeypatch):
 
 
 @pytest.fixture
+def logged(monkeypatch):
+    """Every line the modules send to the host's log (syslog/journal)."""
+    lines = []
+
+    def log(_module, msg, log_args=None):
+        lines.append(json.dumps([msg, log_args]))
+    monkeypatch.setattr(AnsibleModule, 'log', log)
+    return lines
+
+
+@pytest.fixture
+def assert_no_secret(logged):
+    """Return check(result, secrets): none of secrets is in the module's result or in what it logged."""
+    def check(result, secrets):
+        text = json.dumps(result) + '\n'.join(logged)
+        for secret in secrets:
+            assert secret not in text, secret
+        assert 'invocation' in result
+    return check
+
+
+@pytest.fixture
 def stage():
     """Return stage(base, rid): create base/releases/<rid>/app (holding rid, executable) and return the release dir.
 
