@@ -443,30 +443,9 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.analysis import (
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
 
-METRIC_SPEC = dict(
-    name=dict(type='str', required=True),
-    provider=dict(type='str', choices=list(PROVIDERS)),
+# How one metric is measured and judged: the top-level options (one JSON metric) and each of metrics.
+MEASURE_SPEC = dict(
     url=dict(type='str'),
-    address=dict(type='str'),
-    query=dict(type='str', required=True),
-    threshold=dict(type='raw'),
-    comparison=dict(type='str', choices=list(COMPARISON_CHOICES), default='<='),
-    baseline=dict(type='dict', options=dict(factor=dict(type='float', default=1), offset=dict(type='float', default=0))),
-    count=dict(type='int', default=3),
-    interval=dict(type='float', default=10),
-    failure_limit=dict(type='int', default=0),
-    consecutive_error_limit=dict(type='int', default=4),
-    timeout=dict(type='float', default=5),
-    headers=dict(type='dict', no_log=True),
-    validate_certs=dict(type='bool', default=True),
-    background=dict(type='bool', default=False),
-)
-
-ARGUMENT_SPEC = dict(
-    url=dict(type='str'),
-    headers=dict(type='dict', no_log=True),
-    validate_certs=dict(type='bool', default=True),
-    timeout=dict(type='float', default=5),
     query=dict(type='str'),
     threshold=dict(type='raw'),
     comparison=dict(type='str', choices=list(COMPARISON_CHOICES), default='<='),
@@ -474,6 +453,23 @@ ARGUMENT_SPEC = dict(
     interval=dict(type='float', default=10),
     failure_limit=dict(type='int', default=0),
     consecutive_error_limit=dict(type='int', default=4),
+    timeout=dict(type='float', default=5),
+    headers=dict(type='dict', no_log=True),
+    validate_certs=dict(type='bool', default=True),
+)
+
+METRIC_SPEC = dict(
+    MEASURE_SPEC,
+    name=dict(type='str', required=True),
+    provider=dict(type='str', choices=list(PROVIDERS)),
+    address=dict(type='str'),
+    query=dict(type='str', required=True),
+    baseline=dict(type='dict', options=dict(factor=dict(type='float', default=1), offset=dict(type='float', default=0))),
+    background=dict(type='bool', default=False),
+)
+
+ARGUMENT_SPEC = dict(
+    MEASURE_SPEC,
     metrics=dict(type='list', elements='dict', options=METRIC_SPEC),
     hosts=dict(type='list', elements='str', default=[]),
     baseline_hosts=dict(type='list', elements='str', default=[]),
