@@ -101,3 +101,44 @@ def _argument_spec(module, monkeypatch):
     with pytest.raises(Stop):
         module.main()
     return seen
+
+
+def _fragment_options(name):
+    """The options of a collection doc fragment (hotswap.deploy.<file>[.<section>]); none for another's."""
+    parts = name.split('.')
+    if parts[:2] != ['hotswap', 'deploy']:
+        return {}
+    module = __import__('ansible_collections.hotswap.deploy.plugins.doc_fragments.%s' % parts[2],
+                        fromlist=['ModuleDocFragment'])
+    section = parts[3].upper() if len(parts) == 4 else 'DOCUMENTATION'
+    return yaml.safe_load(getattr(module.ModuleDocFragment, section)).get('options') or {}
+
+
+def _compare(documented, spec, where):
+    """Mismatches between documented options and an argument spec, recursing into suboptions."""
+    problems = []
+    if sorted(documented) != sorted(spec):
+        problems.append('%s: documented %s, spec %s' % (where, sorted(documented), sorted(spec)))
+    for name in sorted(set(documented) & set(spec)):
+        doc, arg = documented[name], spec[name]
+        for key, default in (('type', 'str'), ('default', None), ('choices', None), ('elements', None),
+                             ('required', False)):
+            if doc.get(key, default) != arg.get(key, default):
+                problems.append('%s.%s %s: documented %r, spec %r' % (where, name, key, doc.get(key, default),
+                                                                      arg.get(key, default)))
+        if 'suboptions' in doc or 'options' in arg:
+            problems.extend(_compare(doc.get('suboptions') or {}, arg.get('options') or {}, '%s.%s' % (where, name)))
+    return problems
+
+
+@pytest.fixture
+def doc_spec_mismatches(argument_spec_of):
+    """Return check(module): where its DOCUMENTATION (doc fragments included) and its argument spec disagree -
+    option names, type, default, choices, elements, required, suboptions."""
+    def check(module):
+        doc = _doc_section(module, 'DOCUMENTATION')
+        documented = dict(doc['options'])
+        for fragment in doc.get('extends_documentation_fragment') or []:
+            documented.update(_fragment_options(fragment))
+        return _compare(documented, argument_spec_of(module), 'options')
+    return check

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import yaml
 
 
 from ansible_collections.hotswap.deploy.plugins.modules import metric_analysis as MODULE
@@ -214,35 +213,10 @@ def test_metric_header_in_a_validation_failure_is_masked(run_module, assert_no_s
 
 # --------------------------------------------------------------------------- the docs
 
-def _fragment_options():
-    from ansible_collections.hotswap.deploy.plugins.doc_fragments.verdict import ModuleDocFragment
-    return yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options']
-
-
-def _compare(documented, spec, where):
-    """Mismatches between documented options and an argument spec, recursing into suboptions."""
-    problems = []
-    if sorted(documented) != sorted(spec):
-        problems.append('%s: documented %s, spec %s' % (where, sorted(documented), sorted(spec)))
-    for name in sorted(set(documented) & set(spec)):
-        doc, arg = documented[name], spec[name]
-        for key, default in (('type', 'str'), ('default', None), ('choices', None), ('elements', None),
-                             ('required', False)):
-            if doc.get(key, default) != arg.get(key, default):
-                problems.append('%s.%s %s: documented %r, spec %r' % (where, name, key, doc.get(key, default),
-                                                                      arg.get(key, default)))
-        if 'suboptions' in doc or 'options' in arg:
-            problems.extend(_compare(doc.get('suboptions') or {}, arg.get('options') or {}, '%s.%s' % (where, name)))
-    return problems
-
-
-def test_documented_options_are_the_argument_spec(argument_spec_of, doc_section):
-    seen = argument_spec_of(MODULE)
-    documented = dict(doc_section(MODULE, 'DOCUMENTATION')['options'])
+def test_documented_options_are_the_argument_spec(argument_spec_of, doc_section, doc_spec_mismatches):
     assert 'hotswap.deploy.verdict' in doc_section(MODULE, 'DOCUMENTATION')['extends_documentation_fragment']
-    documented.update(_fragment_options())
-    assert _compare(documented, seen, 'options') == []
-    assert seen == MODULE.ARGUMENT_SPEC
+    assert doc_spec_mismatches(MODULE) == []
+    assert argument_spec_of(MODULE) == MODULE.ARGUMENT_SPEC
 
 
 def test_examples_parse_and_use_documented_options(doc_section):
