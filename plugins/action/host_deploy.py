@@ -86,7 +86,7 @@ class ActionModule(HostStepsAction):
                 return self._finished(st, flow.live_result(self._s, st, self._host, time.time() - st['started']))
             if phase == 'begin':
                 return self._state_result(st)
-            phases = flow.PHASES[1:]
+            phases = flow.ALL_PHASES
         else:
             st = dict(args['state'] or {})
             if phase == 'abort':
@@ -148,26 +148,28 @@ class ActionModule(HostStepsAction):
         st['upload_changed'] = bool(upload.get('changed'))
 
     def _install(self, st):
-        s = self._s
-        self._ensure_user(st, flow.STAGE_USER, dirs=True, user=s['service']['create_user'] and not flow.user_first(st))
-        units = self._module(flow.STAGE_UNITS, 'hotswap.deploy.service_units', flow.units_args(s))
-        st.update(units_changed=bool(units.get('units_changed')), adopted=units.get('adopted') or [])
+        self._ensure_service_user(st)
+        self._cutover(st, units=True, switch=False)
 
     def _activate(self, st):
+        self._cutover(st, units=False, switch=True)
+
+    def _install_and_activate(self, st):
+        """Without a hook between them, the units, the switch and the restart are one module run."""
+        self._ensure_service_user(st)
+        self._cutover(st, units=True, switch=True)
+
+    def _cutover(self, st, units, switch):
         # Check mode cannot switch to a release it has not staged.
-        if self._check and st.get('upload_changed'):
+        switch = switch and not (self._check and st.get('upload_changed'))
+        if not units and not switch:
             return
-        activate = self._module(flow.STAGE_ACTIVATE, 'hotswap.deploy.release_activate',
-                                flow.activate_args(self._s, st))
-        st['switched'] = bool(activate.get('switched'))
-        started = time.time()
-        try:
-            restart = self._module(flow.STAGE_RESTART, 'hotswap.deploy.graceful_restart', flow.restart_args(self._s, st))
-        except flow.StepFailed as e:
-            st['restart_event'] = flow.restart_event(started, time.time(), e.result, failed=True)
-            raise
-        st['restart_event'] = flow.restart_event(started, time.time(), restart)
-        st['restart'] = dict((k, restart.get(k)) for k in ('new_pid', 'no_restart_reason', 'reloaded', 'service'))
+        args = flow.cutover_args(self._s, st, units, switch)
+        res = self._call(flow.cutover_stage(args), 'hotswap.deploy.release_cutover', args)
+        st.update(flow.cutover_facts(st, res))
+        if res.get('failed') or res.get('unreachable'):
+            failure = flow.failure_of(flow.cutover_failed_stage(res), res)
+            raise flow.StepFailed(failure['stage'], failure['reason'], res)
 
     def _verify(self, st):
         if not flow.needs_verify(st, self._check):
@@ -180,6 +182,11 @@ class ActionModule(HostStepsAction):
         self._unlock(st, self._s['base_dir'])
 
     # -- steps ---------------------------------------------------------------------------------------
+
+    def _ensure_service_user(self, st):
+        # Created before the upload already when release files name it.
+        self._ensure_user(st, flow.STAGE_USER, dirs=True,
+                          user=self._s['service']['create_user'] and not flow.user_first(st))
 
     def _ensure_user(self, st, stage, dirs, user=True):
         s = self._s

@@ -19,7 +19,9 @@ import json
 import os
 import tempfile
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, listdir_or_empty, unlink_quietly
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
+    BASE_DIR_SPEC, LOCK_OWNER_SPEC, RELEASE_ID_SPEC, HotswapError, listdir_or_empty, unlink_quietly,
+)
 from ansible_collections.hotswap.deploy.plugins.module_utils.lock import check_holder
 from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
     PRUNING_PREFIX,
@@ -513,6 +515,26 @@ def _unrecorded_switch(p, rid, previous, cause):
             'else changed. Free space (or fix the cause) and rerun.' % (rid, cause, p.current, previous))
 
 
+# release_activate's arguments (release_cutover's activate step takes the same, without take_lock).
+ACTIVATE_SPEC = dict(
+    previous_state=dict(type='str', choices=list(PREVIOUS_STATES), default='retired'),
+    activated_by=dict(type='str', default='ansible'),
+    keep=dict(type='int'),
+)
+ACTIVATE_SPEC.update(BASE_DIR_SPEC)
+ACTIVATE_SPEC.update(RELEASE_ID_SPEC)
+ACTIVATE_SPEC.update(LOCK_OWNER_SPEC)
+
+
+def link_text(rid):
+    return 'current -> releases/%s\n' % rid if rid else ''
+
+
+def activate_diff(result):
+    """The switch as a diff of what current points at."""
+    return dict(before=link_text(result['previous_release']), after=link_text(result['current_release']))
+
+
 def activate_and_prune(base_dir, rid, previous_state='retired', by='ansible', keep=None, check_mode=False,
                        lock_owner=None):
     """``activate``, then (with ``keep``) ``prune``: what release_activate does, in one module run.
@@ -531,6 +553,18 @@ def activate_and_prune(base_dir, rid, previous_state='retired', by='ansible', ke
         result['pruned'] = prune(base_dir, keep, check_mode=check_mode, lock_owner=lock_owner)
         result['changed'] = result['changed'] or result['pruned']['changed']
     return result
+
+
+def activate_release(p, check_mode=False):
+    """``activate_and_prune`` with release_activate's checked arguments ``p`` (ACTIVATE_SPEC); an OSError is
+    reported as a HotswapError that says what to check."""
+    try:
+        return activate_and_prune(p['base_dir'], p['release_id'], previous_state=p['previous_state'],
+                                  by=p['activated_by'], keep=p['keep'], check_mode=check_mode,
+                                  lock_owner=p['lock_owner'])
+    except OSError as e:
+        raise HotswapError('activating release %s in %s: %s. Check permissions (use become) and the filesystem.'
+                           % (p['release_id'], p['base_dir'], e))
 
 
 def info(base_dir):

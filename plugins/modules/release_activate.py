@@ -176,29 +176,13 @@ locked:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
-    BASE_DIR_SPEC,
-    LOCK_OWNER_SPEC,
-    RELEASE_ID_SPEC,
-    HotswapError,
-)
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils import lock
-from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import PREVIOUS_STATES, activate_and_prune
-
-
-def link_text(rid):
-    return 'current -> releases/%s\n' % rid if rid else ''
+from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import ACTIVATE_SPEC, activate_diff, activate_release
 
 
 def main():
-    argument_spec = dict(
-        previous_state=dict(type='str', choices=list(PREVIOUS_STATES), default='retired'),
-        activated_by=dict(type='str', default='ansible'),
-        keep=dict(type='int'),
-    )
-    argument_spec.update(BASE_DIR_SPEC)
-    argument_spec.update(RELEASE_ID_SPEC)
-    argument_spec.update(LOCK_OWNER_SPEC)
+    argument_spec = dict(ACTIVATE_SPEC)
     argument_spec['take_lock'] = dict(type='dict', options=dict(reclaim_key=dict(type='str', no_log=False),
                                                                 stale_after=dict(type='int', default=0)))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -212,21 +196,15 @@ def main():
         except HotswapError as e:
             module.fail_json(msg=e.msg, lock_failed=True)
     try:
-        result = activate_and_prune(p['base_dir'], p['release_id'], previous_state=p['previous_state'],
-                                    by=p['activated_by'], keep=p['keep'], check_mode=module.check_mode,
-                                    lock_owner=p['lock_owner'])
+        result = activate_release(p, check_mode=module.check_mode)
     except HotswapError as e:
         module.fail_json(msg=e.msg, locked=locked is not None)
-    except OSError as e:
-        module.fail_json(msg='activating release %s in %s: %s. Check permissions (use become) and the '
-                             'filesystem.' % (p['release_id'], p['base_dir'], e), locked=locked is not None)
     if locked is not None:
         result['lock'] = dict(taken_over=locked.get('taken_over'), reclaimed=locked.get('reclaimed'))
         if lock.takeover_warning(locked):
             module.warn(lock.takeover_warning(locked))
     if module._diff:
-        result['diff'] = dict(before=link_text(result['previous_release']),
-                              after=link_text(result['current_release']))
+        result['diff'] = activate_diff(result)
     module.exit_json(**result)
 
 

@@ -35,6 +35,8 @@ STAGE_UNLOCK = 'Release the deploy lock'
 # 'all' runs them in one go, 'abort' switches back after a failed hook.
 PHASES = ('begin', 'upload', 'install', 'activate', 'verify', 'finish')
 PHASE_CHOICES = PHASES + ('all', 'abort')
+# After 'begin', 'all' runs install and activate as one module run (release_cutover): nothing runs between them.
+ALL_PHASES = ('upload', 'install_and_activate', 'verify', 'finish')
 
 
 class StepFailed(Exception):
@@ -160,6 +162,52 @@ def activate_args(s, st):
                 lock_owner=st['owner'], keep=s['keep'])
 
 
+CUTOVER_STAGES = (('units', STAGE_UNITS), ('activate', STAGE_ACTIVATE), ('restart', STAGE_RESTART))
+
+
+def cutover_args(s, st, units, switch):
+    """release_cutover: the units (``units``), then the switch and the restart (``switch``)."""
+    args = {}
+    if units:
+        args['units'] = units_args(s)
+    if switch:
+        args.update(activate=activate_args(s, st), restart=restart_args(s, st))
+    return args
+
+
+def cutover_stage(args):
+    """The progress line of a release_cutover run: the stages it runs, in order."""
+    return ', then '.join(stage for step, stage in CUTOVER_STAGES if step in args)
+
+
+def cutover_failed_stage(result):
+    """The stage a failed release_cutover names: its failed step's (all of them when it failed before one ran)."""
+    stages = dict(CUTOVER_STAGES)
+    return stages.get(result.get('failed_step')) or cutover_stage(stages)
+
+
+RESTART_KEYS = ('new_pid', 'no_restart_reason', 'reloaded', 'service')
+
+
+def cutover_facts(st, result):
+    """What the host's state ``st`` learns from a release_cutover run (failed or not): whether units changed or
+    were adopted, whether current switched, what the restart did and when."""
+    facts = {}
+    if 'units' in result:
+        facts.update(units_changed=bool(result['units'].get('units_changed')),
+                     adopted=result['units'].get('adopted') or [])
+    if 'activate' in result:
+        facts['switched'] = bool(result['activate'].get('switched'))
+    restart = result.get('restart')
+    if restart is not None:
+        failed = result.get('failed_step') == 'restart'
+        facts['restart_event'] = restart_event(result.get('restart_started'), result.get('restart_ended'), restart,
+                                               failed=failed)
+        if not failed:
+            facts['restart'] = dict((k, restart.get(k)) for k in RESTART_KEYS)
+    return facts
+
+
 def _restart_base(s, strategy):
     """graceful_restart's arguments every restart shares, from either action's settings."""
     args = dict(service=s['app'], strategy=strategy, signal=s['restart_signal'], url=s['service']['health_url'],
@@ -182,10 +230,13 @@ def current_executable(s):
 
 def restart_args(s, st):
     """graceful_restart onto the new release. Unchanged units: restart only when the service does not run the
-    binary of current yet (each release has its own copy, so a config-only release restarts too)."""
+    binary of current yet (each release has its own copy, so a config-only release restarts too). Units
+    installed in the same release_cutover run are not known yet: that module reloads and restarts when they
+    changed."""
+    units_changed = st.get('units_changed', False)
     args = _restart_common(s)
-    args.update(expected_version=expected_version(s), daemon_reload=st['units_changed'],
-                executable=None if st['units_changed'] else current_executable(s),
+    args.update(expected_version=expected_version(s), daemon_reload=units_changed,
+                executable=None if units_changed else current_executable(s),
                 config_probe=s['config_probe'] or None, release_id=st['release_id'],
                 previous_release=st['previous'] or None)
     return _without_none(args)
