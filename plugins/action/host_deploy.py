@@ -5,8 +5,8 @@
 
 Why an action plugin (docs/development.md): each task costs the controller about as much as a module run,
 and the YAML flow took some 50 tasks per host, most of them set_fact and Jinja deciding what to do next.
-Here the controller runs the remote modules one after the other (lock, upload, units, activate, restart,
-unlock: six module runs, one on a re-run of the live release) and every decision is a tested function
+Here the controller runs the remote modules one after the other (lock, upload, then units, switch and restart
+in one release_cutover run, unlock: four module runs, one on a re-run of the live release) and every decision is a tested function
 of plugins/plugin_utils/host_flow.py.
 """
 

@@ -164,12 +164,21 @@ def role_task_files():
                 yield os.path.join('roles', role, 'tasks', name)
 
 
-def in_order(tasks):
-    """Every task of a task list as it runs: a block, then its block, rescue and always tasks."""
+INCLUDES = ('ansible.builtin.include_tasks', 'ansible.builtin.import_tasks')
+
+
+def in_order(tasks, tasks_dir=None, seen=()):
+    """Every task of a task list as it runs: a block, then its block, rescue and always tasks; with
+    ``tasks_dir``, the tasks of a file of that directory it includes by name (a stage file) in its place."""
     for task in tasks or []:
         yield task
         for key in ('block', 'rescue', 'always'):
-            yield from in_order(task.get(key))
+            yield from in_order(task.get(key), tasks_dir, seen)
+        included = next((task[k] for k in INCLUDES if isinstance(task.get(k), str)), None)
+        if tasks_dir and included and '{' not in included and included not in seen:
+            path = os.path.join(tasks_dir, included)
+            if os.path.exists(os.path.join(REPO, path)):
+                yield from in_order(load(path), tasks_dir, seen + (included,))
 
 
 def module_of(task):
@@ -190,7 +199,8 @@ def test_the_roles_write_the_release_tree_as_their_lock_owner(path):
 @pytest.mark.parametrize('path', list(role_task_files()))
 def test_nothing_is_written_after_the_lock_is_released(path):
     released = None
-    for task in in_order(load(path)):
+    # The role's stage files are followed: blue_green takes the lock in rollout.yml and releases it in finish.yml.
+    for task in in_order(load(path), os.path.dirname(path)):
         module = module_of(task)
         if module == 'hotswap.deploy.deploy_lock' and task[module].get('state') == 'absent':
             released = task['name']
