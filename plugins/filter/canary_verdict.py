@@ -149,7 +149,19 @@ def canary_changed(hosts, hostvars):
     return out
 
 
+def canary_stats(hosts, hostvars):
+    """``{host: deploy_host_result + canary__host}`` of the judged hosts among ``hosts``: what a batch reports to
+    AWX/Tower (set_stats hotswap_deploy), in one task for the batch."""
+    out = {}
+    for host in hosts or []:
+        verdict = _get(hostvars, host, 'canary__host')
+        if verdict is not None:
+            out[host] = dict(_get(hostvars, host, 'deploy_host_result') or {}, **verdict)
+    return out
+
+
 class FilterModule(object):
     def filters(self):
         return {'canary_host_verdict': canary_host_verdict, 'canary_batch_verdict': canary_batch_verdict,
-                'canary_rolled_back': canary_rolled_back, 'canary_changed': canary_changed}
+                'canary_rolled_back': canary_rolled_back, 'canary_changed': canary_changed,
+                'canary_stats': canary_stats}

@@ -203,7 +203,7 @@ def test_rolled_back_ignores_the_rollback_result_of_a_host_that_left_the_play():
 def test_filters_are_exposed():
     from ansible_collections.hotswap.deploy.plugins.filter.canary_verdict import FilterModule
     assert set(FilterModule().filters()) == {'canary_host_verdict', 'canary_batch_verdict', 'canary_rolled_back',
-                                             'canary_changed'}
+                                             'canary_changed', 'canary_stats'}
 
 
 def test_changed_hosts_are_those_moved_and_left_on_the_new_release():
@@ -214,3 +214,15 @@ def test_changed_hosts_are_those_moved_and_left_on_the_new_release():
           'd': {}}
     assert canary_changed(['a', 'b', 'c', 'd', 'e'], hv) == ['a']
     assert canary_changed([], hv) == [] and canary_changed(None, hv) == []
+
+
+def test_stats_report_each_judged_host_with_its_result_and_verdict():
+    from ansible_collections.hotswap.deploy.plugins.filter.canary_verdict import canary_stats
+    hv = {'a': {'deploy_host_result': {'changed': True, 'verdict': 'pass', 'release': 'r2'},
+                'canary__host': {'batch': 1, 'analysis': 'pass'}},
+          'b': {'deploy_host_result': {'changed': True}},
+          'c': {'canary__host': {'batch': 1, 'analysis': 'inconclusive'}}}
+    assert canary_stats(['a', 'b', 'c', 'gone'], hv) == {
+        'a': {'changed': True, 'verdict': 'pass', 'release': 'r2', 'batch': 1, 'analysis': 'pass'},
+        'c': {'batch': 1, 'analysis': 'inconclusive'}}
+    assert canary_stats([], hv) == {} and canary_stats(None, hv) == {}
