@@ -13,12 +13,13 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_DIR)
 # Only files that exist: a file deleted but not yet committed is still listed by git ls-files.
 SOURCES := $(wildcard $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null))
 
-.PHONY: help deps venv image collection unit go-test lint sanity integration molecule test demo hosts-up hosts-down \
-        clean bench-zero-downtime bench
+.PHONY: help deps venv image collection unit go-test lint sanity changelog-lint integration molecule test demo hosts-up \
+        hosts-down clean bench-zero-downtime bench
 
 help:
 	@echo "make demo   - start 3 local test hosts, deploy v1 then v2 of the demo service under load"
-	@echo "make test   - the whole test suite (unit, go, lint, sanity, integration and molecule scenarios)"
+	@echo "make test   - the whole test suite (unit, go, lint, sanity, changelog, integration and molecule scenarios)"
+	@echo "make changelog-lint - changelog fragments, changelogs/changelog.yaml and CHANGELOG.md (docs/development.md)"
 	@echo "make molecule [MOLECULE_SCENARIOS=canary] - the molecule scenario of every role (molecule/README.md)"
 	@echo "make clean  - remove build/ and this checkout's test containers"
 	@echo "make hosts-up / hosts-down [PREFIX=hs-dev COUNT=3] - test hosts to try things by hand"
@@ -62,6 +63,16 @@ lint: venv collection
 sanity: venv
 	scripts/sanity.sh
 
+# The fragments and changelogs/changelog.yaml are valid, and CHANGELOG.md is what antsibull-changelog
+# generates from changelog.yaml (generated into a temporary file: the tree is left as it is).
+changelog-lint: venv
+	antsibull-changelog lint
+	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+	@out="$$(mktemp)"; trap 'rm -f "$$out"' EXIT; \
+	antsibull-changelog generate --output "$$out" --output-format md || exit 1; \
+	diff -u CHANGELOG.md "$$out" || { echo "changelog-lint: CHANGELOG.md is not what 'antsibull-changelog generate'" \
+	  "makes of changelogs/changelog.yaml; run that and commit the result" >&2; exit 1; }
+
 integration: venv collection image
 	$(PY) -m pytest -q tests/integration
 
@@ -88,7 +99,7 @@ molecule: venv collection image
 # class: one per restart strategy and molecule scenario) on one worker, with its own test hosts.
 PYTEST_WORKERS ?= 3
 test: venv collection image
-	$(MAKE) --no-print-directory go-test lint sanity
+	$(MAKE) --no-print-directory changelog-lint go-test lint sanity
 	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope --durations=60 tests/unit tests/integration
 
 demo: venv collection image
