@@ -13,12 +13,13 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_DIR)
 # Only files that exist: a file deleted but not yet committed is still listed by git ls-files.
 SOURCES := $(wildcard $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null))
 
-.PHONY: help deps venv image collection unit go-test lint sanity changelog-lint integration molecule test demo hosts-up \
+.PHONY: help deps venv image collection unit go-test lint sanity core-matrix changelog-lint integration molecule test demo hosts-up \
         hosts-down clean bench-zero-downtime bench
 
 help:
 	@echo "make demo   - start 3 local test hosts, deploy v1 then v2 of the demo service under load"
 	@echo "make test   - the whole test suite (unit, go, lint, sanity, changelog, integration and molecule scenarios)"
+	@echo "make core-matrix - unit tests and sanity on ansible-core 2.16, 2.17 and 2.18 (2.19: make unit sanity)"
 	@echo "make changelog-lint - changelog fragments, changelogs/changelog.yaml and CHANGELOG.md (docs/development.md)"
 	@echo "make molecule [MOLECULE_SCENARIOS=canary] - the molecule scenario of every role (molecule/README.md)"
 	@echo "make clean  - remove build/ and this checkout's test containers"
@@ -63,6 +64,10 @@ lint: venv collection
 sanity: venv
 	scripts/sanity.sh
 
+# The unit tests and sanity on every other ansible-core minor release meta/runtime.yml claims (a venv each).
+core-matrix: venv
+	scripts/core-matrix.sh
+
 # The fragments and changelogs/changelog.yaml are valid, and CHANGELOG.md is what antsibull-changelog
 # generates from changelog.yaml (generated into a temporary file: the tree is left as it is).
 changelog-lint: venv
@@ -100,6 +105,7 @@ molecule: venv collection image
 PYTEST_WORKERS ?= 3
 test: venv collection image
 	$(MAKE) --no-print-directory changelog-lint go-test lint sanity
+	$(MAKE) --no-print-directory core-matrix
 	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope --durations=60 tests/unit tests/integration
 
 demo: venv collection image

@@ -20,6 +20,7 @@ result, and masks its log lines.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 from ansible.module_utils.basic import AnsibleModule
@@ -166,6 +167,17 @@ def param_secrets(params, secret_dicts=()):
     return set(value for value in found if len(value) >= MIN_REGISTERED)
 
 
+def plain(value):
+    """``value`` with every mapping a plain dict and every list or tuple a list: ansible-core before 2.19 rebuilds
+    a result's containers by their type to mask the secrets, which a dict subclass with required arguments
+    (health.Observation) does not survive."""
+    if isinstance(value, Mapping):
+        return dict((k, plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 class RedactingModule(AnsibleModule):
     """AnsibleModule that keeps URL credentials and header values out of every output.
 
@@ -199,8 +211,8 @@ class RedactingModule(AnsibleModule):
 
     def exit_json(self, **kwargs):
         self._register_secrets()
-        super(RedactingModule, self).exit_json(**kwargs)
+        super(RedactingModule, self).exit_json(**plain(kwargs))
 
     def fail_json(self, msg, **kwargs):
         self._register_secrets()
-        super(RedactingModule, self).fail_json(msg, **kwargs)
+        super(RedactingModule, self).fail_json(msg, **plain(kwargs))

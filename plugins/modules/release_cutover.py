@@ -20,7 +20,7 @@ description:
     service is restarted whatever binary it runs (the O(restart) keys C(daemon_reload) and C(executable)
     are overridden); otherwise the restart step is exactly O(restart).
   - Nothing is switched back here - on a failed restart C(current) already names the new release, and the
-    caller decides (M(hotswap.deploy.host_deploy) switches back to RV(activate.previous_release)).
+    caller decides (M(hotswap.deploy.host_deploy) switches back to the C(previous_release) of RV(activate)).
   - Runs under the deploy lock its caller holds (the C(lock_owner) key of O(activate)); it takes no lock.
 options:
   units:

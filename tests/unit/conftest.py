@@ -26,6 +26,10 @@ if not os.path.islink(LINK):
 
 if COLL_ROOT not in sys.path:
     sys.path.insert(0, COLL_ROOT)
+# core_compat: what differs between the ansible-core releases the unit tests run on.
+UNIT_DIR = os.path.dirname(os.path.abspath(__file__))
+if UNIT_DIR not in sys.path:
+    sys.path.insert(0, UNIT_DIR)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from core_compat import patch_module_args
 
 from ansible_collections.hotswap.deploy.plugins.module_utils import analysis as A
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError

@@ -10,15 +10,12 @@ import importlib
 import pytest
 import yaml
 
+from core_compat import import_controller
+
 
 @pytest.mark.parametrize('name', ['host_deploy', 'release_switch'])
 def test_documented_settings_are_the_spec(name):
-    from ansible.module_utils import _internal
-    before = _internal.is_controller
-    try:
-        action = importlib.import_module('ansible_collections.hotswap.deploy.plugins.action.' + name)
-    finally:
-        _internal.is_controller = before
+    action = import_controller('ansible_collections.hotswap.deploy.plugins.action.' + name)
     module = importlib.import_module('ansible_collections.hotswap.deploy.plugins.modules.' + name)
     docs = yaml.safe_load(module.DOCUMENTATION)['options']
     assert set(docs) == set(action.ARGS_SPEC)

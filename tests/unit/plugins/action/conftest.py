@@ -24,6 +24,8 @@ from unittest import mock
 
 import pytest
 
+from core_compat import controller_code
+
 
 @pytest.fixture(scope='module', autouse=True)
 def controller(request):
@@ -37,14 +39,12 @@ def controller(request):
     result; module tests that run later in the same session would then lose their warnings.
     """
     module = request.module.MODULE
-    from ansible.module_utils import _internal
-    before = _internal.is_controller
-    from ansible.errors import AnsibleFileNotFound
-    plugin = importlib.import_module(
-        'ansible_collections.hotswap.deploy.plugins.action.' + module.rsplit('.', 1)[1])
-    assert plugin.MODULE == module
-    yield types.SimpleNamespace(ActionModule=plugin.ActionModule, AnsibleFileNotFound=AnsibleFileNotFound)
-    _internal.is_controller = before
+    with controller_code():
+        from ansible.errors import AnsibleFileNotFound
+        plugin = importlib.import_module(
+            'ansible_collections.hotswap.deploy.plugins.action.' + module.rsplit('.', 1)[1])
+        assert plugin.MODULE == module
+        yield types.SimpleNamespace(ActionModule=plugin.ActionModule, AnsibleFileNotFound=AnsibleFileNotFound)
 
 
 @pytest.fixture

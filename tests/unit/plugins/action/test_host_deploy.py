@@ -92,8 +92,8 @@ class Host(object):
     def step_args(self, short):
         """The arguments each run of module ``short`` got, as its own run or as a release_cutover step."""
         step = dict((m, st) for st, m in CUTOVER_STEPS).get(short)
-        return [a for n, a in self.runs if n == short] + [a[step] for n, a in self.runs
-                                                           if n == 'release_cutover' and step in a]
+        own = [a for n, a in self.runs if n == short]
+        return own + [a[step] for n, a in self.runs if n == 'release_cutover' and step in a]
 
 
 def lock_answer(args):

@@ -8,6 +8,8 @@ import socket
 
 import pytest
 
+from core_compat import controller_code
+
 
 @pytest.fixture(scope='module', autouse=True)
 def plugin():
@@ -16,10 +18,8 @@ def plugin():
     Importing ansible.errors sets ansible.module_utils._internal.is_controller, after which module
     tests in the same session would lose their warnings (see tests/unit/plugins/action/conftest.py).
     """
-    from ansible.module_utils import _internal
-    before = _internal.is_controller
-    yield importlib.import_module('ansible_collections.hotswap.deploy.plugins.filter.lock_owner')
-    _internal.is_controller = before
+    with controller_code():
+        yield importlib.import_module('ansible_collections.hotswap.deploy.plugins.filter.lock_owner')
 
 
 @pytest.fixture

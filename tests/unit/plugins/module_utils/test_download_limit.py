@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
+from core_compat import patch_module_args
 
 from ansible_collections.hotswap.deploy.plugins.module_utils import artifact
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError

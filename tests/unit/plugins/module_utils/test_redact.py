@@ -143,3 +143,12 @@ def test_artifact_messages_hide_a_signed_url():
     with pytest.raises(HotswapError) as err:
         artifact.validate_url((SIGNED % 1).replace('http://', 'ftp://'))
     assert_clean(err.value.msg)
+
+
+def test_results_are_plain_containers_for_every_ansible_core():
+    # ansible-core < 2.19 rebuilds a result's containers by type to mask secrets: health.Observation could not be.
+    from ansible_collections.hotswap.deploy.plugins.module_utils.health import Observation
+    from ansible_collections.hotswap.deploy.plugins.module_utils.redact import plain
+    out = plain({'observations': [Observation('pass', 'ok')], 'pair': ('a', {'b': 1})})
+    assert type(out['observations'][0]) is dict and out['observations'][0]['outcome'] == 'pass'
+    assert out['pair'] == ['a', {'b': 1}]

@@ -12,8 +12,7 @@ import json
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils import _internal
-from ansible.module_utils.testing import patch_module_args
+from core_compat import patch_module_args, run_as_module
 
 
 @pytest.fixture
@@ -24,7 +23,7 @@ def run_module(capsys, monkeypatch):
     """
     # Once a test in this process imported controller code (ansible.errors, a filter plugin), ansible-core
     # sends module warnings to the controller's display instead of the result; a module on a host never does.
-    monkeypatch.setattr(_internal, 'is_controller', False)
+    run_as_module(monkeypatch)
 
     def run(module, **args):
         with patch_module_args(args):

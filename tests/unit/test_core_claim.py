@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
+"""meta/runtime.yml claims exactly the ansible-core releases make test runs: the matrix's (scripts/core-matrix.sh)
+and the dev venv's (requirements-dev.txt)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def read(*parts):
+    with open(os.path.join(REPO, *parts)) as f:
+        return f.read()
+
+
+def minors(low, high):
+    """The minor releases from ``low`` (inclusive) to ``high`` (exclusive), as '2.16', ..."""
+    (major, lo), (_major, hi) = [tuple(int(p) for p in v.split('.')[:2]) for v in (low, high)]
+    return ['%d.%d' % (major, m) for m in range(lo, hi)]
+
+
+def claimed():
+    claim = yaml.safe_load(read('meta', 'runtime.yml'))['requires_ansible']
+    m = re.fullmatch(r'>=(\d+\.\d+)\.0,<(\d+\.\d+)\.0', claim)
+    assert m, 'requires_ansible should be ">=X.Y.0,<X.Z.0", a range of minor releases: %r' % claim
+    return minors(m.group(1), m.group(2))
+
+
+def matrix():
+    return re.search(r'versions=\(([\d. ]+)\)', read('scripts', 'core-matrix.sh')).group(1).split()
+
+
+def dev_venv():
+    m = re.search(r'^ansible-core>=(\d+\.\d+),<(\d+\.\d+)$', read('requirements-dev.txt'), re.M)
+    return minors(m.group(1), m.group(2))
+
+
+def test_the_claim_is_what_make_test_runs():
+    assert sorted(matrix() + dev_venv(), key=lambda v: tuple(map(int, v.split('.')))) == claimed()
+    assert claimed()[0] == '2.16' and dev_venv() == [claimed()[-1]]
+
+
+def test_make_test_runs_the_matrix():
+    test_target = re.search(r'^test:.*?(?=^\S)', read('Makefile'), re.M | re.S).group(0)
+    assert 'core-matrix' in test_target
