@@ -22,11 +22,25 @@ import testhosts  # noqa: E402
 import testlib  # noqa: E402
 
 APP = 'hotswap-demo'
+REPORT_DIR = os.path.join(REPO, 'build', 'demo-report')
 PORT = 8080
 
 
 def say(msg):
     print('\n==> %s' % msg, flush=True)
+
+
+# The hotswap.deploy.rollout callback's lines while the rollout runs, and its report's path.
+ROLLOUT_LINE = re.compile(r'^(Batch \d|\S+: (deployed|already|failed at|analysis|switched back|unreachable)|Rollout report:)')
+
+
+def rollout_lines(out):
+    """The callback's lines, with its summary table (from 'Rollout summary' to the next empty line)."""
+    lines = [line for line in out.splitlines() if ROLLOUT_LINE.match(line)]
+    if 'Rollout summary' in out:
+        table = out[out.index('Rollout summary'):].split('\n\n', 1)[0]
+        lines[-1:-1] = table.splitlines()
+    return lines
 
 
 def deploy(inventory, version, binary, strategy, expect_failure=False, **more):
@@ -41,9 +55,13 @@ def deploy(inventory, version, binary, strategy, expect_failure=False, **more):
     argv = ['ansible-playbook', '-i', inventory, os.path.join(REPO, 'playbooks', 'deploy.yml'), '-e', '@' + vars_file]
     print('$ ' + ' '.join(argv), flush=True)
     start = time.monotonic()
-    proc = subprocess.run(argv, env=testlib.ansible_env(), cwd=REPO, stdout=subprocess.PIPE,
+    # The rollout's progress lines and, in build/demo-report/, its HTML report (hotswap.deploy.rollout).
+    env = testlib.ansible_env()
+    env.update(ANSIBLE_CALLBACKS_ENABLED='hotswap.deploy.rollout', HOTSWAP_REPORT_DIR=REPORT_DIR)
+    proc = subprocess.run(argv, env=env, cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     took = time.monotonic() - start
+    print('\n'.join(rollout_lines(proc.stdout)))
     verdicts = dict(re.findall(r'"msg": "(\S+): \S+ -> \S+; (\S+?);', proc.stdout))
     recap = proc.stdout[proc.stdout.rfind('PLAY RECAP'):]
     print(recap.strip())

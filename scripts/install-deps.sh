@@ -2,7 +2,8 @@
 # Install the Debian packages the tests and demo need, only when one is missing.
 set -euo pipefail
 
-PACKAGES=(podman runc golang-go debootstrap openssh-client uidmap ca-certificates shellcheck)
+# chromium: the rollout report and the docs site are rendered headless in tests.
+PACKAGES=(podman runc golang-go debootstrap openssh-client uidmap ca-certificates shellcheck chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

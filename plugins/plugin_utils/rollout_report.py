@@ -505,18 +505,18 @@ def _timeline(data):
         out.append('<text x="4" y="%d">Batch %s &#183; %s</text>' % (y + 13, _e(batch['number']), _e(batch['verdict'])))
         for s in batch['spans']:
             out.append(rect('bar stage-%s' % s['stage'].replace(' ', '-'), s, y + 4, ROW - 12,
-                           'batch %s %s: %.1f s' % (batch['number'], s['stage'], s['end'] - s['start'])))
+                            'batch %s %s: %.1f s' % (batch['number'], s['stage'], s['end'] - s['start'])))
         out.append('</g>')
         y += ROW
         for row in (r for r in data['hosts'] if r['batch'] == batch['number']):
             out.append('<g class="host-row v-%s" data-host="%s">' % (row['class'], _e(row['host'])))
-            out.append('<text x="14" y="%d">%s<title>%s</title></text>' % (y + 13, _e(_short(row['host'], 24)),
-                                                                         _e(row['host'])))
+            label = (y + 13, _e(_short(row['host'], 24)), _e(row['host']))
+            out.append('<text x="14" y="%d">%s<title>%s</title></text>' % label)
             for s in row['spans']:
                 restart = s['stage'] == 'restart'
+                title = '%s %s: %.1f s (%s)' % (row['host'], s['stage'], s['end'] - s['start'], row['verdict'])
                 out.append(rect('bar stage-%s' % s['stage'].replace(' ', '-'), s, y + (8 if restart else 3),
-                               ROW - (14 if restart else 6),
-                               '%s %s: %.1f s (%s)' % (row['host'], s['stage'], s['end'] - s['start'], row['verdict'])))
+                                ROW - (14 if restart else 6), title))
             out.append('</g>')
             y += ROW
     axis = ['<line class="axis" x1="%d" y1="16" x2="%d" y2="%d"/>' % (LABEL, WIDTH - 20, 16)]
