@@ -13,7 +13,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_DIR)
 # Only files that exist: a file deleted but not yet committed is still listed by git ls-files.
 SOURCES := $(wildcard $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null))
 
-.PHONY: help deps venv image collection unit go-test lint sanity core-matrix changelog-lint integration molecule test demo hosts-up \
+.PHONY: help deps venv image collection unit go-test lint sanity core-matrix changelog-lint docs-lint galaxy-import integration molecule test demo hosts-up \
         hosts-down clean bench-zero-downtime bench
 
 help:
@@ -21,11 +21,14 @@ help:
 	@echo "make test   - the whole test suite (unit, go, lint, sanity, changelog, integration and molecule scenarios)"
 	@echo "make core-matrix - unit tests and sanity on ansible-core 2.16, 2.17 and 2.18 (2.19: make unit sanity)"
 	@echo "make changelog-lint - changelog fragments, changelogs/changelog.yaml and CHANGELOG.md (docs/development.md)"
+	@echo "make docs-lint - antsibull-docs lint-collection-docs: the docs of every module, plugin and role"
+	@echo "make galaxy-import - galaxy-importer (what Galaxy runs on an upload) on the built tarball, offline"
 	@echo "make molecule [MOLECULE_SCENARIOS=canary] - the molecule scenario of every role (molecule/README.md)"
 	@echo "make clean  - remove build/ and this checkout's test containers"
 	@echo "make hosts-up / hosts-down [PREFIX=hs-dev COUNT=3] - test hosts to try things by hand"
 	@echo "make bench-zero-downtime [BENCH_ARGS=--quick] - every restart strategy under load (~15 min; docs/zero-downtime.md)"
 	@echo "make bench [BENCH_HOSTS=\"1 5 10 20\" BENCH_REPS=3] - deploy.yml vs a baseline: time, no-op, transfer, round trips, rollback (docs/benchmarks.md)"
+	@echo "make docs   - the HTML docs (modules, plugins, roles, the guides of docs/) into build/docsite/html (docs/development.md)"
 
 deps: build/.deps
 build/.deps: scripts/install-deps.sh
@@ -68,6 +71,24 @@ sanity: venv
 core-matrix: venv
 	scripts/core-matrix.sh
 
+# The docs of every module, filter, the callback and every role entry point as antsibull-docs reads them: schema,
+# markup, references to this collection's and ansible.builtin's plugins and options, the RST it would write.
+docs-lint: venv
+	antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs dependent --check-extra-docs-refs .
+	@echo "docs-lint: ok"
+
+# What Galaxy's importer says of the built tarball, offline and without ansible-test (scripts/galaxy-import.sh).
+# galaxy-importer pins its own ansible-lint, so it has a venv of its own (requirements-importer.txt).
+IMPORTER_VENV := build/importer-venv
+galaxy-import: $(IMPORTER_VENV)/.installed
+	scripts/galaxy-import.sh
+
+$(IMPORTER_VENV)/.installed: requirements-importer.txt | build/.deps
+	python3 -m venv $(IMPORTER_VENV)
+	$(IMPORTER_VENV)/bin/pip install -q --upgrade pip
+	$(IMPORTER_VENV)/bin/pip install -q -r requirements-importer.txt
+	@touch $@
+
 # The fragments and changelogs/changelog.yaml are valid, and CHANGELOG.md is what antsibull-changelog
 # generates from changelog.yaml (generated into a temporary file: the tree is left as it is).
 changelog-lint: venv
@@ -103,8 +124,8 @@ molecule: venv collection image
 # hosts, so the suite takes about half the time on two cores; loadscope keeps each test module (or
 # class: one per restart strategy and molecule scenario) on one worker, with its own test hosts.
 PYTEST_WORKERS ?= 3
-test: venv collection image
-	$(MAKE) --no-print-directory changelog-lint go-test lint sanity
+test: venv collection image docs-venv
+	$(MAKE) --no-print-directory changelog-lint go-test lint sanity docs-lint galaxy-import
 	$(MAKE) --no-print-directory core-matrix
 	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope --durations=60 tests/unit tests/integration
 
@@ -135,6 +156,20 @@ bench: venv image $(BENCH_VENV)/.installed
 $(BENCH_VENV)/.installed: benchmarks/requirements.txt | build/.deps
 	python3 -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q -r benchmarks/requirements.txt
+	@touch $@
+
+# The HTML docs site: antsibull-docs and Sphinx (with myst-parser for the guides) in their own venv, which
+# pins its own dependencies (docs/requirements.txt); build/docsite/html, no network (scripts/build-docs.sh).
+.PHONY: docs docs-venv
+DOCS_VENV := build/docs-venv
+docs: collection docs-venv
+	scripts/build-docs.sh
+
+docs-venv: $(DOCS_VENV)/.installed
+$(DOCS_VENV)/.installed: docs/requirements.txt | build/.deps
+	python3 -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/pip install -q --upgrade pip
+	$(DOCS_VENV)/bin/pip install -q -r docs/requirements.txt
 	@touch $@
 
 clean:

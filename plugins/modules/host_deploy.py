@@ -10,7 +10,8 @@ DOCUMENTATION = r'''
 module: host_deploy
 short_description: Deploy one release on one Linux host - lock, upload, units, switch, restart, verify
 description:
-  - The per-host deploy of the M(hotswap.deploy.deploy_host) role as one task (an action plugin). It runs on the
+  - The per-host deploy of the R(hotswap.deploy.deploy_host, ansible_collections.hotswap.deploy.deploy_host_role) role
+    as one task (an action plugin). It runs on the
     controller and drives the remote modules one after the other - M(hotswap.deploy.deploy_lock),
     M(hotswap.deploy.binary_upload), M(hotswap.deploy.service_units), M(hotswap.deploy.release_activate),
     M(hotswap.deploy.graceful_restart) (and M(hotswap.deploy.health_check) for a service it did not restart),
@@ -20,7 +21,8 @@ description:
     summary; RV(failure) names the stage, RV(result) is the per-host result.
   - With hooks the role runs the same steps as phases (O(phase)), a hook task file between two, passing
     RV(state) from one phase to the next; O(phase=abort) switches back after a failed hook.
-  - Use it through the M(hotswap.deploy.deploy_host) role, which builds O(settings) from its variables.
+  - Use it through the R(hotswap.deploy.deploy_host, ansible_collections.hotswap.deploy.deploy_host_role) role, which
+    builds O(settings) from its variables.
 version_added: 0.7.0
 author:
   - hotswap.deploy developers (@hotswap-deploy)

@@ -10,7 +10,8 @@ DOCUMENTATION = r'''
 module: release_switch
 short_description: Switch one Linux host to a release it has - lock, switch, restart, verify, switch back on failure
 description:
-  - The per-host step of the M(hotswap.deploy.rollback) role (and so of the canary's switch back of a failed batch)
+  - The per-host step of the R(hotswap.deploy.rollback, ansible_collections.hotswap.deploy.rollback_role) role (and so
+    of the canary's switch back of a failed batch)
     as one task, an action plugin. It takes the deploy lock and switches C(current) to O(settings.target) in one
     module run (M(hotswap.deploy.release_activate) with its C(take_lock) option), restarts the service with the strategy in force
     (M(hotswap.deploy.graceful_restart)), verifies health and version (M(hotswap.deploy.health_check)) and
@@ -18,7 +19,8 @@ description:
   - When a step fails after the switch, C(current) goes back to the release the host came from (when
     O(settings.restore_on_failure) and that release is on the host), the service is restarted and probed there -
     the switch-back path a failed M(hotswap.deploy.host_deploy) takes too - and the task fails with a summary.
-  - Use it through the M(hotswap.deploy.rollback) role, which reads the host and builds O(settings).
+  - Use it through the R(hotswap.deploy.rollback, ansible_collections.hotswap.deploy.rollback_role) role, which reads
+    the host and builds O(settings).
 version_added: 0.7.0
 author:
   - hotswap.deploy developers (@hotswap-deploy)
