@@ -82,12 +82,7 @@ def test_deploy_under_ansible_runner_reports_set_stats(awx_fleet, tmp_path, monk
         extravars=testlib.with_test_defaults('deploy', dict(app=APP, version='2.0.0', artifact=v2,
                                                             checksum=testlib.sha256(v2), release_files=secret_files,
                                                             environment_secret={'HOTSWAP_TOKEN': SECRET})),
-        envvars={
-            'ANSIBLE_COLLECTIONS_PATH': testlib.COLLECTIONS,
-            'ANSIBLE_HOST_KEY_CHECKING': 'False',
-            # The venv's ansible-playbook, as an execution environment has its own.
-            'PATH': testlib.VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
-        },
+        envvars=testlib.runner_env(),
         passwords={},
         timeout=900,
         quiet=True,

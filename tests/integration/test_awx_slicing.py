@@ -62,11 +62,7 @@ def run_slices(tmp_path, name, inventories, extra):
             playbook=DEPLOY_YML,
             inventory=inventory,
             extravars=dict(extra, **awx_slice_vars(k)),
-            envvars={
-                'ANSIBLE_COLLECTIONS_PATH': testlib.COLLECTIONS,
-                'ANSIBLE_HOST_KEY_CHECKING': 'False',
-                'PATH': testlib.VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
-            },
+            envvars=testlib.runner_env(),
             passwords={},
             timeout=300,
             quiet=True,

@@ -63,6 +63,13 @@ RECAP_RE = re.compile(
     re.M)
 
 
+def runner_env():
+    """ansible-runner's envvars for a job as AWX runs it: the installed collection and the venv's ansible-playbook
+    (an execution environment has its own)."""
+    return {'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS, 'ANSIBLE_HOST_KEY_CHECKING': 'False',
+            'PATH': VENV_BIN + os.pathsep + os.environ.get('PATH', '')}
+
+
 def ansible_env(connection=None):
     env = dict(os.environ)
     env.update({
