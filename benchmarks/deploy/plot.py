@@ -23,6 +23,7 @@ SERIES = (
     ('baseline', 'deploy', 'baseline (copy, link, restart)', 'tab:orange', 's'),
     ('ours', 'default_steps', 'deploy.yml, default steps [1, 25%, 100%], bake 0', 'tab:green', '^'),
     ('ours', 'noop', 'deploy.yml no-op re-run', 'tab:gray', 'x'),
+    ('floor', 'ping', 'floor: one ping per host (floor.yml)', 'black', '.'),
 )
 
 

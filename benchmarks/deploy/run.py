@@ -44,6 +44,7 @@ COLLECTIONS = os.path.join(REPO, 'build', 'bench-deploy-collections')
 RESULTS = os.path.join(HERE, 'results')
 BASELINE = os.path.join(os.path.dirname(HERE), 'baseline')
 UPLOAD_YML = os.path.join(HERE, 'upload.yml')
+FLOOR_YML = os.path.join(BASELINE, 'floor.yml')
 MB = 1 << 20
 FORKS = 20
 # --mitogen: every run (ours and the baseline alike) with mitogen's linear strategy (PyPI `mitogen`).
@@ -169,6 +170,11 @@ class Runner(object):
         return self.run(tag, [os.path.join(BASELINE, 'deploy.yml')], dict(version=art['version'], artifact=art['path']),
                         limit=limit, **kw)
 
+    def floor(self, tag, art, limit, module_run=False, **kw):
+        """floor.yml: one ping per host (with module_run, a second one over the open connection)."""
+        del art
+        return self.run(tag, [FLOOR_YML] + (['--tags', 'module_run'] if module_run else []), {}, limit=limit, **kw)
+
 
 def slowest(events, top=8):
     """Task name -> longest time on one host and hosts, from the callback's task lines: where a run's
@@ -219,13 +225,17 @@ def section_deploy(runner, arts, args, result):
         limit = runner.names[:n]
         for rep in range(args.reps):
             art = arts.get(arts.next_version())
-            # Interleaved: ours, its no-op re-run, the baseline, its re-run - each pair meets the same machine.
+            # Interleaved: ours, its no-op re-run, the baseline, its re-run, the floor (one ping per host) - each
+            # meets the same machine.
             for tool, kind, fn in (('ours', 'deploy', runner.ours), ('ours', 'noop', runner.ours),
-                                   ('baseline', 'deploy', runner.baseline), ('baseline', 'noop', runner.baseline)):
+                                   ('baseline', 'deploy', runner.baseline), ('baseline', 'noop', runner.baseline),
+                                   ('floor', 'ping', runner.floor)):
                 run = check(fn('%s-%s-n%d' % (tool, kind, n), art, limit, events=True),
                             '%s %s to %d hosts' % (tool, kind, n))
                 run.update(tool=tool, kind=kind, n=n, rep=rep, version=art['version'],
                            serial=ONE_BATCH if tool == 'ours' else ['100%'])
+                if tool == 'floor':
+                    run['slowest_tasks'] = None     # not a deploy: kept out of "where the time went" and the model
                 run['waves'] = waves(n, run['serial'])
                 runs.append(slim(run))
                 log('%-8s %-6s n=%-2d rep %d: %6.1f s changed %d'
@@ -250,7 +260,9 @@ def deploy_table(runs, hosts):
     for n in hosts:
         o, b = med('ours', 'deploy', n), med('baseline', 'deploy', n)
         on, bn = med('ours', 'noop', n), med('baseline', 'noop', n)
+        floor = med('floor', 'ping', n)
         rows.append(dict(n=n, ours=o, baseline=b, ratio=ratio(o, b), ours_noop=on, noop_ratio=ratio(on, o),
+                         floor=floor, floor_ratio=ratio(floor, o),
                          ours_noop_changed=changed('ours', 'noop', n), baseline_noop=bn,
                          baseline_noop_changed=changed('baseline', 'noop', n),
                          ours_changed=changed('ours', 'deploy', n), default_steps=med('ours', 'default_steps', n),
@@ -379,11 +391,24 @@ def ssh_opts(host, cpdir):
             '-o', 'PasswordAuthentication=no', '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR']
 
 
-def task_seconds(run, action_suffix):
+def task_seconds(run, action_suffix, name=None):
     for ev in run['events'] or []:
-        if ev.get('event') == 'task' and (ev.get('action') or '').endswith(action_suffix) and ev.get('start'):
+        if ev.get('event') == 'task' and (ev.get('action') or '').endswith(action_suffix) and ev.get('start') \
+                and ev.get('end') and name in (None, ev.get('task')):
             return round(ev['end'] - ev['start'], 3)
     return None
+
+
+def module_run_floor(runner, host, reps):
+    """floor.yml's two pings on one host: the first task opens the connection (as a push's task does), the
+    second is one module run over it - the least a task that runs a module costs."""
+    out = []
+    for rep in range(reps):
+        run = check(runner.floor('floor-module-run', None, [host['name']], module_run=True, events=True),
+                    'floor.yml with a second module run')
+        out.append(dict(rep=rep, first=task_seconds(run, 'ping', 'Open the connection and run one module'),
+                        second=task_seconds(run, 'ping', 'Run one more module over the open connection')))
+    return out
 
 
 def section_transfer(runner, arts, args, result):
@@ -401,6 +426,7 @@ def section_transfer(runner, arts, args, result):
                           'done; exit 1' % HTTP_PORT)
     rows = result['transfer'] = []
     result['sha256_seconds'] = sha256_costs(host, files)
+    result['module_run_floor'] = module_run_floor(runner, host, args.reps)
     try:
         for rep in range(args.reps):
             for size, art in files.items():
@@ -711,13 +737,15 @@ def report(result, out):
                                                           last[-1]['load1'][1]), '']
                 md += ['- %s (%s): %s s' % (t['task'], t['action'], t['max_s']) for t in last[-1]['slowest_tasks']]
         md += ['', '## No-op re-run (same artifact again)', '',
+               'The floor is benchmarks/baseline/floor.yml: one `ping` per host, the least any ansible-playbook '
+               'run that reaches every host takes; no re-run can be faster than it.', '',
                '| hosts | first deploy s | no-op s | no-op ÷ first | no-op changed | baseline re-run s '
-               '(changed) |', '|---|---|---|---|---|---|']
+               '(changed) | floor s | floor ÷ first |', '|---|---|---|---|---|---|---|---|']
         for r in rows:
-            md.append('| %d | %s | %s | %s | %s | %s (%s) |' % (
+            md.append('| %d | %s | %s | %s | %s | %s (%s) | %s | %s |' % (
                 r['n'], fmt(r['ours']), fmt(r['ours_noop']), r['noop_ratio'],
                 ', '.join(str(c) for c in r['ours_noop_changed']), fmt(r['baseline_noop']),
-                ', '.join(str(c) for c in r['baseline_noop_changed'])))
+                ', '.join(str(c) for c in r['baseline_noop_changed']), fmt(r.get('floor')), r.get('floor_ratio')))
     if result.get('transfer'):
         md += ['', '## Transfer (host 1, median seconds and MB/s)', '',
                '| size | push (binary_upload task) | scp | pull (binary_upload url=) | push ÷ scp throughput '
@@ -727,6 +755,13 @@ def report(result, out):
             md.append('| %d MB | %s s (%s MB/s) | %s s (%s MB/s) | %s s (%s MB/s) | %s | %s |' % (
                 r['size_mb'], s['push'], t['push'], s['scp'], t['scp'], s['pull'], t['pull'], r['push_vs_scp'],
                 r['pull_vs_push']))
+    if result.get('module_run_floor'):
+        fl = result['module_run_floor']
+        md += ['', 'The floor of a task that runs a module (benchmarks/baseline/floor.yml on host 1, median): %s s for '
+               'the first task of a run (it opens the connection, as the push task does), %s s for one more module '
+               'run over the open connection. A push verifies and records what arrived in at least one module run, '
+               'which scp does not do.' % (median([r['first'] for r in fl if r['first']]),
+                                           median([r['second'] for r in fl if r['second']]))]
     if result.get('sha256_seconds'):
         md += ['', 'sha256 of the file (part of a push, not of scp): %s.' % '; '.join(
             '%s: controller %s s, host %s s' % (k, v['controller'], v['host'])

@@ -365,6 +365,20 @@ def test_systemd_run_wraps_a_timeout_with_coreutils_timeout(timeout, wrapper):
     assert seen == [expected if wrapper is None else ['timeout', wrapper] + expected]
 
 
+def polled(t, cap=rs.POLL_INTERVAL):
+    """When a wait loop that starts at 0 first sees what happened at ``t``."""
+    at, delays = 0.0, rs.poll_delays(cap)
+    while at < t - 1e-9:
+        at += next(delays)
+    return at
+
+
+def test_poll_delays_start_quick_and_back_off_to_the_cap():
+    delays = rs.poll_delays(0.2)
+    assert [round(next(delays), 3) for _ in range(7)] == [0.02, 0.04, 0.08, 0.16, 0.2, 0.2, 0.2]
+    assert next(rs.poll_delays(0.01)) == 0.01
+
+
 def test_parse_stat_start_time_with_spaces_and_parentheses_in_the_command_name():
     assert parse_stat_start_time(stat_text(4242, comm='my app (worker) )', state='R', start=987654)) == (987654, 'R')
     assert parse_stat_start_time(stat_text(7, comm=') S 1 2 3', state='S', start=11)) == (11, 'S')
@@ -606,8 +620,8 @@ def test_socket_happy_path(env):
     assert result['unit'] == [SOCKET, UNIT]
     assert result['transition'] is False
     assert set(result['timings']) == {'trigger', 'ready', 'drain'}
-    assert result['timings']['ready'] == pytest.approx(0.4)
-    assert result['elapsed'] == pytest.approx(0.4)
+    assert result['timings']['ready'] == pytest.approx(polled(0.4))
+    assert result['elapsed'] == pytest.approx(polled(0.4))
     assert result['enabled'] == []
     assert env.systemd.mutating() == [('reset-failed', UNIT), ('restart', UNIT)]
     assert env.systemd.timeouts[env.systemd.calls.index(('restart', UNIT))] == '60s'
@@ -751,7 +765,7 @@ def test_reexec_pid_file_never_changes_is_a_ready_failure_and_the_old_process_se
     assert 'still names 100 2s after the signal' in exc.msg and 'The old process still runs' in exc.msg
     assert env.kills == [(OLD_PID, signal.SIGHUP)]
     assert env.proc.running(OLD_PID) and ProcessRef(OLD_PID, OLD_START, env.proc_root).alive()
-    assert env.clock.slept == pytest.approx(2.0)
+    assert env.clock.slept == pytest.approx(polled(2.0))
     assert env.systemd.mutating() == []
 
 
@@ -764,8 +778,8 @@ def test_reexec_happy_path(env):
     assert result['systemd_main_pid'] == NEW_PID
     assert env.kills == [(OLD_PID, signal.SIGUSR2)]
     assert set(result['timings']) == {'trigger', 'ready', 'drain'}
-    assert result['timings']['ready'] == pytest.approx(0.6)
-    assert result['timings']['drain'] == pytest.approx(0.4)
+    assert result['timings']['ready'] == pytest.approx(polled(0.6))
+    assert result['timings']['drain'] == pytest.approx(polled(1.0 - polled(0.6)))   # the old one leaves at 1.0
     assert env.systemd.mutating() == []
     assert not env.proc.running(OLD_PID)
 
@@ -826,7 +840,7 @@ def test_notify_reload_happy_path(env):
     assert result['old_pid'] == OLD_PID and result['new_pid'] == NEW_PID
     assert env.systemd.mutating() == [('reload', UNIT)]
     assert env.systemd.timeouts[env.systemd.calls.index(('reload', UNIT))] == '60s'
-    assert result['timings']['drain'] == pytest.approx(0.6)   # polls of 0.2 until the old one left at 0.5
+    assert result['timings']['drain'] == pytest.approx(polled(0.5))   # polls until the old one left at 0.5
 
 
 def test_notify_reload_that_keeps_the_old_process_is_a_ready_failure(env):
@@ -1117,7 +1131,7 @@ def test_reuseport_version_probe_waits_while_the_old_slot_answers(env, web):
     result = env.run(url=web.url, expected_version='2.0.0', health_timeout=2, **REUSEPORT)
     assert result['stage'] == 'done'
     assert result['old_version'] == '1.0.0' and result['new_version'] == '2.0.0'
-    assert result['timings']['version'] == pytest.approx(0.5)
+    assert result['timings']['version'] == pytest.approx(polled(0.5, 0.25))
     assert env.systemd.issued('stop', '--no-block', SLOT_A)
 
 
