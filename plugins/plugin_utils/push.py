@@ -8,9 +8,13 @@ Both follow the same protocol (subclasses fill in the module specific parts):
 1. find ``src`` on the controller (role/playbook ``files/``, vault decrypted), check its
    sha256 against ``checksum`` and that it is an executable (for the OS the module manages,
    when it manages only one) -- all before touching the host;
-2. run the module once without ``src``/``url`` as a probe: it either succeeds (the artifact
-   is already in place: return that, nothing transferred) or fails with
-   ``reason: not_staged`` and the host's platform; any other failure is returned as is;
+2. ask the host whether the artifact may be there already. A subclass may answer from one
+   shell command (``quick_probe``: binary_upload asks for the release directory, the ledger's
+   mention of the release or digest, and ``uname``; nothing there means not staged, with the
+   host's platform). Otherwise, and in check mode, the module runs once without ``src``/``url``
+   as a probe: it either succeeds (the artifact is already in place: return that, nothing
+   transferred) or fails with ``reason: not_staged`` and the host's platform; any other
+   failure is returned as is;
 3. compare the executable header with the host's platform and refuse a mismatch;
 4. in check mode stop here (changed=true);
 5. copy the file into the remote temp dir, run the module on that copy, remove the temp dir.
@@ -90,6 +94,11 @@ class PushActionBase(ActionBase):
     def check_artifact(self, local, sha, args, what):
         """Digest and executable header of the controller's file; returns the header (or None)."""
         return check_local_artifact(local, sha, host=None, what=what)
+
+    def quick_probe(self, args):
+        """The probe's answer from one shell command when the artifact is surely not on the host, else None
+        (the module probe decides)."""
+        return None
 
     def probe_args(self, args):
         return dict((k, v) for k, v in args.items() if k not in ('src', 'url'))
@@ -195,7 +204,8 @@ class PushActionBase(ActionBase):
             return self._fail(e.msg)
 
         # A caller that has just read the host (host_deploy: the lock run) passes what the probe would say.
-        probe = self.known_probe or self._module(self.probe_args(args), task_vars)
+        probe = self.known_probe or (None if self._task.check_mode else self.quick_probe(args)) \
+            or self._module(self.probe_args(args), task_vars)
         if not probe.get('failed'):
             return self.already_there(probe, fmt)
         if probe.get('reason') != NOT_STAGED:

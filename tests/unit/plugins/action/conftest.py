@@ -79,6 +79,9 @@ def build_action(controller, tmpdir, args, host, check_mode=False, found=None, s
         return found
     action._find_needle = find_needle
     action._execute_module = host.execute_module
+    # A host without low_level answers no shell command (the module probe decides).
+    action._low_level_execute_command = getattr(host, 'low_level', None) or mock.MagicMock(
+        return_value=dict(rc=127, stdout='', stderr='not faked'))
 
     def make_tmp_path(*a, **kw):
         connection._shell.tmpdir = tmpdir

@@ -24,18 +24,32 @@ def artifact_file(write_artifact, linux_elf):
 class Host(object):
     """Records module runs and file transfers; answers like the module would."""
 
-    def __init__(self, platform=None, staged=False, probe_error=None):
+    UNAME = {'x86_64': 'Linux x86_64', 'aarch64': 'Linux aarch64'}
+
+    def __init__(self, platform=None, staged=False, probe_error=None, push_error=None, known=False):
         self.platform = platform or LINUX_AMD64
         self.staged = staged
         self.probe_error = probe_error
+        self.push_error = push_error    # what the module says of the pushed copy (e.g. another deploy's lock)
+        self.known = known              # the ledger names the release or the digest (a sibling release)
         self.runs = []
         self.transfers = []
+        self.commands = []
+
+    def low_level(self, cmd, sudoable=True, **kw):
+        """The quick probe's shell command: uname, then hotswap:look when the module must look."""
+        self.commands.append(cmd)
+        look = self.staged or self.known or self.probe_error
+        return dict(rc=0, stdout=self.UNAME[self.platform['arch']] + '\n' + ('hotswap:look\n' if look else ''),
+                    stderr='')
 
     def execute_module(self, module_name=None, module_args=None, task_vars=None, **kw):
         assert module_name == MODULE
         self.runs.append(dict(module_args))
         base = dict(host_platform=self.platform, path='/opt/app/releases/r1/app', release_dir='/opt/app/releases/r1',
                     sha256=module_args['checksum'].split(':')[1], release_id='r1', ledger_updated=False)
+        if module_args.get('src') and self.push_error:
+            return dict(base, failed=True, changed=False, msg=self.push_error)
         if module_args.get('src') or module_args.get('url'):
             self.staged = True
             return dict(base, changed=True, transferred=True, staged=True, ledger_updated=True)
@@ -53,7 +67,7 @@ def args_for(src, sha, **kw):
     return a
 
 
-def test_push_transfers_after_probe(artifact_file, make_action):
+def test_push_onto_a_host_without_the_release_is_one_module_run(artifact_file, make_action):
     path, sha = artifact_file
     host = Host()
     action = make_action(args_for('app-linux-amd64', sha), host, found=path)
@@ -61,12 +75,48 @@ def test_push_transfers_after_probe(artifact_file, make_action):
     assert not r.get('failed'), r
     assert r['changed'] is True and r['transferred'] is True
     assert r['executable'] == {'format': 'elf', 'os': 'linux', 'arch': 'x86_64', 'bits': 64}
-    assert len(host.runs) == 2
-    assert 'src' not in host.runs[0]                                   # the probe
+    # The shell probe found nothing of the release: no module probe, the one run is on the pushed copy.
+    assert host.commands == ["uname -sm; if [ -e /opt/app/releases/r1 ] || grep -qsF -e r1 -e %s "
+                             "/opt/app/.hotswap/ledger.json; then echo hotswap:look; fi" % sha]
+    assert len(host.runs) == 1
     assert host.transfers == [(path, TMPDIR + '/hotswap-upload-app')]
-    assert host.runs[1]['src'] == TMPDIR + '/hotswap-upload-app'
+    assert host.runs[0]['src'] == TMPDIR + '/hotswap-upload-app' and host.runs[0]['move_src'] is True
     action._fixup_perms2.assert_called_once()
     action._remove_tmp_path.assert_called()
+
+
+def test_push_after_the_module_probe_when_the_ledger_knows_the_digest(artifact_file, make_action):
+    path, sha = artifact_file
+    host = Host(known=True)
+    r = make_action(args_for('app', sha), host, found=path).run(task_vars={})
+    assert not r.get('failed') and r['transferred'] is True
+    assert len(host.runs) == 2 and 'src' not in host.runs[0]           # the module probe, then the push
+    assert host.runs[1]['src'] == TMPDIR + '/hotswap-upload-app'
+
+
+def test_the_quick_probe_quotes_what_it_asks_the_shell(artifact_file, make_action):
+    path, sha = artifact_file
+    host = Host()
+    make_action(args_for('app', sha, base_dir="/opt/it's here", release_id='1.0.0+x'), host, found=path).run(
+        task_vars={})
+    assert host.commands[0].startswith("uname -sm; if [ -e '/opt/it'\"'\"'s here/releases/1.0.0+x' ]")
+
+
+def test_a_shell_probe_that_cannot_be_read_leaves_it_to_the_module(artifact_file, make_action):
+    path, sha = artifact_file
+    host = Host()
+    host.low_level = lambda cmd, **kw: dict(rc=0, stdout='Linux\n', stderr='')
+    r = make_action(args_for('app', sha), host, found=path).run(task_vars={})
+    assert not r.get('failed') and len(host.runs) == 2 and 'src' not in host.runs[0]
+
+
+def test_a_refusal_of_the_pushed_copy_is_returned_and_the_copy_removed(artifact_file, make_action):
+    path, sha = artifact_file
+    host = Host(push_error='staging release r1: another deploy holds the lock of /opt/app.')
+    action = make_action(args_for('app', sha), host, found=path)
+    r = action.run(task_vars={})
+    assert r['failed'] is True and 'holds the lock' in r['msg']
+    action._remove_tmp_path.assert_called_with(TMPDIR)
 
 
 def test_already_staged_transfers_nothing(artifact_file, make_action):
@@ -124,13 +174,14 @@ def test_wrong_arch_refused_before_transfer(artifact_file, make_action):
     assert r['failed'] is True
     assert r['msg'] == ('uploading app: it is a linux/x86_64 ELF executable but the host is linux/aarch64. '
                         'Build for GOOS=linux GOARCH=arm64 or pick the right artifact.')
-    assert len(host.runs) == 1 and host.transfers == []
+    assert host.runs == [] and host.transfers == []
 
 
 def test_probe_error_is_returned(artifact_file, make_action):
     path, sha = artifact_file
     host = Host(probe_error="checking release_id 'a/b': it contains \"/\" or \"..\".")
-    r = make_action(args_for('app', sha), host, found=path).run(task_vars={})
+    r = make_action(args_for('app', sha, release_id='a/b'), host, found=path).run(task_vars={})
+    assert host.commands == []      # a release id the controller refuses is left to the module's probe
     assert r['failed'] is True and 'release_id' in r['msg']
     assert host.transfers == []
 
