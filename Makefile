@@ -129,7 +129,7 @@ STATIC_CHECKS := changelog-lint go-test lint sanity docs-lint galaxy-import core
 PYTEST_WORKERS ?= 3
 test: venv collection image docs-venv
 	@log=build/static-checks.log; rm -f "$$log" "$$log.rc"; \
-	( t0=$$(date +%s); nice -n 19 $(MAKE) --no-print-directory $(STATIC_CHECKS) >"$$log" 2>&1; rc=$$?; \
+	( t0=$$(date +%s); nice -n 19 $(MAKE) -k --no-print-directory $(STATIC_CHECKS) >"$$log" 2>&1; rc=$$?; \
 	  echo "static checks: rc $$rc in $$(( $$(date +%s) - t0 )) s (nice 19, beside pytest)" >>"$$log"; \
 	  echo $$rc >"$$log.rc" ) & static=$$!; \
 	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope --durations=60 \
