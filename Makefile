@@ -13,7 +13,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_DIR)
 # Only files that exist: a file deleted but not yet committed is still listed by git ls-files.
 SOURCES := $(wildcard $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null))
 
-.PHONY: help deps venv image collection unit go-test lint sanity core-matrix changelog-lint docs-lint galaxy-import integration molecule test demo hosts-up \
+.PHONY: help deps venv image collection unit go-test lint sanity core-matrix core-venvs changelog-lint docs-lint galaxy-import integration molecule test demo hosts-up \
         hosts-down clean bench-zero-downtime bench
 
 help:
@@ -71,6 +71,10 @@ sanity: venv
 core-matrix: venv
 	scripts/core-matrix.sh
 
+# The venvs of the matrix alone (the integration tests deploy with the oldest release's ansible-playbook).
+core-venvs: venv
+	scripts/core-matrix.sh --venvs
+
 # The docs of every module, filter, the callback and every role entry point as antsibull-docs reads them: schema,
 # markup, references to this collection's and ansible.builtin's plugins and options, the RST it would write.
 docs-lint: venv
@@ -127,7 +131,7 @@ molecule: venv collection image
 # worker, with its own test hosts.
 STATIC_CHECKS := changelog-lint go-test lint sanity docs-lint galaxy-import core-matrix
 PYTEST_WORKERS ?= 3
-test: venv collection image docs-venv
+test: venv collection image docs-venv core-venvs
 	@log=build/static-checks.log; rm -f "$$log" "$$log.rc"; \
 	( t0=$$(date +%s); nice -n 19 $(MAKE) -k --no-print-directory $(STATIC_CHECKS) >"$$log" 2>&1; rc=$$?; \
 	  echo "static checks: rc $$rc in $$(( $$(date +%s) - t0 )) s (nice 19, beside pytest)" >>"$$log"; \

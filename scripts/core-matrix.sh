@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The unit tests and ansible-test sanity on each ansible-core minor release meta/runtime.yml claims, other than
 # the dev venv's own (make test runs those already): one venv per release, build/core-<X.Y>.
-#   scripts/core-matrix.sh [2.16 2.17 2.18]
+#   scripts/core-matrix.sh [--venvs] [2.16 2.17 2.18]
+# --venvs: only make the venvs (make test makes them before pytest: test_oldest_core deploys with 2.16's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+only_venvs=
+if [ "${1:-}" = --venvs ]; then only_venvs=1; shift; fi
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(2.16 2.17 2.18)
 for v in "${versions[@]}"; do
@@ -15,6 +18,7 @@ for v in "${versions[@]}"; do
     "$venv/bin/pip" install -q "ansible-core==$v.*" -r requirements-matrix.txt
     touch "$venv/.installed"
   fi
+  [ -z "$only_venvs" ] || continue
   echo "== ansible-core $("$venv/bin/python" -c 'import ansible; print(ansible.__version__)'): unit tests"
   "$venv/bin/python" -m pytest -q -p no:cacheprovider -n 2 tests/unit
   echo "== ansible-core $v: sanity"

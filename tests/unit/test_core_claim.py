@@ -46,5 +46,7 @@ def test_the_claim_is_what_make_test_runs():
 
 
 def test_make_test_runs_the_matrix():
-    test_target = re.search(r'^test:.*?(?=^\S)', read('Makefile'), re.M | re.S).group(0)
-    assert 'core-matrix' in test_target
+    makefile = read('Makefile')
+    test_target = re.search(r'^test:.*?(?=^\S)', makefile, re.M | re.S).group(0)
+    static_checks = re.search(r'^STATIC_CHECKS\s*:=(.*)$', makefile, re.M).group(1).split()
+    assert '$(STATIC_CHECKS)' in test_target and 'core-matrix' in static_checks
