@@ -31,16 +31,21 @@ def say(msg):
 
 
 # The hotswap.deploy.rollout callback's lines while the rollout runs, and its report's path.
-ROLLOUT_LINE = re.compile(r'^(Batch \d|\S+: (deployed|already|failed at|analysis|switched back|unreachable)|Rollout report:)')
+ROLLOUT_LINE = re.compile(r'^(Batch \d|\S+: (deployed|already|failed at|analysis|switched back|unreachable))')
 
 
 def rollout_lines(out):
-    """The callback's lines, with its summary table (from 'Rollout summary' to the next empty line)."""
+    """The callback's progress lines, then its summary table and report path (from 'Rollout summary' to the
+    next empty line), each once."""
     lines = [line for line in out.splitlines() if ROLLOUT_LINE.match(line)]
     if 'Rollout summary' in out:
-        table = out[out.index('Rollout summary'):].split('\n\n', 1)[0]
-        lines[-1:-1] = table.splitlines()
+        lines += out[out.index('Rollout summary'):].split('\n\n', 1)[0].splitlines()
     return lines
+
+
+def play_recap(out):
+    """Ansible's PLAY RECAP block (the callback's summary that follows it is printed by rollout_lines)."""
+    return out[out.rfind('PLAY RECAP'):].split('\n\n', 1)[0].strip()
 
 
 def deploy(inventory, version, binary, strategy, expect_failure=False, **more):
@@ -63,8 +68,7 @@ def deploy(inventory, version, binary, strategy, expect_failure=False, **more):
     took = time.monotonic() - start
     print('\n'.join(rollout_lines(proc.stdout)))
     verdicts = dict(re.findall(r'"msg": "(\S+): \S+ -> \S+; (\S+?);', proc.stdout))
-    recap = proc.stdout[proc.stdout.rfind('PLAY RECAP'):]
-    print(recap.strip())
+    print(play_recap(proc.stdout))
     if expect_failure:
         if proc.returncode == 0:
             raise SystemExit('demo: the deploy of the unhealthy %s succeeded; it should have been stopped' % version)
