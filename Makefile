@@ -103,7 +103,7 @@ changelog-lint: venv
 	diff -u CHANGELOG.md "$$out" || { echo "changelog-lint: CHANGELOG.md is not what 'antsibull-changelog generate'" \
 	  "makes of changelogs/changelog.yaml; run that and commit the result" >&2; exit 1; }
 
-integration: venv collection image
+integration: venv collection image core-venvs
 	$(PY) -m pytest -q tests/integration
 
 # One molecule scenario per role (molecule/README.md), each against its own test hosts. Every scenario

@@ -234,8 +234,6 @@ def section_deploy(runner, arts, args, result):
                             '%s %s to %d hosts' % (tool, kind, n))
                 run.update(tool=tool, kind=kind, n=n, rep=rep, version=art['version'],
                            serial=ONE_BATCH if tool == 'ours' else ['100%'])
-                if tool == 'floor':
-                    run['slowest_tasks'] = None     # not a deploy: kept out of "where the time went" and the model
                 run['waves'] = waves(n, run['serial'])
                 runs.append(slim(run))
                 log('%-8s %-6s n=%-2d rep %d: %6.1f s changed %d'

@@ -36,7 +36,6 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import (
     check_artifact_file,
     normalize_arch,
     normalize_os,
-    parse_checksum,
     validate_binary_name,
 )
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
@@ -65,11 +64,10 @@ class ActionModule(PushActionBase):
     def host_platform(self, probe):
         return probe.get('host_platform') or {}
 
-    def quick_probe(self, args):
+    def quick_probe(self, args, sha):
         """Not staged, and the host's platform, from one shell command; None when the module should look."""
         try:
             p = release_paths(args.get('base_dir') or '', args.get('release_id') or '')
-            sha = parse_checksum(args.get('checksum'))
         except HotswapError:
             return None     # the module probe says what is wrong, before anything is transferred
         res = self._low_level_execute_command(quick_probe_command(p.release_dir, p.ledger, args['release_id'], sha),

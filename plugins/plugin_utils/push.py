@@ -95,9 +95,9 @@ class PushActionBase(ActionBase):
         """Digest and executable header of the controller's file; returns the header (or None)."""
         return check_local_artifact(local, sha, host=None, what=what)
 
-    def quick_probe(self, args):
-        """The probe's answer from one shell command when the artifact is surely not on the host, else None
-        (the module probe decides)."""
+    def quick_probe(self, args, sha):
+        """The probe's answer from one shell command when the artifact (digest ``sha``) is surely not on the
+        host, else None (the module probe decides)."""
         return None
 
     def probe_args(self, args):
@@ -204,7 +204,7 @@ class PushActionBase(ActionBase):
             return self._fail(e.msg)
 
         # A caller that has just read the host (host_deploy: the lock run) passes what the probe would say.
-        probe = self.known_probe or (None if self._task.check_mode else self.quick_probe(args)) \
+        probe = self.known_probe or (None if self._task.check_mode else self.quick_probe(args, sha)) \
             or self._module(self.probe_args(args), task_vars)
         if not probe.get('failed'):
             return self.already_there(probe, fmt)
