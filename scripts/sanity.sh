@@ -17,7 +17,9 @@ py="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 # outside the package registries; put our ensurepip-based one where it looks first.
 pip_ver="$("$venv/bin/python" -c 'import ansible_test._internal.python_requirements as r, inspect, re; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(r.get_venv_packages)).group(1))')"
 mkdir -p "$HOME/.ansible/test/cache"
-cp scripts/offline_get_pip.py "$HOME/.ansible/test/cache/get_pip_${pip_ver//./_}.py"
+# Written aside, then renamed: a sanity run of another release started at the same time never reads half a file.
+cp scripts/offline_get_pip.py "$HOME/.ansible/test/cache/.get_pip.$$"
+mv -f "$HOME/.ansible/test/cache/.get_pip.$$" "$HOME/.ansible/test/cache/get_pip_${pip_ver//./_}.py"
 
 work="$root/$scratch/ansible_collections/hotswap/deploy"
 rm -rf "${root:?}/${scratch:?}"

@@ -89,5 +89,14 @@ def _rank(item):
     return len(LONG_FIRST) + (0 if '/integration/' in item.nodeid else 1)
 
 
+def pytest_configure(config):
+    """A new build/test-results/runs.jsonl per pytest run (the xdist controller clears it; workers append)."""
+    if not hasattr(config, 'workerinput'):
+        try:
+            os.remove(os.path.join(testlib.RESULTS, 'runs.jsonl'))
+        except FileNotFoundError:
+            pass
+
+
 def pytest_collection_modifyitems(session, config, items):  # pylint: disable=unused-argument
     items.sort(key=_rank)   # stable: the order within a scope stays as written

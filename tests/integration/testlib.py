@@ -118,7 +118,19 @@ def run_env(argv, env, timeout=600):
     start = time.monotonic()
     proc = subprocess.run(argv, env=env, cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=timeout, check=False)
-    return Result(argv, proc, time.monotonic() - start)
+    result = Result(argv, proc, time.monotonic() - start)
+    record_run(result)
+    return result
+
+
+def record_run(result):
+    """One line per command in build/test-results/runs.jsonl: which test ran what, for how long (the suite's
+    time is mostly these runs; docs/development.md)."""
+    os.makedirs(RESULTS, exist_ok=True)
+    names = [os.path.basename(a) for a in result.argv[:4]]
+    with open(os.path.join(RESULTS, 'runs.jsonl'), 'a') as f:
+        f.write(json.dumps({'test': os.environ.get('PYTEST_CURRENT_TEST', '').rsplit(' ', 1)[0], 'argv': names,
+                            'rc': result.rc, 'seconds': round(result.seconds, 2)}) + '\n')
 
 
 def playbook_argv(inventory, playbook_name, extra_vars, connection='ssh', limit=None, check=False, diff=False,
@@ -175,6 +187,7 @@ def playbook_interrupted(inventory, playbook_name, extra_vars, tmp_path, marker,
             proc.wait()
     result = Result(argv, _Proc(proc.returncode, ''.join(seen)), time.monotonic() - start)
     result.fired = fired
+    record_run(result)
     return result
 
 
