@@ -8,9 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 unit=1 sanity=1
 case "${1:-}" in
-  --venvs) unit= sanity=; shift ;;
-  --unit) sanity=; shift ;;
-  --sanity) unit=; shift ;;
+  --venvs) unit='' sanity=''; shift ;;
+  --unit) sanity=''; shift ;;
+  --sanity) unit=''; shift ;;
 esac
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(2.16 2.17 2.18)
