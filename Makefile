@@ -13,14 +13,14 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_DIR)
 # Only files that exist: a file deleted but not yet committed is still listed by git ls-files.
 SOURCES := $(wildcard $(shell git ls-files 2>/dev/null; git ls-files --others --exclude-standard 2>/dev/null))
 
-.PHONY: help deps venv image collection unit go-test lint sanity core-matrix core-unit core-sanity core-venvs static-checks sanity-lane other-lane changelog-lint docs-lint galaxy-import integration molecule test demo hosts-up \
+.PHONY: help deps venv image collection unit go-test lint sanity core-matrix core-unit core-sanity core-venvs static-checks lane-1 lane-2 changelog-lint docs-lint galaxy-import integration molecule test demo hosts-up \
         hosts-down clean bench-zero-downtime bench
 
 help:
 	@echo "make demo   - start 3 local test hosts, deploy v1 then v2 of the demo service under load"
 	@echo "make test   - the whole test suite (unit, go, lint, sanity, changelog, integration and molecule scenarios)"
 	@echo "make core-matrix - unit tests and sanity on ansible-core 2.16, 2.17 and 2.18 (2.19: make unit sanity)"
-	@echo "make -j2 static-checks - the static checks of make test, in two lanes (sanity; the rest)"
+	@echo "make -j2 static-checks - the static checks of make test, in two lanes"
 	@echo "make changelog-lint - changelog fragments, changelogs/changelog.yaml and CHANGELOG.md (docs/development.md)"
 	@echo "make docs-lint - antsibull-docs lint-collection-docs: the docs of every module, plugin and role"
 	@echo "make galaxy-import - galaxy-importer (what Galaxy runs on an upload) on the built tarball, offline"
@@ -77,6 +77,9 @@ core-unit: venv
 core-sanity: venv
 	scripts/core-matrix.sh --sanity
 
+core-sanity-%: venv
+	scripts/core-matrix.sh --sanity $*
+
 # The venvs of the matrix alone (the integration tests deploy with the oldest release's ansible-playbook).
 core-venvs: venv
 	scripts/core-matrix.sh --venvs
@@ -130,16 +133,15 @@ molecule: venv collection image
 	if [ -n "$$failed" ]; then echo "molecule: failed scenarios:$$failed" >&2; exit 1; fi
 
 # Order: the Go tests, then the static checks, then pytest; the last line is pytest's summary of all Python tests,
-# molecule scenarios included (tests/integration/test_molecule.py). The static checks run in two lanes at once, each
-# check after the other within its lane (-k: each reports): ansible-test sanity, one release at a time (the releases
-# share sanity venvs under ~/.ansible/test, made on first use), and the rest. They run before pytest, not beside
-# it: beside it, even at nice 19, they starved the load tests (a load probe reported client overload during a
-# rollback behind HAProxy; the disk has no I/O priorities). Three pytest workers: most of a test is waiting on hosts,
-# so the suite takes about half the time on two cores; loadscope keeps each test module (or class: one per restart
-# strategy and molecule scenario) on one worker, with its own test hosts.
-SANITY_LANE := sanity core-sanity
-OTHER_LANE := changelog-lint lint docs-lint galaxy-import core-unit
-STATIC_CHECKS := $(SANITY_LANE) $(OTHER_LANE)
+# molecule scenarios included (tests/integration/test_molecule.py). The static checks run in two lanes at once, of
+# about the same length, each check after the other within its lane (-k: each reports). They run before pytest,
+# not beside it: beside it, even at nice 19, they starved the load tests (a load probe reported client overload
+# during a rollback behind HAProxy; the disk has no I/O priorities). Three pytest workers: most of a test is waiting
+# on hosts, so the suite takes about half the time on two cores; loadscope keeps each test module (or class: one
+# per restart strategy and molecule scenario) on one worker, with its own test hosts.
+LANE_1 := sanity core-sanity-2.16 core-sanity-2.17 changelog-lint docs-lint
+LANE_2 := lint galaxy-import core-unit core-sanity-2.18
+STATIC_CHECKS := $(LANE_1) $(LANE_2)
 PYTEST_WORKERS ?= 3
 test: venv collection image docs-venv core-venvs
 	$(MAKE) --no-print-directory go-test
@@ -148,10 +150,10 @@ test: venv collection image docs-venv core-venvs
 
 # The static checks of make test in its two lanes (make -j2 static-checks); each lane's output comes when it ends.
 # A lane runs its checks one after the other, each in a make of its own, and fails if any failed.
-static-checks: sanity-lane other-lane
+static-checks: lane-1 lane-2
 
-sanity-lane other-lane:
-	@failed=; for check in $(if $(filter sanity-lane,$@),$(SANITY_LANE),$(OTHER_LANE)); do \
+lane-1 lane-2:
+	@failed=; for check in $(if $(filter lane-1,$@),$(LANE_1),$(LANE_2)); do \
 	  $(MAKE) --no-print-directory "$$check" || failed="$$failed $$check"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "$@: failed:$$failed" >&2; exit 1; fi

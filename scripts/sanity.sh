@@ -13,13 +13,18 @@ build/venv/bin/ansible-galaxy collection build --force --output-path "$scratch-d
 tarball="$(ls "$scratch-dist"/hotswap-deploy-*.tar.gz)"
 py="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 
+# ansible-test makes its sanity venvs under ~/.ansible/test/venv on first use, and two releases may want the same
+# one (a venv without its marker is taken for half-made and removed): a home of its own per release, so make test
+# can run two releases at once.
+home="${XDG_CACHE_HOME:-$HOME/.cache}/hotswap-deploy/ansible-test-$(basename "$venv")"
+mkdir -p "$home"
+export HOME="$home"
+
 # ansible-test bootstraps pip in its sanity venvs with a get-pip.py fetched from
 # outside the package registries; put our ensurepip-based one where it looks first.
 pip_ver="$("$venv/bin/python" -c 'import ansible_test._internal.python_requirements as r, inspect, re; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(r.get_venv_packages)).group(1))')"
 mkdir -p "$HOME/.ansible/test/cache"
-# Written aside, then renamed: a sanity run of another release started at the same time never reads half a file.
-cp scripts/offline_get_pip.py "$HOME/.ansible/test/cache/.get_pip.$$"
-mv -f "$HOME/.ansible/test/cache/.get_pip.$$" "$HOME/.ansible/test/cache/get_pip_${pip_ver//./_}.py"
+cp scripts/offline_get_pip.py "$HOME/.ansible/test/cache/get_pip_${pip_ver//./_}.py"
 
 work="$root/$scratch/ansible_collections/hotswap/deploy"
 rm -rf "${root:?}/${scratch:?}"

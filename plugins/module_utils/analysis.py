@@ -32,7 +32,6 @@ origin (scheme, host or port) gets none of the headers (module_utils/request.py)
 from __future__ import annotations
 
 import datetime
-import http.client
 import json
 import math
 import operator
@@ -40,11 +39,9 @@ import threading
 import time
 import urllib.error
 
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-
 from ansible_collections.hotswap.deploy.plugins.module_utils import health, prometheus
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
-from ansible_collections.hotswap.deploy.plugins.module_utils.request import open_url_same_origin
+from ansible_collections.hotswap.deploy.plugins.module_utils.request import open_url_same_origin, request_errors
 
 PASS = health.PASS
 FAIL = health.FAIL
@@ -370,14 +367,11 @@ class MeasurementError(Exception):
         self.permanent = permanent
 
 
-_CONNECTION_ERRORS = (OSError, http.client.HTTPException, UrlsConnectionError, ValueError)
-
-
 def sample_json(analysis, fetch):
     """One value from the JSON endpoint -> ``{'value': number}``."""
     try:
         status, data = fetch(analysis.url, analysis.headers, analysis.timeout, analysis.validate_certs)
-    except _CONNECTION_ERRORS as exc:
+    except request_errors() as exc:
         raise MeasurementError(health.describe_error(exc, analysis.timeout))
     if not 200 <= status < 300:
         raise MeasurementError('HTTP %d, expected a 2xx reply' % status)
@@ -395,7 +389,7 @@ def _prometheus_values(analysis, fetch, hosts_key, at):
                                      analysis.timeout, analysis.validate_certs, analysis.context.get('host_label'), at)
     except prometheus.QueryError as exc:
         raise MeasurementError(exc.msg, permanent=exc.permanent)
-    except _CONNECTION_ERRORS as exc:
+    except request_errors() as exc:
         raise MeasurementError('Prometheus at %s: %s' % (analysis.redacted_url, health.describe_error(exc, analysis.timeout)))
     if not raw:
         raise MeasurementError('no data for %s: the query gave no series (is every host scraped, are the labels in the '

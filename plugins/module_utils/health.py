@@ -60,11 +60,10 @@ import urllib.error
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 
 from ansible_collections.hotswap.deploy.plugins.module_utils import redact
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
-from ansible_collections.hotswap.deploy.plugins.module_utils.request import RedirectError, open_url_same_origin
+from ansible_collections.hotswap.deploy.plugins.module_utils.request import RedirectError, open_url_same_origin, request_errors
 from ansible_collections.hotswap.deploy.plugins.module_utils.version import VersionSource
 
 try:
@@ -511,7 +510,7 @@ def observe_http(probe, timeout, clock=time.monotonic, run_command=None):
             data = response.read(BODY_READ_MAX)
         finally:
             response.close()
-    except (OSError, http.client.HTTPException, UrlsConnectionError, ValueError) as exc:
+    except request_errors() as exc:
         return Observation(INCONCLUSIVE, describe_error(exc, timeout), status=status,
                            elapsed_ms=_elapsed_ms(started, clock))
     text = _decode(data)

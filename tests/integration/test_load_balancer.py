@@ -54,9 +54,12 @@ def deploy(fleet, app, version, fault='', tmp_path=None, lb=True, **extra):
 
 
 def first_release(fleet, app, tmp_path, fault=''):
-    """1.0.0 on every host, every server ready and up at HAProxy."""
-    r = deploy(fleet, app, '1.0.0', fault=fault, tmp_path=tmp_path)
-    assert r.rc == 0, r
+    """1.0.0 (this build) on every host, every server ready and up at HAProxy. The test before may have left exactly
+    that (the tests are in that order): then it is not deployed again; else the app goes and 1.0.0 is deployed."""
+    if not testlib.serves_release(fleet.hosts, app, PORT, '1.0.0', testlib.build_app('1.0.0', fault=fault)):
+        testlib.remove_app(fleet.hosts, app)
+        r = deploy(fleet, app, '1.0.0', fault=fault, tmp_path=tmp_path)
+        assert r.rc == 0, r
     wait_all_up(fleet, app)
 
 
@@ -97,12 +100,37 @@ def rate(summaries):
     return sum(s['achieved_rate'] for s in summaries.values())
 
 
+@pytest.fixture(scope='module')
+def lbapp_hosts(lbfleet):
+    """The app of the tests below; what one test leaves, the next may start from (first_release): the exit-on-term
+    1.0.0 the first leaves is the second's, the plain 1.0.0 of the unhealthy test the weighted canary's."""
+    yield lbfleet, 'lbapp'
+    testlib.remove_app(lbfleet.hosts, 'lbapp')
+
+
 @pytest.fixture
-def lbapp(lbfleet):
-    app = 'lbapp'
-    configure_haproxy(lbfleet, app)
-    yield lbfleet, app
-    testlib.remove_app(lbfleet.hosts, app)
+def lbapp(lbapp_hosts):
+    fleet, app = lbapp_hosts
+    configure_haproxy(fleet, app)   # a fresh HAProxy: every server at its initial weight, no reason kept
+    return fleet, app
+
+
+def test_failed_weighted_canary_goes_back_drained(lbapp, tmp_path):
+    """The canary's automatic rollback drains too: weight 0, switched back drained, every weight restored."""
+    fleet, app = lbapp
+    first_release(fleet, app, tmp_path, fault='exit-on-term')
+    gate = tmp_path / 'gate'
+    gate.write_text('abort\n')
+    probes = start_load(fleet)
+    r = deploy(fleet, app, '2.0.0', fault='exit-on-term', tmp_path=tmp_path, canary_steps=[1, 2], canary_weights=[10],
+               canary_manual_gate=True, canary_gate_file=str(gate), canary_gate_timeout=30)
+    s = finish_load(probes, 'canary-abort')
+    assert r.rc != 0, r
+    assert 'stopped at batch 1' in r.out and 'manual gate: aborted' in r.out, r
+    assert failed(s) == 0, {k: testlib.brief(v) for k, v in s.items()}
+    states = assert_serving(fleet, app, '1.0.0', context=r)
+    assert set(w for _a, _o, w in states.values()) == {1}, states
+    assert not lblib.markers(fleet).strip()
 
 
 def test_restart_of_an_app_that_exits_on_sigterm_drops_nothing_behind_haproxy(lbapp, tmp_path):
@@ -241,24 +269,6 @@ def test_bad_load_balancer_settings_change_nothing(lbapp, tmp_path):
     assert r.rc == 0, r
     assert 'timed_out' in r.out, r
     assert_serving(fleet, app, '2.0.0')
-
-
-def test_failed_weighted_canary_goes_back_drained(lbapp, tmp_path):
-    """The canary's automatic rollback drains too: weight 0, switched back drained, every weight restored."""
-    fleet, app = lbapp
-    first_release(fleet, app, tmp_path, fault='exit-on-term')
-    gate = tmp_path / 'gate'
-    gate.write_text('abort\n')
-    probes = start_load(fleet)
-    r = deploy(fleet, app, '2.0.0', fault='exit-on-term', tmp_path=tmp_path, canary_steps=[1, 2], canary_weights=[10],
-               canary_manual_gate=True, canary_gate_file=str(gate), canary_gate_timeout=30)
-    s = finish_load(probes, 'canary-abort')
-    assert r.rc != 0, r
-    assert 'stopped at batch 1' in r.out and 'manual gate: aborted' in r.out, r
-    assert failed(s) == 0, {k: testlib.brief(v) for k, v in s.items()}
-    states = assert_serving(fleet, app, '1.0.0', context=r)
-    assert set(w for _a, _o, w in states.values()) == {1}, states
-    assert not lblib.markers(fleet).strip()
 
 
 def test_windows_host_behind_haproxy_is_checked_and_never_drained_when_unreachable(lbfleet, tmp_path):
