@@ -81,8 +81,10 @@ core-sanity-%: venv
 	scripts/core-matrix.sh --sanity $*
 
 # The venvs of the matrix alone (the integration tests deploy with the oldest release's ansible-playbook).
-core-venvs: venv
-	scripts/core-matrix.sh --venvs
+core-venvs: core-venv-2.16 core-venv-2.17 core-venv-2.18
+
+core-venv-%: venv
+	scripts/core-matrix.sh --venvs $*
 
 # The docs of every module, filter, the callback and every role entry point as antsibull-docs reads them: schema,
 # markup, references to this collection's and ansible.builtin's plugins and options, the RST it would write.
@@ -132,18 +134,19 @@ molecule: venv collection image
 	echo "molecule:$$summary"; \
 	if [ -n "$$failed" ]; then echo "molecule: failed scenarios:$$failed" >&2; exit 1; fi
 
-# Order: the Go tests, then the static checks, then pytest; the last line is pytest's summary of all Python tests,
-# molecule scenarios included (tests/integration/test_molecule.py). The static checks run in two lanes at once, of
-# about the same length, each check after the other within its lane (-k: each reports). They run before pytest,
-# not beside it: beside it, even at nice 19, they starved the load tests (a load probe reported client overload
-# during a rollback behind HAProxy; the disk has no I/O priorities). Three pytest workers: most of a test is waiting
-# on hosts, so the suite takes about half the time on two cores; loadscope keeps each test module (or class: one
-# per restart strategy and molecule scenario) on one worker, with its own test hosts.
+# Order: the set-up (venvs, collection, test image: two at a time), the Go tests, the static checks, then pytest;
+# the last line is pytest's summary of all Python tests, molecule scenarios included (tests/integration/test_molecule.py).
+# The static checks run in two lanes at once, of about the same length, each check after the other within its lane
+# (-k: each reports). They run before pytest, not beside it: beside it, even at nice 19, they starved the load tests
+# (a load probe reported client overload during a rollback behind HAProxy; the disk has no I/O priorities). Three
+# pytest workers keep both cores busy (a fourth made the suite slower: docs/development.md); loadscope keeps each test
+# module (or class: one per restart strategy and molecule scenario) on one worker, with its own test hosts.
 LANE_1 := sanity core-sanity-2.16 core-sanity-2.17 changelog-lint docs-lint
 LANE_2 := lint galaxy-import core-unit core-sanity-2.18
 STATIC_CHECKS := $(LANE_1) $(LANE_2)
 PYTEST_WORKERS ?= 3
-test: venv collection image docs-venv core-venvs
+test:
+	$(MAKE) -j2 --output-sync=target --no-print-directory venv collection image docs-venv core-venvs
 	$(MAKE) --no-print-directory go-test
 	$(MAKE) -k -j2 --output-sync=recurse --no-print-directory static-checks
 	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadscope --durations=60 tests/unit tests/integration

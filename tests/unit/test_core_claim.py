@@ -61,3 +61,6 @@ def test_make_test_runs_the_matrix():
     assert sorted(make_var(makefile, 'STATIC_CHECKS')) == sorted(lanes)
     assert {'core-unit', 'sanity'} <= set(lanes)
     assert sorted(c for c in lanes if c.startswith('core-sanity-')) == ['core-sanity-' + v for v in matrix()]
+    # The set-up makes every release's venv (test_oldest_core deploys with the oldest).
+    venvs = re.search(r'^core-venvs:(.*)$', makefile, re.M).group(1).split()
+    assert venvs == ['core-venv-' + v for v in matrix()] and 'core-venvs' in test_target
