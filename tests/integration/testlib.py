@@ -311,7 +311,7 @@ def remove_app(hosts, app):
 def serves_release(hosts, app, port, version, artifact):
     """Every host's `current` is this build's release (no files, no environment), its lock free, and it serves
     `version` on `port`: what a test that starts from that release may take as it is instead of deploying it."""
-    want = 'releases/%s-%s' % (version, sha256(artifact)[len('sha256:'):][:12])
+    want = 'releases/' + release_id(version, artifact)
     for host in hosts:
         seen = host_sh(host, 'readlink /opt/{a}/current; test -e /opt/{a}/.hotswap/lock && echo lock held'.format(
             a=app), check=False).split()
