@@ -19,6 +19,30 @@ description:
   - A missing I(base_dir) gives an empty result, not an error. A corrupt ledger is an error.
     A C(current) that is a real directory, or points outside C(releases/) or at a missing
     directory, is reported in RV(problems) (with a warning) and RV(current) is null.
+  - With I(slots), I(lb_config) and I(stat) it reads a blue-green app's state in the same run (the
+    C(hotswap.deploy.blue_green) role): the slot links, the nginx config that says which slot is live,
+    and whether some paths exist.
+options:
+  slots:
+    description:
+      - Slot links to read under C(<base_dir>/slots/), for example C([blue, green]); each is reported in
+        RV(slots).
+    type: list
+    elements: str
+    default: []
+  lb_config:
+    description:
+      - A load balancer config file to read, for example the blue_green role's
+        C(/etc/nginx/conf.d/hotswap-<app>.conf). Its text is RV(lb_config) (null when the file does not
+        exist); the slots its C(hotswap-blue-green live=<slot> backup=<slot>) marker names are
+        RV(live_slot) and RV(backup_slot).
+    type: path
+  stat:
+    description:
+      - Paths to look at (without following a last symlink); each is reported in RV(stat).
+    type: list
+    elements: path
+    default: []
 extends_documentation_fragment:
   - hotswap.deploy.release
   - ansible.builtin.action_common_attributes
@@ -41,6 +65,13 @@ EXAMPLES = r'''
   hotswap.deploy.release_info:
     base_dir: /opt/myapp
   register: info
+
+- name: Read a blue-green app - its releases, slot links and nginx config - in one run
+  hotswap.deploy.release_info:
+    base_dir: /opt/myapp
+    slots: [blue, green]
+    lb_config: /etc/nginx/conf.d/hotswap-myapp.conf
+  register: bg
 
 - name: Roll back to the previous good release
   hotswap.deploy.release_activate:
@@ -152,19 +183,52 @@ problems:
   type: list
   elements: str
   sample: []
+slots:
+  description:
+    - Each slot of I(slots) - C(path) of its link, whether it C(exists), whether it is a link (C(islink)),
+      and the C(release) it points at (the name of the link's target directory; null when it is no link).
+  returned: always
+  type: dict
+  sample:
+    blue: {path: /opt/myapp/slots/blue, exists: true, islink: true, release: 1.4.2-3a7bd3e2360a}
+    green: {path: /opt/myapp/slots/green, exists: false, islink: false, release: null}
+lb_config:
+  description: The text of I(lb_config); null when the file does not exist.
+  returned: when I(lb_config) is given
+  type: str
+live_slot:
+  description: The live slot the marker in I(lb_config) names; empty when there is none.
+  returned: when I(lb_config) is given
+  type: str
+  sample: blue
+backup_slot:
+  description: The backup slot the marker in I(lb_config) names; empty when there is none.
+  returned: when I(lb_config) is given
+  type: str
+  sample: green
+stat:
+  description: Each path of I(stat) - whether it C(exists) and whether it is a symlink (C(islnk)).
+  returned: always
+  type: dict
+  sample:
+    /etc/nginx/sites-enabled/default: {exists: true, islnk: true}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import info
+from ansible_collections.hotswap.deploy.plugins.module_utils.slots import read_state
 
 
 def main():
-    argument_spec = dict(BASE_DIR_SPEC)
+    argument_spec = dict(BASE_DIR_SPEC, slots=dict(type='list', elements='str', default=[]),
+                         lb_config=dict(type='path'), stat=dict(type='list', elements='path', default=[]))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
     try:
-        result = info(module.params['base_dir'])
+        result = info(p['base_dir'])
+        result.update(read_state(p['base_dir'], p['slots'], p['lb_config'], p['stat']))
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     except OSError as e:

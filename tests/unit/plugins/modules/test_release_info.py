@@ -46,3 +46,57 @@ def test_corrupt_ledger_fails(tmp_path, run_module):
     (tmp_path / '.hotswap' / 'ledger.json').write_text('{')
     res = run_module(MODULE, base_dir=str(tmp_path))
     assert res['failed'] is True and 'not valid JSON' in res['msg']
+
+
+def test_blue_green_state_in_the_same_run(tmp_path, run_module, stage):
+    """slots, lb_config and stat: what the blue_green role reads before the lock, in one module run."""
+    stage(tmp_path, 'r1')
+    (tmp_path / 'slots').mkdir()
+    os.symlink('../releases/r1', str(tmp_path / 'slots' / 'blue'))
+    conf = tmp_path / 'hotswap-app.conf'
+    conf.write_text('# hotswap-blue-green live=blue backup=green\nupstream app {}\n')
+    site = tmp_path / 'default'
+    os.symlink(str(tmp_path / 'nowhere'), str(site))
+    res = run_module(MODULE, base_dir=str(tmp_path), slots=['blue', 'green'], lb_config=str(conf),
+                     stat=[str(site), str(tmp_path / 'nginx')], _ansible_check_mode=True)
+    assert res['changed'] is False, res
+    assert res['slots'] == {
+        'blue': {'path': str(tmp_path / 'slots' / 'blue'), 'exists': True, 'islink': True, 'release': 'r1'},
+        'green': {'path': str(tmp_path / 'slots' / 'green'), 'exists': False, 'islink': False, 'release': None}}
+    assert res['lb_config'].startswith('# hotswap-blue-green live=blue')
+    assert (res['live_slot'], res['backup_slot']) == ('blue', 'green')
+    # A dangling link exists (as a link): the role removes the default site's link, never its target.
+    assert res['stat'] == {str(site): {'exists': True, 'islnk': True},
+                           str(tmp_path / 'nginx'): {'exists': False, 'islnk': False}}
+
+
+def test_missing_config_and_base_dir_read_as_nothing_there(tmp_path, run_module):
+    res = run_module(MODULE, base_dir=str(tmp_path / 'nope'), slots=['blue'], lb_config=str(tmp_path / 'none.conf'))
+    assert res['lb_config'] is None and (res['live_slot'], res['backup_slot']) == ('', '')
+    assert res['slots']['blue']['exists'] is False and res['slots']['blue']['release'] is None
+    assert res['stat'] == {}
+
+
+def test_a_slot_that_is_a_real_directory_is_reported_not_followed(tmp_path, run_module):
+    (tmp_path / 'slots' / 'green').mkdir(parents=True)
+    res = run_module(MODULE, base_dir=str(tmp_path), slots=['green'])
+    assert res['slots']['green'] == {'path': str(tmp_path / 'slots' / 'green'), 'exists': True, 'islink': False,
+                                     'release': None}
+    assert 'lb_config' not in res
+
+
+def test_a_config_written_by_someone_else_names_no_slot(tmp_path, run_module):
+    conf = tmp_path / 'other.conf'
+    conf.write_text('server { listen 80; }\n')
+    res = run_module(MODULE, base_dir=str(tmp_path), lb_config=str(conf))
+    assert res['lb_config'] == 'server { listen 80; }\n' and res['live_slot'] == '' and res['backup_slot'] == ''
+
+
+def test_a_bad_slot_name_fails_with_the_fix(tmp_path, run_module):
+    res = run_module(MODULE, base_dir=str(tmp_path), slots=['../etc'])
+    assert res['failed'] is True and 'a slot name is letters' in res['msg'] and 'Fix slots' in res['msg']
+
+
+def test_an_unreadable_config_fails_with_the_fix(tmp_path, run_module):
+    res = run_module(MODULE, base_dir=str(tmp_path), lb_config=str(tmp_path))  # a directory: EISDIR
+    assert res['failed'] is True and 'reading the load balancer config' in res['msg'] and 'use become' in res['msg']
