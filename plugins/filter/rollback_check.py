@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """What the rollback role decides about a host: its ``rollback__check`` and what stops a rollback there.
 
-One host's check from what its read tasks registered (roles/rollback/tasks/read_linux.yml: ``find`` and
-``release_info``; read_windows.yml: ``win_binary_swap`` with ``operation: query``); what stops host.yml
+One host's check from what its read tasks registered (roles/rollback/tasks/read_linux.yml: ``release_info``
+with ``stat``; read_windows.yml: ``win_binary_swap`` with ``operation: query``); what stops host.yml
 (no target, a target the host does not have); which hosts plan.yml's check-mode restart found unfit.
 Nothing here fails for a problem of the user's: each problem is a sentence in ``problems`` that says what
 is wrong and what to do, and the role fails with them.
@@ -49,8 +49,16 @@ def _entry(releases, release_id):
     return next((r for r in releases if r.get('release_id') == release_id), {'present': False})
 
 
+def _found_paths(found):
+    """The paths that exist, from release_info's ``stat`` (or a find's ``files``), in their order."""
+    found = _result(found)
+    if isinstance(found.get('stat'), Mapping):
+        return [_text(p) for p, st in found['stat'].items() if isinstance(st, Mapping) and st.get('exists')]
+    return [_text(f.get('path')) for f in (found.get('files') or []) if isinstance(f, Mapping)]
+
+
 def _markers(paths, app):
-    """The strategies of the units' markers found, in the order find returned them."""
+    """The strategies of the units' markers found, in the order they were looked for."""
     prefix = re.compile(r'^\.hotswap-' + re.escape(_text(app)) + r'\.')
     return [prefix.sub('', os.path.basename(p)) for p in paths if MARKER_DIR_RE.match(p)]
 
@@ -87,17 +95,17 @@ def linux_problems(info, blue_green, markers, app, base_dir, restart_strategy):
     return problems
 
 
-def rollback_linux_check(find_result, release_info_result, host, app, base_dir, release_id, restart_strategy,
+def rollback_linux_check(found, release_info_result, host, app, base_dir, release_id, restart_strategy,
                          adopted_units):
     """``rollback__check`` of a Linux host from what read_linux.yml registered.
 
-    ``find_result``: the find of the restart strategy markers in /etc/systemd/system and of
-    ``<base_dir>/.hotswap`` (blue_green.json, adopted/units.json); ``release_info_result``: release_info of
-    ``base_dir``. The target is ``release_id`` when given, else the previous good release, else the units
+    ``found``: which of the restart strategy markers in /etc/systemd/system and of ``<base_dir>/.hotswap``'s
+    blue_green.json and adopted/units.json exist - release_info's ``stat`` of them (or a find's ``files``);
+    ``release_info_result``: release_info of ``base_dir`` (read_linux.yml registers both in one run). The target is ``release_id`` when given, else the previous good release, else the units
     adopted before the first release (``adopted_units``) when adopt_unit kept them, else None.
     """
     info = _result(release_info_result)
-    paths = [_text(f.get('path')) for f in (_result(find_result).get('files') or []) if isinstance(f, Mapping)]
+    paths = _found_paths(found)
     release_id, restart_strategy = _text(release_id), _text(restart_strategy)
     releases = info.get('releases') or []
     previous_good = info.get('previous_good')

@@ -395,3 +395,24 @@ def test_a_deploy_result_that_is_not_a_dict_gives_no_target():
     check = rollback_check_from_deploy(SKIPPED, 'web1', 'restart')
     assert list(check) == list(linux()) and not check['target'] and check['current'] is None
     assert rollback_check_from_deploy(None, 'web1', 'restart')['target'] == ''
+
+
+def stat(*paths, missing=()):
+    """release_info's stat of the paths read_linux.yml looks at: those given exist, the others do not."""
+    result = dict(info(), stat={p: {'exists': True, 'islnk': False} for p in paths})
+    result['stat'].update({p: {'exists': False, 'islnk': False} for p in missing})
+    return result
+
+
+def test_linux_check_from_release_info_stat_as_from_find():
+    """read_linux.yml reads the markers and state files with release_info's stat: the same check as a find."""
+    missing = [MARKER % s for s in ('systemd_socket', 'signal_reexec', 'notify_reload', 'reuseport')] + [ADOPTED_UNITS]
+    by_stat = linux(find=stat(MARKER % 'restart', missing=missing + [BLUE_GREEN]))
+    assert by_stat == linux(find=found(MARKER % 'restart'))
+    assert by_stat['markers'] == ['restart'] and by_stat['strategy'] == 'restart' and by_stat['problems'] == []
+    blue_green = linux(find=stat(BLUE_GREEN, missing=missing))
+    assert blue_green['blue_green'] == BLUE_GREEN and 'blue-green host' in blue_green['problem_text']
+    assert 'no restart strategy marker' in blue_green['problem_text']
+    adopted = linux(find=stat(MARKER % 'restart', ADOPTED_UNITS), ledger=info(current=None, previous_good=None,
+                                                                               releases=[]))
+    assert adopted['target'] == ADOPTED
