@@ -101,8 +101,9 @@ def rollback_linux_check(found, release_info_result, host, app, base_dir, releas
 
     ``found``: which of the restart strategy markers in /etc/systemd/system and of ``<base_dir>/.hotswap``'s
     blue_green.json and adopted/units.json exist - release_info's ``stat`` of them (or a find's ``files``);
-    ``release_info_result``: release_info of ``base_dir`` (read_linux.yml registers both in one run). The target is ``release_id`` when given, else the previous good release, else the units
-    adopted before the first release (``adopted_units``) when adopt_unit kept them, else None.
+    ``release_info_result``: release_info of ``base_dir`` (read_linux.yml registers both in one run). The target
+    is ``release_id`` when given, else the previous good release, else the units adopted before the first
+    release (``adopted_units``) when adopt_unit kept them, else None.
     """
     info = _result(release_info_result)
     paths = _found_paths(found)

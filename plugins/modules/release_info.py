@@ -19,9 +19,9 @@ description:
   - A missing I(base_dir) gives an empty result, not an error. A corrupt ledger is an error.
     A C(current) that is a real directory, or points outside C(releases/) or at a missing
     directory, is reported in RV(problems) (with a warning) and RV(current) is null.
-  - With I(slots), I(lb_config) and I(stat) it reads a blue-green app's state in the same run (the
-    C(hotswap.deploy.blue_green) role): the slot links, the nginx config that says which slot is live,
-    and whether some paths exist.
+  - With I(slots), I(lb_config) and I(stat) it reads a blue-green app's state in the same run, as the
+    C(hotswap.deploy.blue_green) role does - the slot links, the nginx config that says which slot is
+    live, and whether some paths exist.
 options:
   slots:
     description:

@@ -413,6 +413,6 @@ def test_linux_check_from_release_info_stat_as_from_find():
     blue_green = linux(find=stat(BLUE_GREEN, missing=missing))
     assert blue_green['blue_green'] == BLUE_GREEN and 'blue-green host' in blue_green['problem_text']
     assert 'no restart strategy marker' in blue_green['problem_text']
-    adopted = linux(find=stat(MARKER % 'restart', ADOPTED_UNITS), ledger=info(current=None, previous_good=None,
-                                                                               releases=[]))
+    nothing = info(current=None, previous_good=None, releases=[])
+    adopted = linux(find=stat(MARKER % 'restart', ADOPTED_UNITS), ledger=nothing)
     assert adopted['target'] == ADOPTED
