@@ -50,11 +50,10 @@ def _entry(releases, release_id):
 
 
 def _found_paths(found):
-    """The paths that exist, from release_info's ``stat`` (or a find's ``files``), in their order."""
-    found = _result(found)
-    if isinstance(found.get('stat'), Mapping):
-        return [_text(p) for p, st in found['stat'].items() if isinstance(st, Mapping) and st.get('exists')]
-    return [_text(f.get('path')) for f in (found.get('files') or []) if isinstance(f, Mapping)]
+    """The paths that exist, from release_info's ``stat``, in the order they were looked for."""
+    stat = _result(found).get('stat')
+    return [_text(p) for p, st in stat.items() if isinstance(st, Mapping) and st.get('exists')] \
+        if isinstance(stat, Mapping) else []
 
 
 def _markers(paths, app):
@@ -100,7 +99,7 @@ def rollback_linux_check(found, release_info_result, host, app, base_dir, releas
     """``rollback__check`` of a Linux host from what read_linux.yml registered.
 
     ``found``: which of the restart strategy markers in /etc/systemd/system and of ``<base_dir>/.hotswap``'s
-    blue_green.json and adopted/units.json exist - release_info's ``stat`` of them (or a find's ``files``);
+    blue_green.json and adopted/units.json exist - release_info's ``stat`` of them;
     ``release_info_result``: release_info of ``base_dir`` (read_linux.yml registers both in one run). The target
     is ``release_id`` when given, else the previous good release, else the units adopted before the first
     release (``adopted_units``) when adopt_unit kept them, else None.

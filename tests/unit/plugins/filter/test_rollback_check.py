@@ -18,8 +18,11 @@ BLUE_GREEN = '/opt/myapp/.hotswap/blue_green.json'
 ADOPTED_UNITS = '/opt/myapp/.hotswap/adopted/units.json'
 
 
-def found(*paths):
-    return {'changed': False, 'matched': len(paths), 'files': [{'path': p, 'size': 0} for p in paths]}
+def found(*paths, missing=()):
+    """release_info's stat of the paths read_linux.yml looks at: those given exist, those missing do not."""
+    stat = {p: {'exists': True, 'islnk': False} for p in paths}
+    stat.update({p: {'exists': False, 'islnk': False} for p in missing})
+    return {'changed': False, 'stat': stat}
 
 
 def release(rid, present=True, **more):
@@ -397,22 +400,15 @@ def test_a_deploy_result_that_is_not_a_dict_gives_no_target():
     assert rollback_check_from_deploy(None, 'web1', 'restart')['target'] == ''
 
 
-def stat(*paths, missing=()):
-    """release_info's stat of the paths read_linux.yml looks at: those given exist, the others do not."""
-    result = dict(info(), stat={p: {'exists': True, 'islnk': False} for p in paths})
-    result['stat'].update({p: {'exists': False, 'islnk': False} for p in missing})
-    return result
-
-
-def test_linux_check_from_release_info_stat_as_from_find():
-    """read_linux.yml reads the markers and state files with release_info's stat: the same check as a find."""
+def test_stat_paths_that_do_not_exist_count_as_absent():
+    """read_linux.yml stats every strategy's marker and both state files; only those that exist count."""
     missing = [MARKER % s for s in ('systemd_socket', 'signal_reexec', 'notify_reload', 'reuseport')] + [ADOPTED_UNITS]
-    by_stat = linux(find=stat(MARKER % 'restart', missing=missing + [BLUE_GREEN]))
-    assert by_stat == linux(find=found(MARKER % 'restart'))
-    assert by_stat['markers'] == ['restart'] and by_stat['strategy'] == 'restart' and by_stat['problems'] == []
-    blue_green = linux(find=stat(BLUE_GREEN, missing=missing))
+    check = linux(find=found(MARKER % 'restart', missing=missing + [BLUE_GREEN]))
+    assert check == linux(find=found(MARKER % 'restart'))
+    assert check['markers'] == ['restart'] and check['strategy'] == 'restart' and check['problems'] == []
+    blue_green = linux(find=found(BLUE_GREEN, missing=missing))
     assert blue_green['blue_green'] == BLUE_GREEN and 'blue-green host' in blue_green['problem_text']
     assert 'no restart strategy marker' in blue_green['problem_text']
     nothing = info(current=None, previous_good=None, releases=[])
-    adopted = linux(find=stat(MARKER % 'restart', ADOPTED_UNITS), ledger=nothing)
+    adopted = linux(find=found(MARKER % 'restart', ADOPTED_UNITS), ledger=nothing)
     assert adopted['target'] == ADOPTED
