@@ -7,10 +7,10 @@ which slot is live, and whether some paths exist. Never changes anything."""
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 
+from ansible_collections.hotswap.deploy.plugins.module_utils import nginx
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 
 SLOTS_DIR = 'slots'
@@ -35,18 +35,6 @@ def read_slot(base_dir, name):
                 release=os.path.basename(target.rstrip('/')) or None)
 
 
-def read_config(path):
-    """The text of the config file at ``path``, or None when there is none."""
-    try:
-        with open(path, 'rb') as f:
-            return f.read().decode('utf-8', 'replace')
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return None
-        raise HotswapError('reading the load balancer config %s: %s. Check permissions (use become).'
-                           % (path, e.strerror or e))
-
-
 def live_slots(config):
     """``(live, backup)``: the slots the config's marker names ('' when it names none)."""
     live, backup = _LIVE_RE.search(config or ''), _BACKUP_RE.search(config or '')
@@ -58,6 +46,8 @@ def read_state(base_dir, slots=(), lb_config=None, stat=()):
     result = dict(slots={name: read_slot(base_dir, name) for name in slots or ()},
                   stat={path: dict(exists=os.path.lexists(path), islnk=os.path.islink(path)) for path in stat or ()})
     if lb_config:
-        result['lb_config'] = read_config(lb_config)
+        # nginx_switch's own reader: the same text it compares a new config with.
+        data = nginx.read_config(lb_config)
+        result['lb_config'] = None if data is None else nginx.as_text(data)
         result['live_slot'], result['backup_slot'] = live_slots(result['lb_config'])
     return result

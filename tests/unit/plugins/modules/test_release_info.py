@@ -99,4 +99,4 @@ def test_a_bad_slot_name_fails_with_the_fix(tmp_path, run_module):
 
 def test_an_unreadable_config_fails_with_the_fix(tmp_path, run_module):
     res = run_module(MODULE, base_dir=str(tmp_path), lb_config=str(tmp_path))  # a directory: EISDIR
-    assert res['failed'] is True and 'reading the load balancer config' in res['msg'] and 'use become' in res['msg']
+    assert res['failed'] is True and 'reading the nginx config' in res['msg'] and 'run with become' in res['msg']
