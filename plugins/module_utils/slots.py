@@ -3,10 +3,12 @@
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """The blue-green state of an app on a host, read with its releases in one module run (release_info's
 slots, lb_config and stat): which release each slot link points at, the load balancer config that says
-which slot is live, and whether some paths exist. Never changes anything."""
+which slot is live, and whether some paths exist (never changing anything); and the changes module
+blue_green_slots makes to them: the slot units and links, the state file, the scale-down of the old slot."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -51,3 +53,119 @@ def read_state(base_dir, slots=(), lb_config=None, stat=()):
         result['lb_config'] = None if data is None else nginx.as_text(data)
         result['live_slot'], result['backup_slot'] = live_slots(result['lb_config'])
     return result
+
+
+# -- changing the slots (module blue_green_slots) ----------------------------------------------------------
+
+UNIT_DIR = '/etc/systemd/system'
+DEFAULT_SITE = '/etc/nginx/sites-enabled/default'
+STATE_FILE = os.path.join('.hotswap', 'blue_green.json')
+
+
+def config_text(path):
+    """The nginx config as nginx_switch and release_info read it ('' when there is none)."""
+    data = nginx.read_config(path)
+    return '' if data is None else nginx.as_text(data)
+
+
+def slot_unit_name(app, slot):
+    return '%s-%s.service' % (app, slot)
+
+
+def scale_down_unit(app):
+    return '%s-scale-down' % app
+
+
+def units_to_write(app, units, unit_dir=UNIT_DIR):
+    """The slots whose unit file differs from ``units[slot]`` (the content the role renders)."""
+    changed = []
+    for slot in sorted(units or {}):
+        path = os.path.join(unit_dir, slot_unit_name(app, slot))
+        try:
+            with open(path) as f:
+                same = f.read() == units[slot]
+        except FileNotFoundError:
+            same = False
+        if not same:
+            changed.append(slot)
+    return changed
+
+
+def link_target(release_id):
+    """What a slot link points at: the release directory, relative so the tree can move."""
+    return '../releases/%s' % release_id if release_id else None
+
+
+def link_change(base_dir, slot, release_id):
+    """``(changed, previous release)`` of pointing ``slot`` at ``release_id`` ('' removes the link)."""
+    current = read_slot(base_dir, slot)
+    if current['exists'] and not current['islink']:
+        raise HotswapError('pointing the %s slot at %s: %s is a real file or directory, not a slot link. Move it '
+                           'away and rerun.' % (slot, release_id or 'nothing', current['path']))
+    wanted = link_target(release_id)
+    now = os.readlink(current['path']) if current['islink'] else None
+    return now != wanted, current['release']
+
+
+def point_slot(base_dir, slot, release_id):
+    """Point the slot link at the release (a new link renamed over the old one: never a moment without it)."""
+    path = os.path.join(base_dir, SLOTS_DIR, slot)
+    if not release_id:
+        if os.path.lexists(path):
+            os.unlink(path)
+        return
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    tmp = '%s.hotswap-new' % path
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(link_target(release_id), tmp)
+    os.replace(tmp, path)
+
+
+def state_text(state):
+    return json.dumps(state, indent=4, sort_keys=True) + '\n'
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def scale_down_note(slot, delay, unit):
+    return '%s stopped' % slot if not delay else '%s stops in %d s (%s.timer)' % (slot, delay, unit)
+
+
+def scale_down_command(app, slot, delay):
+    """systemd-run of a transient timer that stops (and disables) the old slot after ``delay`` seconds."""
+    return ['systemd-run', '--unit=%s' % scale_down_unit(app), '--on-active=%ds' % delay,
+            '--timer-property=AccuracySec=1s', '--timer-property=RemainAfterElapse=no',
+            '--description=hotswap.deploy scale-down of the %s slot of %s' % (slot, app),
+            'systemctl', 'disable', '--now', slot_unit_name(app, slot)]
+
+
+def nginx_draining(proc='/proc'):
+    """Whether an old nginx worker is still finishing requests after a reload (it may use the old slot)."""
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, pid, 'cmdline'), 'rb') as f:
+                if b'worker process is shutting down' in f.read():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def write_text(path, text, mode):
+    """Write through a temp file in the same directory and a rename (a reader never sees half a file)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, '.%s.hotswap-new' % os.path.basename(path))
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

@@ -98,12 +98,14 @@ class HostStepsAction(ActionBase):
             raise flow.StepFailed(failure['stage'], failure['reason'], res)
         return res
 
-    def _run_action(self, name, args, **attrs):
+    def _run_action(self, name, args, check_mode=None, **attrs):
         """Another action plugin of the collection (binary_upload: the push) on this host, as a task would;
-        ``attrs`` are set on it first (known_probe)."""
+        ``attrs`` are set on it first (known_probe); ``check_mode=True`` runs it as a check-mode task."""
         self._check_controller()
         task = self._task.copy()
         task.args = args
+        if check_mode is not None:
+            task.check_mode = check_mode
         action = self._shared_loader_obj.action_loader.get(
             name, task=task, connection=self._connection, play_context=self._play_context, loader=self._loader,
             templar=self._templar, shared_loader_obj=self._shared_loader_obj)
@@ -111,7 +113,7 @@ class HostStepsAction(ActionBase):
             setattr(action, key, value)
         res = action.run(task_vars=self._vars)
         self._warnings.extend(res.get('warnings') or [])
-        self._changed |= bool(res.get('changed'))
+        self._changed |= bool(res.get('changed')) and not task.check_mode
         return res
 
     def _unlock(self, st, base_dir):

@@ -1,0 +1,325 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
+"""hotswap.deploy.blue_green_deploy: one host's blue-green rollout as one task.
+
+Why an action plugin (docs/development.md): the YAML flow took some 68 task executions per host, most of them
+set_fact and Jinja deciding what to do next, and each costs the controller about as much as a module run.
+Here the controller runs the remote modules one after the other and every decision is a tested function of
+plugins/plugin_utils/blue_green_flow.py. With hooks the same steps run as phases, a hook between two
+(roles/blue_green/tasks/phases.yml).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.hotswap.deploy.plugins.filter.host_platform import host_platform
+from ansible_collections.hotswap.deploy.plugins.filter.lock_owner import lock_owner
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import parse_checksum, validate_binary_name
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import content_manifest, make_release_id
+from ansible_collections.hotswap.deploy.plugins.plugin_utils import blue_green_flow as flow
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_flow import StepFailed, failure_of, user_args, \
+    user_is_ready, state_dir_args, missing_user_msg
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import HostStepsAction
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files import resolve_release_files
+
+SETTINGS_SPEC = dict(
+    app=dict(type='str', required=True),
+    action=dict(type='str', default='deploy', choices=['deploy', 'switch_back']),
+    version=dict(type='str', default=''),
+    checksum=dict(type='str', default=''),
+    artifact=dict(type='str', default=''),
+    artifact_url=dict(type='str', default=''),
+    release_id=dict(type='str', default=''),
+    base_dir=dict(type='str', required=True),
+    binary=dict(type='str', required=True),
+    release_files=dict(type='list', elements='dict', default=[]),
+    environment_secret=dict(type='dict', default={}, no_log=True),
+    artifact_format=dict(type='str', default='auto'),
+    artifact_strip_components=dict(type='int', default=0),
+    ports=dict(type='dict', required=True),
+    listen_address=dict(type='str', default='127.0.0.1'),
+    service_type=dict(type='str', default='simple'),
+    ready_timeout=dict(type='float', default=60),
+    drain_timeout=dict(type='float', default=60),
+    public_port=dict(type='raw', default=80),
+    nginx_package=dict(type='str', default='nginx'),
+    disable_default_site=dict(type='bool', default=True),
+    upstream_keepalive=dict(type='int', default=32),
+    upstream_keepalive_timeout=dict(type='int', default=30),
+    proxy_read_timeout=dict(type='int', default=60),
+    scale_down_delay=dict(type='int', default=300),
+    health_retries=dict(type='int', default=20),
+    health_interval=dict(type='float', default=1),
+    health_successes=dict(type='int', default=2),
+    health_timeout=dict(type='float', default=3),
+    keep=dict(type='int', default=5),
+    lock_stale_after=dict(type='int', default=0),
+    deploy_id=dict(type='str', default=''),
+    job_id=dict(type='str', default=''),
+    hooks=dict(type='dict', default={}),
+    service=dict(type='dict', required=True),
+)
+
+ARGS_SPEC = dict(
+    settings=dict(type='dict', required=True, options=SETTINGS_SPEC),
+    phase=dict(type='str', default='all', choices=list(flow.PHASE_CHOICES)),
+    state=dict(type='dict'),
+    failed_task=dict(type='str'),
+    failed_result=dict(type='dict'),
+)
+
+
+class ActionModule(HostStepsAction):
+
+    _VALID_ARGS = frozenset(ARGS_SPEC)
+    ARGS_SPEC = ARGS_SPEC
+    SETTINGS_VAR = 'blue_green__settings'
+
+    def run_steps(self, args):
+        self._s = args['settings']
+        phase = args['phase']
+        if phase in ('all', 'begin'):
+            st = {'started': time.time()}
+            try:
+                self._check_and_read(st)
+            except StepFailed as e:
+                return dict(failed=True, changed=False, msg=e.reason, failure={'stage': e.stage, 'reason': e.reason})
+            phases = flow.PHASES if phase == 'all' else ('begin',)
+        else:
+            st = dict(args['state'] or {})
+            if phase == 'abort':
+                return self._abort(st, args)
+            phases = (phase,)
+        try:
+            for name in phases:
+                getattr(self, '_' + name)(st)
+        except StepFailed as e:
+            return self._fail(st, e)
+        if 'finish' in phases:
+            return self._finished(st)
+        return self._state_result(st)
+
+    # -- before the lock: read-only -------------------------------------------------------------------------
+
+    def _check_and_read(self, st):
+        s, v = self._s, self._vars
+        flow.check_inputs(s, self._host, host_platform(v.get('ansible_connection', ''), v.get('ansible_shell_type', ''),
+                                                       v.get('ansible_os_family', '')))
+        release_id = s['release_id']
+        if flow.uploads(s):
+            try:
+                validate_binary_name(s['binary'])
+                sha = parse_checksum(s['checksum'])
+                manifest = content_manifest(s['binary'], resolve_release_files(self, s['release_files']),
+                                            s['service']['environment'], s['environment_secret'])
+                release_id = make_release_id(s['version'], sha, manifest)
+            except HotswapError as e:
+                raise StepFailed('Compute the release id', e.msg)
+            # A wrong checksum, a missing artifact or a binary for another OS/arch, before anything changes.
+            check = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(s, dict(release_id=release_id),
+                                                                                      check=True), check_mode=True)
+            if check.get('failed'):
+                raise StepFailed(flow.STAGE_CHECK, failure_of(flow.STAGE_CHECK, check)['reason'])
+        info = self._module(flow.STAGE_READ, 'hotswap.deploy.release_info', dict(
+            base_dir=s['base_dir'], slots=list(flow.SLOTS), lb_config=flow.conf_path(s),
+            stat=[flow.DEFAULT_SITE, flow.NGINX_BINARY]))
+        refused = flow.refusal(s, info, self._host)
+        if refused:
+            raise StepFailed('Refuse what the role must not touch', refused)
+        st.update(flow.plan(s, info, release_id))
+        st.update(upload=flow.uploads(s), releases=[dict(release_id=r.get('release_id'), version=r.get('version'))
+                                                    for r in info.get('releases') or []],
+                  nginx_missing=flow.nginx_missing(info), remove_default_site=s['disable_default_site']
+                  and flow.default_site_in_the_way(s, info))
+        missing = flow.missing_release(s, st, info, self._host)
+        if missing:
+            raise StepFailed('Check that the release is there', missing)
+        holder = lock_owner(s['app'], flow.lock_action(s, st['release_id']), s['job_id'], s['deploy_id'])
+        st.update(owner=holder['owner'], reclaim_key=holder['reclaim_key'])
+
+    # -- phases under the lock ------------------------------------------------------------------------------
+
+    def _begin(self, st):
+        """Take the lock, then set up the service user, nginx and the slot units; nothing of the release runs."""
+        s = self._s
+        lock = self._module(flow.STAGE_LOCK, 'hotswap.deploy.deploy_lock', flow.lock_args(s, st))
+        st['locked'] = True
+        # Before anything is written: a missing user (create_user false) changes nothing.
+        self._ensure_user(lock.get('service_user') or {})
+        if st['nginx_missing']:
+            self._module(flow.STAGE_NGINX, 'ansible.builtin.package', dict(name=s['nginx_package'], state='present'))
+        # A deploy that finished between the first read and the lock would have moved nginx: checked here,
+        # before anything is written.
+        setup = self._module(flow.STAGE_UNITS, 'hotswap.deploy.blue_green_slots', dict(
+            app=s['app'], base_dir=s['base_dir'], units=dict((slot, flow.slot_unit(s, slot)) for slot in flow.SLOTS),
+            remove_default_site=st['remove_default_site'],
+            expect_lb_config=dict(path=flow.conf_path(s), content=st['conf_orig'])))
+        if setup.get('lb_config_moved'):
+            raise StepFailed(flow.STAGE_CONCURRENT, flow.concurrent_switch_msg(s, self._host))
+        st['units_changed'] = setup.get('units_changed') or []
+        if flow.unit_changed_on_live(st, st['units_changed']):
+            st.update(switch=True, target=flow.OTHER[st['live']])
+
+    def _ensure_user(self, user):
+        s = self._s
+        if not s['service']['create_user']:
+            if not user.get('exists'):
+                raise StepFailed(flow.STAGE_USER_CHECK, missing_user_msg(s, self._host))
+        elif not user_is_ready(s, user):
+            self._module(flow.STAGE_USER, 'ansible.builtin.user', user_args(s))
+        for path in s['service']['state_dirs']:
+            self._module(flow.STAGE_STATE_DIRS, 'ansible.builtin.file', state_dir_args(s, path))
+
+    def _upload(self, st):
+        if not st['upload']:
+            return
+        self._stage(flow.STAGE_UPLOAD)
+        upload = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(self._s, st))
+        if upload.get('failed'):
+            raise StepFailed(**dict(failure_of(flow.STAGE_UPLOAD, upload), result=upload))
+        st['upload_changed'] = bool(upload.get('changed'))
+
+    def _start(self, st):
+        """Point the target slot at the release, start it there and verify it directly (on a switch users do
+        not reach that slot yet)."""
+        s = self._s
+        link = self._module(flow.STAGE_LINK, 'hotswap.deploy.blue_green_slots', dict(
+            app=s['app'], base_dir=s['base_dir'], cancel_scale_down=st['switch'],
+            link=dict(slot=st['target'], release_id=st['release_id'])))
+        st.update(cancelled=bool(link.get('cancelled')), link_changed=bool(link.get('link_changed')))
+        if not (self._check and (st['link_changed'] or st['units_changed'])):
+            restart = self._module(flow.STAGE_START, 'hotswap.deploy.graceful_restart', flow.restart_args(s, st))
+            st['restart_changed'] = bool(restart.get('changed'))
+        if st['switch'] and not self._check:
+            self._module(flow.STAGE_DIRECT, 'hotswap.deploy.health_check', flow.health_args(
+                s, flow.direct_url(s, st['target']), st['version']))
+
+    def _switch(self, st):
+        """nginx to the target slot, then current to the release."""
+        s = self._s
+        t0 = time.time()
+        self._point_nginx(st, flow.nginx_config(s, st['target'], flow.lb_backup(st)), st['target'])
+        st['switch_seconds'] = round(time.time() - t0, 3)
+        if not (self._check and st.get('upload_changed')):
+            activate = self._module(flow.STAGE_ACTIVATE, 'hotswap.deploy.release_activate', flow.activate_args(s, st))
+            st['switched'] = bool(activate.get('switched'))
+
+    def _point_nginx(self, st, content, primary):
+        """One nginx_switch run: a config nginx -t rejects is replaced by the previous one at once (no reload)."""
+        previous = st.get('conf_text', st['conf_orig'])
+        # Noted before the write: if the run dies half-way, the switch back puts the original back.
+        st['conf_text'] = content
+        res = self._call(flow.STAGE_SWITCH, 'hotswap.deploy.nginx_switch',
+                         dict(path=flow.conf_path(self._s), content=content))
+        if res.get('rejected'):
+            st['conf_text'] = previous
+            raise StepFailed(flow.STAGE_REJECTED, flow.rejected_msg(self._s, self._host, primary, res))
+        if res.get('failed') or res.get('unreachable'):
+            failure = failure_of(flow.STAGE_SWITCH, res)
+            raise StepFailed(failure['stage'], failure['reason'], res)
+
+    def _verify(self, st):
+        if not self._check:
+            health = self._module(flow.STAGE_PUBLIC, 'hotswap.deploy.health_check', flow.health_args(
+                self._s, flow.public_url(self._s), st['version']))
+            st['public_outcome'] = health.get('outcome')
+
+    def _finish(self, st):
+        """Record the live slot, scale the old one down, prune (only after a rollout that went through) and
+        release the lock."""
+        s = self._s
+        if st['switch']:
+            args = dict(app=s['app'], base_dir=s['base_dir'])
+            # A first deploy in check mode has no .hotswap/ yet to write into.
+            if not (self._check and not st['live']):
+                args['state'] = flow.state_record(s, st)
+            if st['live']:
+                args['scale_down'] = dict(slot=st['live'], delay=s['scale_down_delay'],
+                                          drain_timeout=int(s['drain_timeout']))
+            res = self._module(flow.STAGE_RECORD, 'hotswap.deploy.blue_green_slots', args)
+            st['scale_down'] = res.get('scale_down')
+        st['rolled_out'] = True
+        try:
+            self._module(flow.STAGE_PRUNE, 'hotswap.deploy.release_prune', flow.prune_args(s, st))
+        finally:
+            self._unlock(st, s['base_dir'])
+
+    # -- a failure under the lock: the one switch-back path of the blue-green role -----------------------------
+
+    def _restore(self, st, err):
+        """nginx back to the config it had (the old slot was never stopped), the failed slot stopped and pointed
+        back at what it held, current back with the new release marked failed, the old slot checked."""
+        s = self._s
+        plan = flow.restore_plan(st)
+        back = {'stage': err.stage, 'reason': err.reason}
+        if plan['lb']:
+            res = self._call('Put the previous load balancer config back', 'hotswap.deploy.nginx_switch',
+                             dict(path=flow.conf_path(s), content=st['conf_orig']))
+            if res.get('failed'):
+                back['lb_error'] = res.get('msg') or 'unknown error'
+        args = dict(app=s['app'], base_dir=s['base_dir'])
+        if plan['stop']:
+            args['stop_slot'] = st['target']
+        if plan['scale_down']:
+            args['scale_down'] = dict(slot=st['target'], delay=s['scale_down_delay'],
+                                      drain_timeout=int(s['drain_timeout']))
+        if plan['link']:
+            args['link'] = dict(slot=st['target'], release_id=st['slot_release'][st['target']] or '')
+        if len(args) > 2:
+            res = self._call('Stop the failed slot and point it back', 'hotswap.deploy.blue_green_slots', args)
+            if not res.get('failed'):
+                back['scale_down'] = res.get('scale_down')
+        if plan['current']:
+            res = self._call('Switch current back, marking the release failed', 'hotswap.deploy.release_activate',
+                             flow.revert_activate_args(s, st))
+            back['reverted'] = bool(res.get('switched')) and not res.get('failed')
+        if st['live'] and not self._check:
+            version = next((r.get('version') for r in st.get('releases') or []
+                            if r.get('release_id') == st['live_release']), None)
+            res = self._call('Verify the old slot through the load balancer', 'hotswap.deploy.health_check',
+                             flow.health_args(s, flow.public_url(s), version, fail_on='never', successes=False))
+            back['health'] = res.get('outcome')
+        return plan, back
+
+    def _fail(self, st, err):
+        if not st.get('locked') and not st.get('rolled_out'):
+            # The lock itself failed: nothing was changed.
+            return dict(failed=True, changed=False, msg=err.reason, failure={'stage': err.stage, 'reason': err.reason})
+        if st.get('rolled_out'):
+            # After a rollout that went through (a failed prune): no switch back, the lock is released already.
+            failure = {'stage': err.stage, 'reason': err.reason}
+            return dict(failed=True, changed=self._changed, msg=err.reason, failure=failure,
+                        result=dict(flow.done_result(self._s, st, self._host, time.time() - st['started']),
+                                    failure=failure))
+        plan, back = self._restore(st, err)
+        try:
+            self._unlock(st, self._s['base_dir'])
+        except StepFailed as e:
+            self._warnings.append('releasing the deploy lock after the failure: %s' % e.reason)
+        out = flow.failed_result(self._s, st, self._host, time.time() - st['started'], plan, back)
+        out['failure'] = {'stage': err.stage, 'reason': err.reason}
+        msg = flow.failure_summary(self._s, st, self._host, plan, back)
+        return dict(failed=True, changed=bool(out['changed']), msg=msg, failure=out['failure'], result=out,
+                    hotswap_handled=True)
+
+    def _abort(self, st, args):
+        failed = args['failed_result'] or {}
+        if failed.get('hotswap_handled'):
+            return dict((k, failed.get(k)) for k in ('failed', 'changed', 'msg', 'failure', 'result', 'hotswap_handled'))
+        if not st.get('locked'):
+            return dict(failed=True, changed=False, msg=failed.get('msg') or 'the rollout failed',
+                        failure=failure_of(args['failed_task'] or 'unknown', failed))
+        failure = failure_of(args['failed_task'] or 'unknown', failed)
+        return self._fail(st, StepFailed(failure['stage'], failure['reason']))
+
+    # -- results ----------------------------------------------------------------------------------------
+
+    def _finished(self, st):
+        return dict(changed=self._changed, result=flow.done_result(self._s, st, self._host, time.time() - st['started']),
+                    facts=flow.hook_facts(self._s, st, self._host))
+
+    def _state_result(self, st):
+        return dict(changed=self._changed, state=st, facts=flow.hook_facts(self._s, st, self._host))

@@ -1,0 +1,280 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: blue_green_slots
+short_description: Change the two slots of a blue-green app in one module run
+version_added: 0.9.0
+description:
+  - The host-side steps of the C(hotswap.deploy.blue_green) role (run by its action M(hotswap.deploy.blue_green_deploy)),
+    each optional, in this order - cancel a pending scale-down timer, write the slot units and reload
+    systemd when one changed, remove nginx's default site link, stop a slot, point a slot link at a release,
+    write the state file, and stop the old slot now or schedule its stop.
+  - One module run for what took a task each, since every remote module run costs a round trip per host.
+  - Check mode reports what would change and changes nothing; diff mode shows the unit files and the state file.
+options:
+  app:
+    description: Application name; the slots run as C(<app>-<slot>.service), the scale-down as C(<app>-scale-down.timer).
+    type: str
+    required: true
+  base_dir:
+    description: Deploy root of the app; the slot links are C(<base_dir>/slots/<slot>).
+    type: path
+    required: true
+  expect_lb_config:
+    description:
+      - Change nothing and return RV(lb_config_moved=true) when the nginx config at I(path) no longer holds
+        I(content) (empty - no file); another deploy switched since the caller read it.
+    type: dict
+    suboptions:
+      path:
+        description: The nginx config of the app.
+        type: path
+        required: true
+      content:
+        description: What it held when the caller read it.
+        type: str
+        default: ''
+  cancel_scale_down:
+    description: Stop a pending C(<app>-scale-down.timer) (it would stop the slot about to be used).
+    type: bool
+    default: false
+  units:
+    description: Content of each slot's unit file by slot name; a file is written only when it differs.
+    type: dict
+    default: {}
+  remove_default_site:
+    description: Remove the C(/etc/nginx/sites-enabled/default) link (its C(sites-available) file stays).
+    type: bool
+    default: false
+  stop_slot:
+    description: Stop and disable this slot's unit now.
+    type: str
+  link:
+    description: Point C(<base_dir>/slots/<slot>) at C(../releases/<release_id>); an empty I(release_id) removes the link.
+    type: dict
+    suboptions:
+      slot:
+        description: The slot.
+        type: str
+        required: true
+      release_id:
+        description: The release, or empty for no link.
+        type: str
+        default: ''
+  state:
+    description: What C(<base_dir>/.hotswap/blue_green.json) records (live slot, release per slot, ports).
+    type: dict
+  scale_down:
+    description:
+      - Stop the old slot, at once after nginx's old workers finished (I(delay=0), waiting at most
+        I(drain_timeout) seconds), or by a transient systemd timer after I(delay) seconds.
+    type: dict
+    suboptions:
+      slot:
+        description: The slot to stop.
+        type: str
+        required: true
+      delay:
+        description: Seconds before the stop.
+        type: int
+        default: 0
+      drain_timeout:
+        description: Seconds to wait for nginx's old workers with I(delay=0).
+        type: int
+        default: 60
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+author:
+  - hotswap.deploy contributors
+'''
+
+EXAMPLES = r'''
+- name: Point the green slot at a release, after cancelling a pending scale-down
+  hotswap.deploy.blue_green_slots:
+    app: myapp
+    base_dir: /opt/myapp
+    cancel_scale_down: true
+    link:
+      slot: green
+      release_id: 1.4.0-3f2a9c1d
+'''
+
+RETURN = r'''
+lb_config_moved:
+  description: Whether the nginx config differs from I(expect_lb_config) (then nothing was changed).
+  returned: when I(expect_lb_config) is given
+  type: bool
+cancelled:
+  description: Whether a pending scale-down timer was stopped.
+  returned: always
+  type: bool
+units_changed:
+  description: The slots whose unit file was (or in check mode would be) written.
+  returned: always
+  type: list
+  elements: str
+link_changed:
+  description: Whether the slot link was (or would be) changed.
+  returned: always
+  type: bool
+link_previous:
+  description: The release the slot link pointed at before (null when none).
+  returned: when I(link) is given
+  type: str
+scale_down:
+  description: What happens to the old slot, for example C(blue stops in 300 s (myapp-scale-down.timer)).
+  returned: when I(scale_down) is given
+  type: str
+'''
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hotswap.deploy.plugins.module_utils import slots
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+
+
+def _systemctl(module, *args):
+    rc, out, err = module.run_command(['systemctl'] + list(args))
+    if rc != 0:
+        raise HotswapError('running systemctl %s: %s. Check the unit with systemctl status.'
+                           % (' '.join(args), (err or out).strip()))
+
+
+def _cancel(module, p, result):
+    timer = slots.scale_down_unit(p['app'])
+    rc, _out, _err = module.run_command(['systemctl', 'is-active', '--quiet', timer + '.timer'])
+    result['cancelled'] = rc == 0
+    if not module.check_mode:
+        module.run_command(['systemctl', 'stop', timer + '.timer'])
+        module.run_command(['systemctl', 'reset-failed', timer + '.timer', timer + '.service'])
+
+
+def _units(module, p, result):
+    result['units_changed'] = slots.units_to_write(p['app'], p['units'])
+    for slot in result['units_changed']:
+        path = os.path.join(slots.UNIT_DIR, slots.slot_unit_name(p['app'], slot))
+        result['diff'].append(dict(before_header=path, after_header=path, before=slots.read_text(path) or '',
+                                   after=p['units'][slot]))
+        if not module.check_mode:
+            slots.write_text(path, p['units'][slot], 0o644)
+    if result['units_changed'] and not module.check_mode:
+        _systemctl(module, 'daemon-reload')
+
+
+def _link(module, p, result):
+    link = p['link']
+    result['link_changed'], result['link_previous'] = slots.link_change(p['base_dir'], link['slot'], link['release_id'])
+    if result['link_changed'] and not module.check_mode:
+        slots.point_slot(p['base_dir'], link['slot'], link['release_id'])
+
+
+def _state(module, p, result):
+    path = os.path.join(p['base_dir'], slots.STATE_FILE)
+    text = slots.state_text(p['state'])
+    before = slots.read_text(path)
+    if before != text:
+        result['state_changed'] = True
+        result['diff'].append(dict(before_header=path, after_header=path, before=before or '', after=text))
+        if not module.check_mode:
+            slots.write_text(path, text, 0o640)
+
+
+def _scale_down(module, p, result):
+    sd = p['scale_down']
+    unit = slots.scale_down_unit(p['app'])
+    result['scale_down'] = slots.scale_down_note(sd['slot'], sd['delay'], unit)
+    if module.check_mode:
+        return
+    if sd['delay'] > 0:
+        rc, out, err = module.run_command(slots.scale_down_command(p['app'], sd['slot'], sd['delay']))
+        if rc != 0:
+            raise HotswapError('scheduling the stop of the %s slot: %s. Stop it by hand (systemctl disable --now %s).'
+                               % (sd['slot'], (err or out).strip(), slots.slot_unit_name(p['app'], sd['slot'])))
+        return
+    deadline = time.monotonic() + sd['drain_timeout']
+    while time.monotonic() < deadline and slots.nginx_draining():
+        time.sleep(1)
+    _systemctl(module, 'disable', '--now', '--quiet', slots.slot_unit_name(p['app'], sd['slot']))
+
+
+def run(module):
+    p = module.params
+    result = dict(changed=False, cancelled=False, units_changed=[], link_changed=False, diff=[])
+    expect = p['expect_lb_config']
+    if expect:
+        result['lb_config_moved'] = slots.config_text(expect['path']) != (expect['content'] or '')
+        if result['lb_config_moved']:
+            return result
+    if p['cancel_scale_down']:
+        _cancel(module, p, result)
+    if p['units']:
+        _units(module, p, result)
+    if p['remove_default_site'] and os.path.lexists(slots.DEFAULT_SITE):
+        result['default_site_removed'] = True
+        if not module.check_mode:
+            os.unlink(slots.DEFAULT_SITE)
+    if p['stop_slot']:
+        result['stopped'] = True
+        if not module.check_mode:
+            _systemctl(module, 'disable', '--now', '--quiet', slots.slot_unit_name(p['app'], p['stop_slot']))
+    if p['link']:
+        _link(module, p, result)
+    if p['state'] is not None:
+        _state(module, p, result)
+    if p['scale_down']:
+        _scale_down(module, p, result)
+    result['changed'] = bool(result['cancelled'] or result['units_changed'] or result['link_changed']
+                             or result.get('default_site_removed') or result.get('stopped')
+                             or result.get('state_changed') or result.get('scale_down'))
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            app=dict(type='str', required=True),
+            base_dir=dict(type='path', required=True),
+            expect_lb_config=dict(type='dict', options=dict(path=dict(type='path', required=True),
+                                                            content=dict(type='str', default=''))),
+            cancel_scale_down=dict(type='bool', default=False),
+            units=dict(type='dict', default={}),
+            remove_default_site=dict(type='bool', default=False),
+            stop_slot=dict(type='str'),
+            link=dict(type='dict', options=dict(slot=dict(type='str', required=True),
+                                                release_id=dict(type='str', default=''))),
+            state=dict(type='dict'),
+            scale_down=dict(type='dict', options=dict(slot=dict(type='str', required=True),
+                                                      delay=dict(type='int', default=0),
+                                                      drain_timeout=dict(type='int', default=60))),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module)
+    except HotswapError as e:
+        module.fail_json(msg=e.msg)
+    except OSError as e:
+        module.fail_json(msg='changing the slots of %s in %s: %s. Check permissions (use become).'
+                             % (module.params['app'], module.params['base_dir'], e))
+    if not module._diff:
+        result.pop('diff')
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
