@@ -86,7 +86,9 @@ class ActionModule(HostStepsAction):
             try:
                 self._check_and_read(st)
             except StepFailed as e:
-                return dict(failed=True, changed=False, msg=e.reason, failure={'stage': e.stage, 'reason': e.reason})
+                # Nothing was changed: the message is the check's own (hotswap_handled: the abort phase passes it on).
+                return dict(failed=True, changed=False, msg=e.reason, failure={'stage': e.stage, 'reason': e.reason},
+                            hotswap_handled=True)
             phases = flow.PHASES if phase == 'all' else ('begin',)
         else:
             st = dict(args['state'] or {})

@@ -165,7 +165,7 @@ def _cancel(module, p, result):
 
 
 def _units(module, p, result):
-    result['units_changed'] = slots.units_to_write(p['app'], p['units'])
+    result['units_changed'] = slots.units_to_write(p['app'], p['units'], slots.UNIT_DIR)
     for slot in result['units_changed']:
         path = os.path.join(slots.UNIT_DIR, slots.slot_unit_name(p['app'], slot))
         result['diff'].append(dict(before_header=path, after_header=path, before=slots.read_text(path) or '',

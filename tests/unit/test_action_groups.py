@@ -35,6 +35,7 @@ EXCLUDED = {
         'host_deploy': 'base_dir is a key of settings, which the deploy_host role builds',
         'release_switch': 'base_dir is a key of settings, which the rollback role builds',
         'release_cutover': 'base_dir is a key of its units and activate dicts',
+        'blue_green_deploy': 'base_dir is a key of settings, which the blue_green role builds',
     },
     'lock_owner': {
         'deploy_lock': 'it takes or releases the lock: its option is owner',

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
-"""host_deploy and release_switch are action-only (validate-modules cannot compare their docs with a spec):
+"""host_deploy, release_switch and blue_green_deploy are action-only (validate-modules cannot compare their docs with a spec):
 the documented settings are the ones the actions validate, with the same types, defaults and choices."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import yaml
 from core_compat import import_controller
 
 
-@pytest.mark.parametrize('name', ['host_deploy', 'release_switch'])
+@pytest.mark.parametrize('name', ['host_deploy', 'release_switch', 'blue_green_deploy'])
 def test_documented_settings_are_the_spec(name):
     action = import_controller('ansible_collections.hotswap.deploy.plugins.action.' + name)
     module = importlib.import_module('ansible_collections.hotswap.deploy.plugins.modules.' + name)
