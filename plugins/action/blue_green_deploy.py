@@ -152,7 +152,10 @@ class ActionModule(HostStepsAction):
         # Before anything is written: a missing user (create_user false) changes nothing.
         self._ensure_user(lock.get('service_user') or {})
         if st['nginx_missing']:
-            self._module(flow.STAGE_NGINX, 'ansible.builtin.package', dict(name=s['nginx_package'], state='present'))
+            self._stage(flow.STAGE_NGINX)
+            res = self._run_action('ansible.builtin.package', dict(name=s['nginx_package'], state='present'))
+            if res.get('failed'):
+                raise StepFailed(**dict(failure_of(flow.STAGE_NGINX, res), result=res))
         # A deploy that finished between the first read and the lock would have moved nginx: checked here,
         # before anything is written.
         setup = self._module(flow.STAGE_UNITS, 'hotswap.deploy.blue_green_slots', dict(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -85,7 +85,13 @@ class HostStepsAction(ActionBase):
         """One module run; its result as it is (failed or not)."""
         self._check_controller()
         self._stage(stage)
-        res = self._execute_module(module_name=module, module_args=args, task_vars=self._vars)
+        try:
+            res = self._execute_module(module_name=module, module_args=args, task_vars=self._vars)
+        except (AnsibleConnectionFailure, ControllerGone):
+            raise
+        except AnsibleError as e:
+            # Not a module result (e.g. no such module): failed like one, so the step's failure path still runs.
+            res = dict(failed=True, msg='running %s: %s' % (module, e))
         self._warnings.extend(res.get('warnings') or [])
         self._changed |= bool(res.get('changed')) and module != 'hotswap.deploy.deploy_lock'
         return res
@@ -111,7 +117,12 @@ class HostStepsAction(ActionBase):
             templar=self._templar, shared_loader_obj=self._shared_loader_obj)
         for key, value in attrs.items():
             setattr(action, key, value)
-        res = action.run(task_vars=self._vars)
+        try:
+            res = action.run(task_vars=self._vars)
+        except (AnsibleConnectionFailure, ControllerGone):
+            raise
+        except AnsibleError as e:
+            res = dict(failed=True, msg='running %s: %s' % (name, e))
         self._warnings.extend(res.get('warnings') or [])
         self._changed |= bool(res.get('changed')) and not task.check_mode
         return res
