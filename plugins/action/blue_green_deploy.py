@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+from ansible import constants as C
 from ansible_collections.hotswap.deploy.plugins.filter.host_platform import host_platform
 from ansible_collections.hotswap.deploy.plugins.filter.lock_owner import lock_owner
 from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import parse_checksum, validate_binary_name
@@ -22,7 +23,7 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.release_content imp
 from ansible_collections.hotswap.deploy.plugins.plugin_utils import blue_green_flow as flow
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_flow import StepFailed, failure_of, user_args, \
     user_is_ready, state_dir_args, missing_user_msg
-from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import HostStepsAction
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import PROBE_SETTINGS_SPEC, HostStepsAction
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files import resolve_release_files
 
 SETTINGS_SPEC = dict(
@@ -42,8 +43,6 @@ SETTINGS_SPEC = dict(
     ports=dict(type='dict', required=True),
     listen_address=dict(type='str', default='127.0.0.1'),
     service_type=dict(type='str', default='simple'),
-    ready_timeout=dict(type='float', default=60),
-    drain_timeout=dict(type='float', default=60),
     public_port=dict(type='raw', default=80),
     nginx_package=dict(type='str', default='nginx'),
     disable_default_site=dict(type='bool', default=True),
@@ -51,17 +50,12 @@ SETTINGS_SPEC = dict(
     upstream_keepalive_timeout=dict(type='int', default=30),
     proxy_read_timeout=dict(type='int', default=60),
     scale_down_delay=dict(type='int', default=300),
-    health_retries=dict(type='int', default=20),
-    health_interval=dict(type='float', default=1),
-    health_successes=dict(type='int', default=2),
-    health_timeout=dict(type='float', default=3),
     keep=dict(type='int', default=5),
-    lock_stale_after=dict(type='int', default=0),
     deploy_id=dict(type='str', default=''),
     job_id=dict(type='str', default=''),
     hooks=dict(type='dict', default={}),
-    service=dict(type='dict', required=True),
 )
+SETTINGS_SPEC.update(PROBE_SETTINGS_SPEC)
 
 ARGS_SPEC = dict(
     settings=dict(type='dict', required=True, options=SETTINGS_SPEC),
@@ -159,7 +153,7 @@ class ActionModule(HostStepsAction):
         # A deploy that finished between the first read and the lock would have moved nginx: checked here,
         # before anything is written.
         setup = self._module(flow.STAGE_UNITS, 'hotswap.deploy.blue_green_slots', dict(
-            app=s['app'], base_dir=s['base_dir'], units=dict((slot, flow.slot_unit(s, slot)) for slot in flow.SLOTS),
+            app=s['app'], base_dir=s['base_dir'], units=dict((slot, flow.slot_unit(s, slot, self._managed())) for slot in flow.SLOTS),
             remove_default_site=st['remove_default_site'],
             expect_lb_config=dict(path=flow.conf_path(s), content=st['conf_orig'])))
         if setup.get('lb_config_moved'):
@@ -167,6 +161,9 @@ class ActionModule(HostStepsAction):
         st['units_changed'] = setup.get('units_changed') or []
         if flow.unit_changed_on_live(st, st['units_changed']):
             st.update(switch=True, target=flow.OTHER[st['live']])
+
+    def _managed(self):
+        return C.config.get_config_value('DEFAULT_MANAGED_STR', variables=self._vars) or 'Ansible managed'
 
     def _ensure_user(self, user):
         s = self._s

@@ -279,11 +279,14 @@ def nginx_config(s, primary, backup):
     return '\n'.join(lines) + '\n'
 
 
-def slot_unit(s, slot):
-    """The systemd unit of a slot: it runs the release ``<base_dir>/slots/<slot>`` points at, on its port."""
+def slot_unit(s, slot, managed='Ansible managed'):
+    """The systemd unit of a slot: it runs the release ``<base_dir>/slots/<slot>`` points at, on its port.
+    The first line is Ansible's managed string, as the role's template wrote it: a unit that changed would
+    put the live release into the other slot."""
     port = _int(s['ports'][slot])
     service = s['service']
     lines = [
+        '# %s' % managed,
         '# Installed by hotswap.deploy (role blue_green): the %s slot of %s.' % (slot, s['app']),
         '# It runs the release that %s/slots/%s points at, on port' % (s['base_dir'], slot),
         '# %d; nginx sends traffic to the live slot only.' % port,

@@ -24,10 +24,8 @@ class ControllerGone(AnsibleError):
     """ansible-playbook died while this worker ran the steps: stop at once, as a killed run of tasks would."""
 
 
-# The settings both actions take the same way: how the service restarts and how it is probed.
-SHARED_SETTINGS_SPEC = dict(
-    restart_signal=dict(type='str', default='SIGHUP'),
-    pid_file=dict(type='str', default=''),
+# The settings every host action takes the same way: how the service is waited for and probed, the lock.
+PROBE_SETTINGS_SPEC = dict(
     ready_timeout=dict(type='float', default=60),
     drain_timeout=dict(type='float', default=60),
     health_retries=dict(type='int', default=20),
@@ -37,6 +35,9 @@ SHARED_SETTINGS_SPEC = dict(
     lock_stale_after=dict(type='int', default=0),
     service=dict(type='dict', required=True),
 )
+# host_deploy and release_switch restart the one service of the app: how, too.
+SHARED_SETTINGS_SPEC = dict(PROBE_SETTINGS_SPEC, restart_signal=dict(type='str', default='SIGHUP'),
+                            pid_file=dict(type='str', default=''))
 
 
 class HostStepsAction(ActionBase):

@@ -199,7 +199,7 @@ def test_the_roles_write_the_release_tree_as_their_lock_owner(path):
 @pytest.mark.parametrize('path', list(role_task_files()))
 def test_nothing_is_written_after_the_lock_is_released(path):
     released = None
-    # The role's stage files are followed: blue_green takes the lock in rollout.yml and releases it in finish.yml.
+    # The role's stage files are followed (a role may take the lock in one file and release it in another).
     for task in in_order(load(path), os.path.dirname(path)):
         module = module_of(task)
         if module == 'hotswap.deploy.deploy_lock' and task[module].get('state') == 'absent':
