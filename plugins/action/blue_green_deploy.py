@@ -26,6 +26,8 @@ from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_flow import St
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import PROBE_SETTINGS_SPEC, HostStepsAction
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files import resolve_release_files
 
+MODULE = 'hotswap.deploy.blue_green_deploy'
+
 SETTINGS_SPEC = dict(
     app=dict(type='str', required=True),
     action=dict(type='str', default='deploy', choices=['deploy', 'switch_back']),
@@ -289,7 +291,8 @@ class ActionModule(HostStepsAction):
     def _fail(self, st, err):
         if not st.get('locked') and not st.get('rolled_out'):
             # The lock itself failed: nothing was changed.
-            return dict(failed=True, changed=False, msg=err.reason, failure={'stage': err.stage, 'reason': err.reason})
+            return dict(failed=True, changed=False, msg=err.reason, failure={'stage': err.stage, 'reason': err.reason},
+                        hotswap_handled=True)
         if st.get('rolled_out'):
             # After a rollout that went through (a failed prune): no switch back, the lock is released already.
             failure = {'stage': err.stage, 'reason': err.reason}

@@ -97,7 +97,7 @@ attributes:
   platform:
     platforms: posix
 author:
-  - hotswap.deploy contributors
+  - hotswap.deploy developers (@hotswap-deploy)
 '''
 
 EXAMPLES = r'''
