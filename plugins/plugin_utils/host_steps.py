@@ -125,7 +125,8 @@ class HostStepsAction(ActionBase):
         except AnsibleError as e:
             res = dict(failed=True, msg='running %s: %s' % (name, e))
         self._warnings.extend(res.get('warnings') or [])
-        self._changed |= bool(res.get('changed')) and not task.check_mode
+        # A check run forced on a real task (a read-only pre-check) changes nothing.
+        self._changed |= bool(res.get('changed')) and not (task.check_mode and not self._task.check_mode)
         return res
 
     def _unlock(self, st, base_dir):
