@@ -45,6 +45,8 @@ class HostStepsAction(ActionBase):
 
     TRANSFERS_FILES = False
     ARGS_SPEC = {}
+    # The role variable that builds the settings, named in the error on bad arguments.
+    SETTINGS_VAR = 'the settings variable of the role'
 
     def run(self, tmp=None, task_vars=None):
         result = super(HostStepsAction, self).run(tmp, task_vars)
@@ -116,6 +118,9 @@ class HostStepsAction(ActionBase):
         action = self._shared_loader_obj.action_loader.get(
             name, task=task, connection=self._connection, play_context=self._play_context, loader=self._loader,
             templar=self._templar, shared_loader_obj=self._shared_loader_obj)
+        if action is None:
+            return dict(failed=True, msg='running %s: Ansible finds no such action plugin. Install the collection '
+                                         'that provides it.' % name)
         for key, value in attrs.items():
             setattr(action, key, value)
         try:
