@@ -181,7 +181,7 @@ def test_names():
 
 
 @pytest.mark.parametrize('address, host', [('0.0.0.0', '127.0.0.1'), ('*', '127.0.0.1'), ('', '127.0.0.1'),
-                                           ('127.0.0.1', '127.0.0.1'), ('10.0.0.5', '10.0.0.5')])
+                                           ('127.0.0.1', '127.0.0.1'), ('127.0.0.2', '127.0.0.2')])
 def test_slot_host(address, host):
     assert flow.slot_host(settings(listen_address=address)) == host
 
@@ -201,9 +201,9 @@ def test_health_path_keeps_the_query(url, path):
 
 
 def test_direct_and_public_url_use_the_health_path():
-    s = settings(public_port='8080', listen_address='10.0.0.5')
-    s['service']['health_url'] = 'http://app.example:9999/ready?deep=1'
-    assert flow.direct_url(s, 'green') == 'http://10.0.0.5:8082/ready?deep=1'
+    s = settings(public_port='8080', listen_address='127.0.0.2')
+    s['service']['health_url'] = 'http://127.0.0.1:9999/ready?deep=1'
+    assert flow.direct_url(s, 'green') == 'http://127.0.0.2:8082/ready?deep=1'
     assert flow.public_url(s) == 'http://127.0.0.1:8080/ready?deep=1'
 
 
@@ -364,7 +364,7 @@ def test_nginx_config_with_a_backup():
     assert '# hotswap-blue-green live=green backup=blue' in lines
     assert lines[3:5] == ['upstream hotswap_app {', '    server 127.0.0.1:8082;']
     assert '    server 127.0.0.1:8081 backup;' in lines
-    assert '    listen 80 default_server;' in lines and '        proxy_pass http://hotswap_app;' in lines
+    assert '    listen 80 default_server;' in lines and '        proxy_pass http://%s;' % flow.upstream(settings()) in lines
     assert '    keepalive 32;' in lines and '    keepalive_timeout 30s;' in lines
     assert '        proxy_read_timeout 60s;' in lines
     assert conf.endswith('}\n')
@@ -373,10 +373,10 @@ def test_nginx_config_with_a_backup():
 
 
 def test_nginx_config_without_a_backup():
-    conf = flow.nginx_config(settings(public_port='8080', listen_address='10.0.0.5'), 'blue', '')
+    conf = flow.nginx_config(settings(public_port='8080', listen_address='127.0.0.2'), 'blue', '')
     assert '# hotswap-blue-green live=blue backup=none' in conf.splitlines()
     assert ' backup;' not in conf and '8082' not in conf
-    assert '    server 10.0.0.5:8081;' in conf and '    listen 8080 default_server;' in conf
+    assert '    server 127.0.0.2:8081;' in conf and '    listen 8080 default_server;' in conf
     assert live_slots(conf) == ('blue', '')
 
 
@@ -445,10 +445,10 @@ def test_restart_args_name_the_slot_and_its_binary():
 
 def test_health_args():
     s = settings()
-    args = flow.health_args(s, 'http://x/', '2.0.0')
-    assert args == dict(url='http://x/', expected_version='2.0.0', retries=20, interval=1, successes=2, timeout=3)
-    args = flow.health_args(s, 'http://x/', None, fail_on='never', successes=False)
-    assert args == dict(url='http://x/', retries=20, interval=1, timeout=3, fail_on='never')
+    args = flow.health_args(s, 'http://127.0.0.1:8082/', '2.0.0')
+    assert args == dict(url='http://127.0.0.1:8082/', expected_version='2.0.0', retries=20, interval=1, successes=2, timeout=3)
+    args = flow.health_args(s, 'http://127.0.0.1:8082/', None, fail_on='never', successes=False)
+    assert args == dict(url='http://127.0.0.1:8082/', retries=20, interval=1, timeout=3, fail_on='never')
 
 
 def test_activate_and_revert_args():
