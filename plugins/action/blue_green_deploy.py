@@ -17,14 +17,11 @@ import time
 from ansible import constants as C
 from ansible_collections.hotswap.deploy.plugins.filter.host_platform import host_platform
 from ansible_collections.hotswap.deploy.plugins.filter.lock_owner import lock_owner
-from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import parse_checksum, validate_binary_name
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
-from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import content_manifest, make_release_id
 from ansible_collections.hotswap.deploy.plugins.plugin_utils import blue_green_flow as flow
-from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_flow import StepFailed, failure_of, user_args, \
-    user_is_ready, state_dir_args, missing_user_msg
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_flow import STAGE_PLAN, StepFailed, failure_of, \
+    known_probe, missing_user_msg, release_version, state_dir_args, user_args, user_is_ready
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import PROBE_SETTINGS_SPEC, HostStepsAction
-from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files import resolve_release_files
 
 MODULE = 'hotswap.deploy.blue_green_deploy'
 
@@ -109,13 +106,9 @@ class ActionModule(HostStepsAction):
         release_id = s['release_id']
         if flow.uploads(s):
             try:
-                validate_binary_name(s['binary'])
-                sha = parse_checksum(s['checksum'])
-                manifest = content_manifest(s['binary'], resolve_release_files(self, s['release_files']),
-                                            s['service']['environment'], s['environment_secret'])
-                release_id = make_release_id(s['version'], sha, manifest)
+                release_id = self._release_plan(s)[0]
             except HotswapError as e:
-                raise StepFailed('Compute the release id', e.msg)
+                raise StepFailed(STAGE_PLAN, e.msg)
             # A wrong checksum, a missing artifact or a binary for another OS/arch, before anything changes.
             check = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(s, dict(release_id=release_id),
                                                                                       check=True), check_mode=True)
@@ -144,7 +137,7 @@ class ActionModule(HostStepsAction):
         """Take the lock, then set up the service user, nginx and the slot units; nothing of the release runs."""
         s = self._s
         lock = self._module(flow.STAGE_LOCK, 'hotswap.deploy.deploy_lock', flow.lock_args(s, st))
-        st['locked'] = True
+        st.update(locked=True, release_present=lock.get('release_present'), host_platform=lock.get('host_platform'))
         # Before anything is written: a missing user (create_user false) changes nothing.
         self._ensure_user(lock.get('service_user') or {})
         if st['nginx_missing']:
@@ -181,7 +174,8 @@ class ActionModule(HostStepsAction):
         if not st['upload']:
             return
         self._stage(flow.STAGE_UPLOAD)
-        upload = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(self._s, st))
+        upload = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(self._s, st),
+                                  known_probe=known_probe(st))
         if upload.get('failed'):
             raise StepFailed(**dict(failure_of(flow.STAGE_UPLOAD, upload), result=upload))
         st['upload_changed'] = bool(upload.get('changed'))
@@ -281,8 +275,7 @@ class ActionModule(HostStepsAction):
                              flow.revert_activate_args(s, st))
             back['reverted'] = bool(res.get('switched')) and not res.get('failed')
         if st['live'] and not self._check:
-            version = next((r.get('version') for r in st.get('releases') or []
-                            if r.get('release_id') == st['live_release']), None)
+            version = release_version(st.get('releases'), st['live_release'])
             res = self._call('Verify the old slot through the load balancer', 'hotswap.deploy.health_check',
                              flow.health_args(s, flow.public_url(s), version, fail_on='never', successes=False))
             back['health'] = res.get('outcome')

@@ -15,12 +15,9 @@ from __future__ import annotations
 import time
 
 from ansible_collections.hotswap.deploy.plugins.filter.lock_owner import lock_owner
-from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import parse_checksum, validate_binary_name
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import STRATEGIES, HotswapError
-from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import content_manifest, make_release_id
 from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
 from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_steps import SHARED_SETTINGS_SPEC, HostStepsAction
-from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files import resolve_release_files
 
 MODULE = 'hotswap.deploy.host_deploy'
 
@@ -126,11 +123,7 @@ class ActionModule(HostStepsAction):
         s = self._s
         try:
             flow.check_settings(s)
-            validate_binary_name(s['binary'])
-            sha = parse_checksum(s['checksum'])
-            files = resolve_release_files(self, s['release_files'])
-            manifest = content_manifest(s['binary'], files, s['service']['environment'], s['environment_secret'])
-            release_id = make_release_id(s['version'], sha, manifest)
+            release_id, manifest = self._release_plan(s)
             holder = lock_owner(s['app'], 'deploy ' + release_id, s['job_id'], s['deploy_id'])
         except HotswapError as e:
             raise flow.StepFailed(flow.STAGE_PLAN, e.msg)

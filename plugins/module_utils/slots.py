@@ -14,6 +14,7 @@ import re
 
 from ansible_collections.hotswap.deploy.plugins.module_utils import nginx
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.units import read_text, write_file
 
 SLOTS_DIR = 'slots'
 # Slot names become file names under <base_dir>/slots/.
@@ -64,8 +65,7 @@ STATE_FILE = os.path.join('.hotswap', 'blue_green.json')
 
 def config_text(path):
     """The nginx config as nginx_switch and release_info read it ('' when there is none)."""
-    data = nginx.read_config(path)
-    return '' if data is None else nginx.as_text(data)
+    return nginx.as_text(nginx.read_config(path))
 
 
 def slot_unit_name(app, slot):
@@ -78,17 +78,8 @@ def scale_down_unit(app):
 
 def units_to_write(app, units, unit_dir=UNIT_DIR):
     """The slots whose unit file differs from ``units[slot]`` (the content the role renders)."""
-    changed = []
-    for slot in sorted(units or {}):
-        path = os.path.join(unit_dir, slot_unit_name(app, slot))
-        try:
-            with open(path) as f:
-                same = f.read() == units[slot]
-        except FileNotFoundError:
-            same = False
-        if not same:
-            changed.append(slot)
-    return changed
+    return [slot for slot in sorted(units or {})
+            if read_text(os.path.join(unit_dir, slot_unit_name(app, slot))) != units[slot]]
 
 
 def link_target(release_id):
@@ -126,14 +117,6 @@ def state_text(state):
     return json.dumps(state, indent=4, sort_keys=True) + '\n'
 
 
-def read_text(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
 def scale_down_note(slot, delay, unit):
     return '%s stopped' % slot if not delay else '%s stops in %d s (%s.timer)' % (slot, delay, unit)
 
@@ -161,11 +144,6 @@ def nginx_draining(proc='/proc'):
 
 
 def write_text(path, text, mode):
-    """Write through a temp file in the same directory and a rename (a reader never sees half a file)."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, '.%s.hotswap-new' % os.path.basename(path))
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    """units.write_file (a temp file in the same directory, then a rename), into a directory made if missing."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_file(path, text, mode=mode)

@@ -201,8 +201,7 @@ def plan(s, info, release_id):
     else:
         rid = release_id
         target = live if live and slot_release[live] == rid else (other or 'blue')
-    version = s['version'] if uploads(s) else (release_version(
-        [r for r in info.get('releases') or [] if r.get('release_id') == rid], rid) or '')
+    version = s['version'] if uploads(s) else (release_version(info.get('releases'), rid) or '')
     return dict(live=live, target=target, release_id=rid, version=version, slot_release=slot_release,
                 live_release=slot_release[live] if live else None, switch=target != live,
                 backup_now=info.get('backup_slot') or '', conf_orig=info.get('lb_config') or '',
@@ -345,8 +344,13 @@ def upload_args(s, st, check=False):
 
 
 def lock_args(s, st):
-    return dict(base_dir=s['base_dir'], owner=st['owner'], reclaim_key=st['reclaim_key'],
+    """deploy_lock; with an upload it also says whether the release is staged and the host's platform, so the
+    push needs no probe of its own (host_flow.known_probe)."""
+    args = dict(base_dir=s['base_dir'], owner=st['owner'], reclaim_key=st['reclaim_key'],
                 stale_after=s['lock_stale_after'], service_user=s['service']['service_user'])
+    if st['upload']:
+        args['release_id'] = st['release_id']
+    return args
 
 
 def expected(s, version):

@@ -15,7 +15,10 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import parse_checksum, validate_binary_name
+from ansible_collections.hotswap.deploy.plugins.module_utils.release_content import content_manifest, make_release_id
 from ansible_collections.hotswap.deploy.plugins.plugin_utils import host_flow as flow
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.release_files import resolve_release_files
 
 display = Display()
 
@@ -71,6 +74,17 @@ class HostStepsAction(ActionBase):
         if self._warnings:
             result['warnings'] = result.get('warnings', []) + self._warnings
         return result
+
+    # -- the release ---------------------------------------------------------------------------------
+
+    def _release_plan(self, s):
+        """``(release id, content manifest)`` of the settings' artifact, release files and environment, as
+        release_plan computes them; raises HotswapError on a bad binary name, checksum or release file."""
+        validate_binary_name(s['binary'])
+        sha = parse_checksum(s['checksum'])
+        files = resolve_release_files(self, s['release_files'])
+        manifest = content_manifest(s['binary'], files, s['service']['environment'], s['environment_secret'])
+        return make_release_id(s['version'], sha, manifest), manifest
 
     # -- remote calls --------------------------------------------------------------------------------
 

@@ -80,9 +80,11 @@ class BGHost(Host):
     def __init__(self, **answers):
         super(BGHost, self).__init__(**answers)
         self.actions = []
+        self.known_probes = []
 
     def run_action(self, name, args, check_mode=None, **attrs):
         self.actions.append((name, check_mode))
+        self.known_probes.append(attrs.get('known_probe'))
         res = self.execute_module(module_name=name, module_args=args)
         if check_mode:
             short, a = self.runs[-1]
@@ -201,6 +203,20 @@ def test_a_new_release_goes_to_the_idle_slot_and_nginx_switches_to_it(make_actio
     assert res['scale_down'] == 'app-blue stops in 300 s' and res['switch_seconds'] is not None
     assert r['changed'] is True
     assert r['facts']['hotswap_hook']['target_slot'] == 'green'
+
+
+def test_the_lock_run_tells_the_push_that_the_release_is_not_staged(make_action):
+    """One probe fewer: deploy_lock with the release id answers what binary_upload's probe would."""
+    platform = dict(os='linux', arch='amd64')
+    host = good_host(deploy_lock=[lambda a: dict(lock_answer(a), release_present=False, host_platform=platform)
+                                  if a.get('state') != 'absent' else lock_answer(a)] * 2)
+    r = run(make_action, host, dict(settings=settings()))
+    assert not r.get('failed'), r
+    assert host.args_of('deploy_lock')[0]['release_id'] == r['result']['release']
+    # The read-only pre-check probes as usual; the push is told.
+    assert host.known_probes[0] is None
+    assert host.known_probes[1] == dict(failed=True, reason='not_staged', staged=False, host_platform=platform,
+                                        msg='release %s is not staged' % r['result']['release'])
 
 
 def test_a_rerun_of_the_live_release_switches_nothing(make_action):
