@@ -32,7 +32,7 @@ IMAGE_EXT = ('.png', '.jpg', '.jpeg', '.gif', '.svg', '.webp')
 # [text](target) or ![alt](target "title"); the text may hold code spans and escaped brackets.
 LINK = re.compile(r'(?P<bang>!?)\[(?P<text>(?:[^\[\]\\]|\\.|\[[^\[\]]*\])*)\]\((?P<target>[^)\s]+)(?P<title>\s+"[^"]*")?\)')
 FENCE = re.compile(r'^\s*(```+|~~~+)')
-CODE_SPAN = re.compile(r'(`+)(?:(?!\1).)+?\1')
+CODE_SPAN = re.compile(r'(`+)(?:(?!\1)[\s\S])+?\1')
 SCHEME = re.compile(r'^[a-zA-Z][a-zA-Z0-9+.-]*:')
 
 
@@ -46,22 +46,37 @@ def site_path(repo_path):
 
 
 def links(text):
-    """Yield (match, repo-relative target) of every link outside code in a Markdown text."""
+    """Yield (match, repo-relative target) of every link outside code in a Markdown text.
+
+    Code spans may run over a line break inside a paragraph, so they are found per paragraph."""
     in_fence = None
     offset = 0
+    block, block_start = '', 0
     for line in text.splitlines(keepends=True):
         fence = FENCE.match(line)
         if in_fence:
             if fence and fence.group(1)[0] == in_fence[0] and len(fence.group(1)) >= len(in_fence):
                 in_fence = None
-        elif fence:
-            in_fence = fence.group(1)
+        elif fence or not line.strip():
+            for m in _links_outside_code(block):
+                yield block_start, m
+            block, block_start = '', offset + len(line)
+            if fence:
+                in_fence = fence.group(1)
         else:
-            code = [m.span() for m in CODE_SPAN.finditer(line)]
-            for m in LINK.finditer(line):
-                if not any(a <= m.start() < b for a, b in code):
-                    yield offset, m
+            if not block:
+                block_start = offset
+            block += line
         offset += len(line)
+    for m in _links_outside_code(block):
+        yield block_start, m
+
+
+def _links_outside_code(block):
+    code = [m.span() for m in CODE_SPAN.finditer(block)]
+    for m in LINK.finditer(block):
+        if not any(a <= m.start() < b for a, b in code):
+            yield m
 
 
 def split_target(target):
