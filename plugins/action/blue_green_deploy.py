@@ -235,8 +235,7 @@ class ActionModule(HostStepsAction):
             if not (self._check and not st['live']):
                 args['state'] = flow.state_record(s, st)
             if st['live']:
-                args['scale_down'] = dict(slot=st['live'], delay=s['scale_down_delay'],
-                                          drain_timeout=int(s['drain_timeout']))
+                args['scale_down'] = flow.scale_down_args(s, st['live'])
             res = self._module(flow.STAGE_RECORD, 'hotswap.deploy.blue_green_slots', args)
             st['scale_down'] = res.get('scale_down')
         st['rolled_out'] = True
@@ -248,37 +247,34 @@ class ActionModule(HostStepsAction):
     # -- a failure under the lock: the one switch-back path of the blue-green role -----------------------------
 
     def _restore(self, st, err):
-        """nginx back to the config it had (the old slot was never stopped), the failed slot stopped and pointed
-        back at what it held, current back with the new release marked failed, the old slot checked."""
+        """Blue-green's part of the one switch back (``HostStepsAction._switch_back``): nginx back to the config it
+        had (the old slot was never stopped, so nothing restarts), the failed slot stopped and pointed back at what
+        it held; then current back with the new release marked failed, and the old slot checked through nginx."""
         s = self._s
         plan = flow.restore_plan(st)
-        back = {'stage': err.stage, 'reason': err.reason}
-        if plan['lb']:
-            res = self._call('Put the previous load balancer config back', 'hotswap.deploy.nginx_switch',
-                             dict(path=flow.conf_path(s), content=st['conf_orig']))
-            if res.get('failed'):
-                back['lb_error'] = res.get('msg') or 'unknown error'
-        args = dict(app=s['app'], base_dir=s['base_dir'])
-        if plan['stop']:
-            args['stop_slot'] = st['target']
-        if plan['scale_down']:
-            args['scale_down'] = dict(slot=st['target'], delay=s['scale_down_delay'],
-                                      drain_timeout=int(s['drain_timeout']))
-        if plan['link']:
-            args['link'] = dict(slot=st['target'], release_id=st['slot_release'][st['target']] or '')
-        if len(args) > 2:
-            res = self._call('Stop the failed slot and point it back', 'hotswap.deploy.blue_green_slots', args)
-            if not res.get('failed'):
-                back['scale_down'] = res.get('scale_down')
-        if plan['current']:
-            res = self._call('Switch current back, marking the release failed', 'hotswap.deploy.release_activate',
-                             flow.revert_activate_args(s, st))
-            back['reverted'] = bool(res.get('switched')) and not res.get('failed')
-        if st['live'] and not self._check:
+
+        def traffic_back():
+            done = {}
+            if plan['lb']:
+                res = self._call('Put the previous load balancer config back', 'hotswap.deploy.nginx_switch',
+                                 dict(path=flow.conf_path(s), content=st['conf_orig']))
+                if res.get('failed'):
+                    done['lb_error'] = res.get('msg') or 'unknown error'
+            args = flow.slot_restore_args(s, st, plan)
+            if args:
+                res = self._call('Stop the failed slot and point it back', 'hotswap.deploy.blue_green_slots', args)
+                if not res.get('failed'):
+                    done['scale_down'] = res.get('scale_down')
+            return done
+
+        verify = bool(st['live']) and not self._check
+        health = None
+        if verify:
             version = release_version(st.get('releases'), st['live_release'])
-            res = self._call('Verify the old slot through the load balancer', 'hotswap.deploy.health_check',
-                             flow.health_args(s, flow.public_url(s), version, fail_on='never', successes=False))
-            back['health'] = res.get('outcome')
+            health = flow.health_args(s, flow.public_url(s), version, fail_on='never', successes=False)
+        back = self._switch_back(flow.revert_activate_args(s, st) if plan['current'] else None, None, health,
+                                 traffic_back=traffic_back, verify_unmoved=verify)
+        back.update(stage=err.stage, reason=err.reason)
         return plan, back
 
     def _fail(self, st, err):

@@ -456,6 +456,24 @@ def restore_plan(st):
     )
 
 
+def scale_down_args(s, slot):
+    """Stop ``slot`` after the scale-down delay (now with delay 0), letting it drain first."""
+    return dict(slot=slot, delay=s['scale_down_delay'], drain_timeout=int(s['drain_timeout']))
+
+
+def slot_restore_args(s, st, plan_):
+    """The blue_green_slots run of a switch back (the failed slot stopped, or left to its scale-down timer, and
+    pointed back at what it held), or None when the slot was not touched."""
+    args = dict(app=s['app'], base_dir=s['base_dir'])
+    if plan_['stop']:
+        args['stop_slot'] = st['target']
+    if plan_['scale_down']:
+        args['scale_down'] = scale_down_args(s, st['target'])
+    if plan_['link']:
+        args['link'] = dict(slot=st['target'], release_id=st['slot_release'][st['target']] or '')
+    return args if len(args) > 2 else None
+
+
 def failed_result(s, st, host, seconds, plan_, back):
     result = _base_result(s, st, host, seconds)
     result.update(changed=bool(plan_['lb'] or st.get('link_changed') or st.get('restart_changed')),
@@ -489,6 +507,8 @@ def failure_summary(s, st, host, plan_, back):
     elif plan_['touched']:
         parts.append('The %s slot was stopped%s.' % (slot, ' and points at %s again' % (
             st['slot_release'][slot] or 'nothing') if plan_['link'] else ''))
-    if back.get('reverted'):
+    if back.get('revert_error'):
+        parts.append('Switching current back to %s FAILED: %s' % (st['live_release'], back['revert_error'].strip()))
+    elif back.get('reverted'):
         parts.append('current is back on %s; %s is marked failed.' % (st['live_release'], st['release_id']))
     return ' '.join(parts)

@@ -155,15 +155,34 @@ class HostStepsAction(ActionBase):
 
     # -- the one switch-back path ----------------------------------------------------------------------
 
-    def _switch_back(self, activate_args, restart_args, health_args):
-        """current back to ``activate_args['release_id']``, restarted and verified there. Every outcome is
-        returned (``reverted``, ``revert_error``, ``restart``, ``health``) for the summary; nothing raises."""
-        back = {}
-        revert = self._call('Switch current back to the previous release', 'hotswap.deploy.release_activate',
-                            activate_args)
-        if revert.get('failed'):
-            back['revert_error'] = revert.get('msg') or 'no message'
-            return back
+    def _switch_back(self, activate_args, restart_args, health_args, traffic_back=None, verify_unmoved=False):
+        """The switch back of every rollout (deploy, canary abort, rollback, blue-green); nothing raises, every
+        outcome is returned for the summary (``reverted``, ``revert_error``, ``restart``, ``health``, and what
+        ``traffic_back`` returned).
+
+        1. ``traffic_back()``: where a load balancer was moved to the new release (blue-green's nginx and
+           slots), put it back first, so requests reach the previous release at once;
+        2. current back to ``activate_args['release_id']``, the failed release marked failed (None: current
+           never moved);
+        3. the service restarted there (``restart_args``; None where the previous release never stopped);
+        4. the previous release verified (``health_args``), when current moved back, or always with
+           ``verify_unmoved`` (blue-green: the old slot, through the load balancer)."""
+        back = dict(traffic_back() or {}) if traffic_back else {}
+        if activate_args:
+            revert = self._call('Switch current back to the previous release', 'hotswap.deploy.release_activate',
+                                activate_args)
+            if revert.get('failed'):
+                back['revert_error'] = revert.get('msg') or 'no message'
+            elif revert.get('switched'):
+                back['reverted'] = True
+        if back.get('reverted') and restart_args:
+            back['restart'] = self._call('Restart the service on the previous release',
+                                         'hotswap.deploy.graceful_restart', restart_args)
+        if health_args and (back.get('reverted') or verify_unmoved):
+            health = self._call('Verify the previous release serves again', 'hotswap.deploy.health_check',
+                                health_args)
+            back['health'] = health.get('outcome')
+        return back
         if not revert.get('switched'):
             return back
         back['reverted'] = True

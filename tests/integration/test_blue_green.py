@@ -20,6 +20,8 @@ import pytest
 import testlib
 
 sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'hosts'))
+sys.path.insert(0, os.path.join(testlib.REPO, 'tests', 'thirdparty'))
+import fetch  # noqa: E402  pylint: disable=wrong-import-position
 import testhosts  # noqa: E402
 
 PUBLIC = 80
@@ -316,3 +318,78 @@ def test_deploy_yml_gives_blue_green_the_release_files(bg_fleet, app, tmp_path):
     r = testlib.playbook(inventory, 'deploy', dict(back, blue_green_action='switch_back'), tmp_path=tmp_path)
     assert r.rc == 0, r
     assert [h.get('greeting') for h in served()] == ['one'] * len(hosts)
+
+
+def test_a_service_nobody_here_wrote_rolls_out_blue_green(bg_fleet, app, tmp_path):
+    """Debian's prometheus-pushgateway through deploy.yml -e rollout=blue_green, as the non-root user
+    `deploy` with become: its own flags, its own user and state directory, its version in JSON. Two
+    builds of the same version (other bytes: another release) switched under load, a re-run, a build
+    promised as another version (refused before nginx moves), a switch back."""
+    hosts, inventory = bg_fleet
+    info = fetch.fetch('prometheus-pushgateway')
+    first = info['binaries'][0]
+    second = fetch.other_build(first, str(tmp_path / 'pushgateway-other'))
+    version = info['version'].split(':')[-1].rsplit('-', 1)[0]  # 1.5.0-1+b6 -> 1.5.0, what it reports
+    state_dir = '/var/lib/%s' % app
+
+    def deploy_vars(artifact, **extra):
+        v = dict(FAST_CHECKS, app=app, rollout='blue_green', version=version, artifact=artifact,
+                 checksum=testlib.sha256(artifact), ansible_user='deploy', ansible_become=True,
+                 service_args='--web.listen-address={address}:{port} --persistence.file=%s/metrics.store' % state_dir,
+                 state_dirs=[state_dir], health_url='http://127.0.0.1:8081/api/v1/status',
+                 version_query='data.build_information.version', blue_green_scale_down_delay=60)
+        v.update(extra)
+        return v
+
+    def live(host):
+        """The live slot, and the release its process runs (from the binary the kernel ran)."""
+        slot = json.loads(testlib.host_sh(host, 'cat /opt/%s/.hotswap/blue_green.json' % app))['live']
+        pid = testlib.host_sh(host, 'systemctl show -P MainPID %s-%s.service' % (app, slot)).strip()
+        exe = testlib.host_sh(host, 'readlink /proc/%s/exe' % pid).strip()
+        return slot, exe.split('/releases/')[1].split('/')[0]
+
+    def served(host):
+        status = json.loads(testlib.http_get('http://127.0.0.1:%d/api/v1/status' % host['ports'][PUBLIC]))
+        return status['data']['build_information']['version']
+
+    try:
+        r = testlib.playbook(inventory, 'deploy', deploy_vars(first), tmp_path=tmp_path)
+        assert r.rc == 0, r
+        for host in hosts:
+            assert live(host) == ('blue', rid(version, first)) and served(host) == version
+            assert_runs_as_app_user(host, '%s-blue.service' % app, app)
+            assert testlib.host_sh(host, 'stat -c %%U %s' % state_dir).strip() == app
+            assert 'ReadWritePaths=%s' % state_dir in testlib.host_sh(
+                host, 'cat /etc/systemd/system/%s-blue.service' % app)
+
+        # The other build into green under load through nginx: the old slot serves until nginx moved.
+        probe = testlib.start_load(hosts, PUBLIC, 60, keepalive=True, duration=240, path='/-/ready')
+        time.sleep(1)
+        r = testlib.playbook(inventory, 'deploy', deploy_vars(second), tmp_path=tmp_path)
+        s = finish_load(probe, 'blue-green-pushgateway-switch')
+        assert r.rc == 0, r
+        assert ' -> %s; pass;' % rid(version, second) in r.out, r
+        assert s['sent'] > 100 and s['failed'] == 0, brief(s)
+        for host in hosts:
+            assert live(host) == ('green', rid(version, second)) and served(host) == version
+            assert is_active(host, '%s-blue' % app) == 'active'  # until the scale-down timer
+
+        r = testlib.playbook(inventory, 'deploy', deploy_vars(second), tmp_path=tmp_path)
+        assert r.rc == 0, r
+        assert all(c['changed'] == 0 for c in r.recap.values()), r
+
+        # Promised as another version than it reports: the direct check of the idle slot refuses it.
+        r = testlib.playbook(inventory, 'deploy', deploy_vars(first, version=version + '.99'), tmp_path=tmp_path)
+        assert r.rc != 0, r
+        assert "expected '%s.99'" % version in r.out and 'it was not switched' in r.out, r
+        for host in hosts:
+            assert live(host) == ('green', rid(version, second))
+
+        back = dict((k, v) for k, v in deploy_vars(second).items() if k not in ('version', 'artifact', 'checksum'))
+        r = testlib.playbook(inventory, 'deploy', dict(back, blue_green_action='switch_back'), tmp_path=tmp_path)
+        assert r.rc == 0, r
+        for host in hosts:
+            assert live(host) == ('blue', rid(version, first)) and served(host) == version
+    finally:
+        for host in hosts:
+            testlib.host_sh(host, 'rm -rf %s' % state_dir, check=False)

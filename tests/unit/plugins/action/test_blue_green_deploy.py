@@ -336,6 +336,22 @@ def test_a_failed_check_through_nginx_switches_nginx_and_current_back(make_actio
     assert r['result']['rolled_back_to'] == R1 and r['result']['rollback_health'] == 'pass'
 
 
+def test_a_current_that_cannot_be_switched_back_is_reported_and_the_old_slot_still_checked(make_action):
+    # The one switch-back path (HostStepsAction._switch_back): nginx goes back first, so the old slot serves
+    # whatever happens to current; a failed move of current is named, and the old slot is checked anyway.
+    host = good_host(health_check=[dict(outcome='pass'), dict(failed=True, outcome='fail', msg='2 of 20 probes.'),
+                                   dict(outcome='pass')],
+                     release_activate=[dict(changed=True, switched=True), dict(failed=True, msg='disk full')])
+    r = run(make_action, host, dict(settings=settings()))
+    assert r['failed'] is True
+    assert host.names()[-5:] == ['nginx_switch', 'blue_green_slots', 'release_activate', 'health_check',
+                                 'deploy_lock:absent']
+    assert_old_slot_checked(host.args_of('health_check')[-1])
+    assert 'nginx was switched back to the blue slot (%s); its check through port 80: pass.' % R1 in r['msg']
+    assert r['msg'].endswith('Switching current back to %s FAILED: disk full' % R1)
+    assert 'is marked failed' not in r['msg']
+
+
 def test_a_config_nginx_rejects_is_not_switched_back(make_action):
     host = good_host(nginx_switch=[dict(failed=True, rejected=True, test_output='bad directive "x"\ntest failed')])
     r = run(make_action, host, dict(settings=settings()))

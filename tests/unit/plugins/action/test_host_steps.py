@@ -254,3 +254,66 @@ def test_an_unknown_action_is_a_failed_step(action):
     a._shared_loader_obj.action_loader.get = lambda name, **kw: None
     res = a._run_action('hotswap.deploy.no_such_action', {})
     assert res['failed'] and 'running hotswap.deploy.no_such_action' in res['msg'] and 'no such action' in res['msg']
+
+
+# -- _switch_back: the one switch-back path of every rollout -----------------------------------------------------
+
+ACTIVATE = 'hotswap.deploy.release_activate'
+RESTART = 'hotswap.deploy.graceful_restart'
+HEALTH = 'hotswap.deploy.health_check'
+
+
+def scripted(a, answers):
+    """_execute_module answers by module name (a dict each); the runs are recorded in order."""
+    calls = []
+
+    def fake(module_name=None, module_args=None, task_vars=None, **kw):
+        calls.append((module_name, module_args))
+        return dict(answers[module_name])
+    a._execute_module = fake
+    return calls
+
+
+def test_switch_back_moves_current_restarts_and_verifies(action):
+    a = action()
+    calls = scripted(a, {ACTIVATE: dict(changed=True, switched=True), RESTART: dict(changed=True, strategy='signal'),
+                         HEALTH: dict(changed=False, outcome='pass')})
+    back = a._switch_back(dict(release_id='1.0.0'), dict(name='demo'), dict(url='http://127.0.0.1:8080/healthz'))
+    assert [c[0] for c in calls] == [ACTIVATE, RESTART, HEALTH]
+    assert calls[0][1] == dict(release_id='1.0.0')
+    assert back == dict(reverted=True, restart=dict(changed=True, strategy='signal'), health='pass')
+
+
+def test_switch_back_when_current_did_not_move_runs_nothing_more(action):
+    a = action()
+    calls = scripted(a, {ACTIVATE: dict(changed=False, switched=False)})
+    assert a._switch_back(dict(release_id='1.0.0'), dict(name='demo'), dict(url='u')) == {}
+    assert [c[0] for c in calls] == [ACTIVATE]
+
+
+def test_switch_back_that_fails_to_move_current_reports_it_and_verifies_nothing(action):
+    a = action()
+    calls = scripted(a, {ACTIVATE: dict(failed=True, msg='disk full')})
+    assert a._switch_back(dict(release_id='1.0.0'), dict(name='demo'), dict(url='u')) == dict(revert_error='disk full')
+    assert [c[0] for c in calls] == [ACTIVATE]
+
+
+def test_switch_back_puts_traffic_back_first_and_verifies_an_unmoved_current(action):
+    # Blue-green: nginx and the slot first; nothing to restart (the old slot never stopped); the old slot is
+    # checked even when current never moved, and even when moving it back failed.
+    a = action()
+    order = []
+    calls = scripted(a, {ACTIVATE: dict(failed=True, msg='no such release'), HEALTH: dict(outcome='pass')})
+
+    def traffic_back():
+        order.append('traffic')
+        assert calls == []
+        return dict(scale_down='stops in 60 s')
+    back = a._switch_back(dict(release_id='1.0.0'), None, dict(url='http://127.0.0.1/healthz'),
+                          traffic_back=traffic_back, verify_unmoved=True)
+    assert order == ['traffic'] and [c[0] for c in calls] == [ACTIVATE, HEALTH]
+    assert back == dict(scale_down='stops in 60 s', revert_error='no such release', health='pass')
+
+    calls = scripted(a, {HEALTH: dict(outcome='fail')})
+    back = a._switch_back(None, None, dict(url='u'), traffic_back=dict, verify_unmoved=True)
+    assert [c[0] for c in calls] == [HEALTH] and back == dict(health='fail')

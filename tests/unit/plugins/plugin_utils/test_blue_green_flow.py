@@ -601,3 +601,29 @@ def test_failure_summary_of_a_rescheduled_scale_down():
     st = planned(cancelled=True)
     msg = summary(st, scale_down='green stops in 300 s (app-scale-down.timer)')
     assert msg.endswith('The green slot keeps running: green stops in 300 s (app-scale-down.timer).')
+
+
+def test_failure_summary_when_current_could_not_be_switched_back():
+    st = planned(conf_text='new', link_changed=True, restart_changed=True, switched=True)
+    msg = summary(st, health='pass', revert_error='release_activate: no space left on device \n')
+    assert msg.endswith('Switching current back to %s FAILED: release_activate: no space left on device' % R1)
+    assert 'is marked failed' not in msg
+
+
+def test_slot_restore_args():
+    s = settings(scale_down_delay=300, drain_timeout=20)
+    assert flow.slot_restore_args(s, planned(), flow.restore_plan(planned())) is None
+    st = planned(conf_text='new', link_changed=True, restart_changed=True)
+    assert flow.slot_restore_args(s, st, flow.restore_plan(st)) == dict(
+        app='app', base_dir='/opt/app', stop_slot='green', link=dict(slot='green', release_id=R0))
+    # A switch back within the delay: the target keeps running until its scale-down timer, as before the run.
+    st = planned(cancelled=True)
+    assert flow.slot_restore_args(s, st, flow.restore_plan(st)) == dict(
+        app='app', base_dir='/opt/app', scale_down=dict(slot='green', delay=300, drain_timeout=20))
+    first = planned(i=info(), link_changed=True)
+    assert flow.slot_restore_args(s, first, flow.restore_plan(first))['link'] == dict(slot='blue', release_id='')
+
+
+def test_scale_down_args():
+    assert flow.scale_down_args(settings(scale_down_delay=0, drain_timeout='15'), 'blue') == dict(
+        slot='blue', delay=0, drain_timeout=15)
