@@ -109,14 +109,19 @@ class ActionModule(HostStepsAction):
                 release_id = self._release_plan(s)[0]
             except HotswapError as e:
                 raise StepFailed(STAGE_PLAN, e.msg)
-            # A wrong checksum, a missing artifact or a binary for another OS/arch, before anything changes.
+        read = dict(base_dir=s['base_dir'], slots=list(flow.SLOTS), lb_config=flow.conf_path(s),
+                    stat=[flow.DEFAULT_SITE, flow.NGINX_BINARY])
+        if flow.uploads(s):
+            read['release_id'] = release_id
+        info = self._module(flow.STAGE_READ, 'hotswap.deploy.release_info', read)
+        if flow.uploads(s):
+            # A wrong checksum, a missing artifact or a binary for another OS/arch, before anything changes; the
+            # read tells the check what its probe would (a release not staged yet, the host's platform).
             check = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(s, dict(release_id=release_id),
-                                                                                      check=True), check_mode=True)
+                                                                                      check=True), check_mode=True,
+                                     known_probe=known_probe(dict(info, release_id=release_id)))
             if check.get('failed'):
                 raise StepFailed(flow.STAGE_CHECK, failure_of(flow.STAGE_CHECK, check)['reason'])
-        info = self._module(flow.STAGE_READ, 'hotswap.deploy.release_info', dict(
-            base_dir=s['base_dir'], slots=list(flow.SLOTS), lb_config=flow.conf_path(s),
-            stat=[flow.DEFAULT_SITE, flow.NGINX_BINARY]))
         refused = flow.refusal(s, info, self._host)
         if refused:
             raise StepFailed('Refuse what the role must not touch', refused)

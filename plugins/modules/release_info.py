@@ -43,6 +43,13 @@ options:
     type: list
     elements: path
     default: []
+  release_id:
+    description:
+      - Also report whether C(<base_dir>/releases/<release_id>) exists (RV(release_present)) and the host's
+        platform (RV(host_platform)), as M(hotswap.deploy.deploy_lock) does, so a read-only check of an
+        artifact against the host (a check-mode M(hotswap.deploy.binary_upload)) needs no probe of its own.
+    type: str
+    version_added: 0.7.0
 extends_documentation_fragment:
   - hotswap.deploy.release
   - ansible.builtin.action_common_attributes
@@ -82,6 +89,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+release_present:
+  description: Whether the directory of I(release_id) exists; null without I(release_id).
+  returned: always
+  type: bool
+host_platform:
+  description: The host's C(os) and C(arch) (as M(hotswap.deploy.binary_upload) reports them); null without I(release_id).
+  returned: always
+  type: dict
 current:
   description: Release C(current) points at; null when there is no usable C(current).
   returned: always
@@ -218,17 +233,20 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import info
+from ansible_collections.hotswap.deploy.plugins.module_utils.lock import release_presence
 from ansible_collections.hotswap.deploy.plugins.module_utils.slots import read_state
 
 
 def main():
     argument_spec = dict(BASE_DIR_SPEC, slots=dict(type='list', elements='str', default=[]),
-                         lb_config=dict(type='path'), stat=dict(type='list', elements='path', default=[]))
+                         lb_config=dict(type='path'), stat=dict(type='list', elements='path', default=[]),
+                         release_id=dict(type='str'))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     try:
         result = info(p['base_dir'])
         result.update(read_state(p['base_dir'], p['slots'], p['lb_config'], p['stat']))
+        result.update(release_presence(p['base_dir'], p['release_id']))
     except HotswapError as e:
         module.fail_json(msg=e.msg)
     except OSError as e:

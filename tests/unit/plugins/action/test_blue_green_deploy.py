@@ -62,7 +62,7 @@ def slot(name, release):
 
 
 def info(live='blue', backup='', blue=R1, green=None, conf=None, nginx=True, default_site=False,
-         releases=((R1, '1.0.0'),)):
+         releases=((R1, '1.0.0'),), **extra):
     """What release_info answers to the action's read (every listed release is present)."""
     if conf is None and live:
         conf = flow.nginx_config(FULL, live, backup)
@@ -70,7 +70,7 @@ def info(live='blue', backup='', blue=R1, green=None, conf=None, nginx=True, def
                 slots=dict(blue=slot('blue', blue), green=slot('green', green)),
                 lb_config=conf, live_slot=live, backup_slot=backup, current_blocked=False, problems=[],
                 stat={flow.DEFAULT_SITE: dict(exists=default_site, islnk=default_site),
-                      flow.NGINX_BINARY: dict(exists=nginx, islnk=False)})
+                      flow.NGINX_BINARY: dict(exists=nginx, islnk=False)}, **extra)
 
 
 class BGHost(Host):
@@ -130,7 +130,7 @@ def run(make_action, host, args, check_mode=False):
     return action.run(task_vars={'inventory_hostname': 'web1'})
 
 
-HEAD = ['binary_upload:check', 'release_info', 'deploy_lock:present', 'blue_green_slots']
+HEAD = ['release_info', 'binary_upload:check', 'deploy_lock:present', 'blue_green_slots']
 RESTORE_LINK = dict(app='app', base_dir='/opt/app', stop_slot='green', link=dict(slot='green', release_id=''))
 
 
@@ -166,7 +166,7 @@ def test_a_new_release_goes_to_the_idle_slot_and_nginx_switches_to_it(make_actio
 
     read = dict(host.runs)['release_info']
     assert read == dict(base_dir='/opt/app', slots=['blue', 'green'], lb_config=CONF,
-                        stat=[flow.DEFAULT_SITE, flow.NGINX_BINARY])
+                        stat=[flow.DEFAULT_SITE, flow.NGINX_BINARY], release_id=RID)
     lock = host.args_of('deploy_lock')[0]
     assert lock['base_dir'] == '/opt/app' and lock['service_user'] == 'app' and 'state' not in lock
 
@@ -205,18 +205,26 @@ def test_a_new_release_goes_to_the_idle_slot_and_nginx_switches_to_it(make_actio
     assert r['facts']['hotswap_hook']['target_slot'] == 'green'
 
 
-def test_the_lock_run_tells_the_push_that_the_release_is_not_staged(make_action):
-    """One probe fewer: deploy_lock with the release id answers what binary_upload's probe would."""
+def test_the_read_and_the_lock_run_tell_the_check_and_the_push_that_the_release_is_not_staged(make_action):
+    """Two probes fewer: release_info and deploy_lock with the release id answer what binary_upload's probe would."""
     platform = dict(os='linux', arch='amd64')
-    host = good_host(deploy_lock=[lambda a: dict(lock_answer(a), release_present=False, host_platform=platform)
+    host = good_host(release_info=[info(release_present=False, host_platform=platform)],
+                     deploy_lock=[lambda a: dict(lock_answer(a), release_present=False, host_platform=platform)
                                   if a.get('state') != 'absent' else lock_answer(a)] * 2)
     r = run(make_action, host, dict(settings=settings()))
     assert not r.get('failed'), r
-    assert host.args_of('deploy_lock')[0]['release_id'] == r['result']['release']
-    # The read-only pre-check probes as usual; the push is told.
+    rid = r['result']['release']
+    assert dict(host.runs)['release_info']['release_id'] == host.args_of('deploy_lock')[0]['release_id'] == rid
+    told = dict(failed=True, reason='not_staged', staged=False, host_platform=platform,
+                msg='release %s is not staged' % rid)
+    assert host.known_probes == [told, told]
+
+
+def test_a_staged_release_is_probed_by_the_check_as_usual(make_action):
+    host = good_host(release_info=[info(release_present=True, host_platform=dict(os='linux', arch='amd64'))])
+    r = run(make_action, host, dict(settings=settings()))
+    assert not r.get('failed'), r
     assert host.known_probes[0] is None
-    assert host.known_probes[1] == dict(failed=True, reason='not_staged', staged=False, host_platform=platform,
-                                        msg='release %s is not staged' % r['result']['release'])
 
 
 def test_a_rerun_of_the_live_release_switches_nothing(make_action):
@@ -250,7 +258,7 @@ def test_nginx_is_installed_through_the_package_action_before_the_units(make_act
                      package=[dict(changed=True)])
     r = run(make_action, host, dict(settings=settings()))
     assert not r.get('failed'), r
-    assert host.names()[:6] == ['binary_upload:check', 'release_info', 'deploy_lock:present', 'package',
+    assert host.names()[:6] == ['release_info', 'binary_upload:check', 'deploy_lock:present', 'package',
                                 'blue_green_slots', 'binary_upload']
     # An action, as a task would run it, not a module run.
     assert host.actions == [('hotswap.deploy.binary_upload', True), ('ansible.builtin.package', None),
@@ -269,7 +277,7 @@ def test_a_failed_nginx_install_fails_before_the_units_and_unlocks(make_action):
                      package=[dict(failed=True, msg='No package matching nginx')])
     r = run(make_action, host, dict(settings=settings()))
     assert r['failed'] and r['failure']['stage'] == 'Install nginx from the distribution'
-    assert host.names() == ['binary_upload:check', 'release_info', 'deploy_lock:present', 'package',
+    assert host.names() == ['release_info', 'binary_upload:check', 'deploy_lock:present', 'package',
                             'deploy_lock:absent']
     assert "at 'Install nginx from the distribution': No package matching nginx" in r['msg']
     assert 'nginx was not configured: this was the first deploy.' in r['msg']
@@ -399,7 +407,7 @@ def test_a_failed_lock_changes_and_releases_nothing(make_action):
     assert r == dict(failed=True, changed=False, msg='the deploy lock is held by other.',
                      failure=dict(stage='Take the deploy lock', reason='the deploy lock is held by other.'),
                      hotswap_handled=True)
-    assert host.names() == ['binary_upload:check', 'release_info', 'deploy_lock:present']
+    assert host.names() == ['release_info', 'binary_upload:check', 'deploy_lock:present']
 
 
 def test_a_failed_prune_after_the_switch_does_not_switch_back(make_action):
@@ -422,11 +430,12 @@ def test_clashing_ports_are_refused_before_the_host_is_asked(make_action):
     assert host.runs == [] and host.actions == []
 
 
-def test_a_failed_upload_check_is_refused_before_the_host_is_read(make_action):
+def test_a_failed_upload_check_is_refused_before_anything_changes(make_action):
     host = good_host(binary_upload=[dict(failed=True, msg='checksum mismatch')])
     r = run(make_action, host, dict(settings=settings()))
     assert r['failed'] and r['hotswap_handled'] and r['msg'] == 'checksum mismatch'
-    assert r['failure']['stage'] == 'Check the artifact against the host' and host.names() == ['binary_upload:check']
+    assert r['failure']['stage'] == 'Check the artifact against the host'
+    assert host.names() == ['release_info', 'binary_upload:check']
 
 
 def test_a_config_someone_else_wrote_is_refused(make_action):
@@ -434,7 +443,7 @@ def test_a_config_someone_else_wrote_is_refused(make_action):
     r = run(make_action, host, dict(settings=settings()))
     assert r['failed'] and r['failure']['stage'] == 'Refuse what the role must not touch'
     assert 'was not written by hotswap.deploy' in r['msg']
-    assert host.names() == ['binary_upload:check', 'release_info']
+    assert host.names() == ['release_info', 'binary_upload:check']
 
 
 # -- check mode --------------------------------------------------------------------------------------------

@@ -100,3 +100,17 @@ def test_a_bad_slot_name_fails_with_the_fix(tmp_path, run_module):
 def test_an_unreadable_config_fails_with_the_fix(tmp_path, run_module):
     res = run_module(MODULE, base_dir=str(tmp_path), lb_config=str(tmp_path))  # a directory: EISDIR
     assert res['failed'] is True and 'reading the nginx config' in res['msg'] and 'run with become' in res['msg']
+
+
+def test_release_id_reports_whether_it_is_staged_and_the_host_platform(tmp_path, run_module, stage):
+    """What a check-mode push would probe for, in the read: the release directory and the host's os/arch."""
+    from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import host_platform
+    stage(tmp_path, '1.0.0-aaaaaaaaaaaa')
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='1.0.0-aaaaaaaaaaaa')
+    assert res['release_present'] is True and res['host_platform'] == host_platform()
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='2.0.0-bbbbbbbbbbbb')
+    assert res['release_present'] is False and res['host_platform'] == host_platform()
+    res = run_module(MODULE, base_dir=str(tmp_path))
+    assert res['release_present'] is None and res['host_platform'] is None
+    res = run_module(MODULE, base_dir=str(tmp_path), release_id='../etc')
+    assert res['failed'] is True and 'release' in res['msg']
