@@ -231,23 +231,18 @@ class ActionModule(HostStepsAction):
             st['public_outcome'] = health.get('outcome')
 
     def _finish(self, st):
-        """Record the live slot, scale the old one down, prune (only after a rollout that went through) and
-        release the lock."""
-        s = self._s
-        if st['switch']:
-            args = dict(app=s['app'], base_dir=s['base_dir'])
-            # A first deploy in check mode has no .hotswap/ yet to write into.
-            if not (self._check and not st['live']):
-                args['state'] = flow.state_record(s, st)
-            if st['live']:
-                args['scale_down'] = flow.scale_down_args(s, st['live'])
-            res = self._module(flow.STAGE_RECORD, 'hotswap.deploy.blue_green_slots', args)
-            st['scale_down'] = res.get('scale_down')
-        st['rolled_out'] = True
-        try:
-            self._module(flow.STAGE_PRUNE, 'hotswap.deploy.release_prune', flow.prune_args(s, st))
-        finally:
-            self._unlock(st, s['base_dir'])
+        """Record the live slot, scale the old one down, prune and release the lock, in one run. A failure to
+        record switches back (the rollout did not go through); a failed prune or unlock does not."""
+        res = self._call(flow.STAGE_RECORD, 'hotswap.deploy.blue_green_slots',
+                         flow.finish_args(self._s, st, self._check))
+        if res.get('unlocked'):
+            st.pop('locked', None)
+        if res.get('failed') or res.get('unreachable'):
+            stage = flow.finish_stage(res)
+            st['rolled_out'] = stage != flow.STAGE_RECORD
+            failure = failure_of(stage, res)
+            raise StepFailed(failure['stage'], failure['reason'], res)
+        st.update(scale_down=res.get('scale_down'), rolled_out=True)
 
     # -- a failure under the lock: the one switch-back path of the blue-green role -----------------------------
 

@@ -13,7 +13,10 @@ description:
   - The host-side steps of the C(hotswap.deploy.blue_green) role (run by its action M(hotswap.deploy.blue_green_deploy)),
     each optional, in this order - cancel a pending scale-down timer, write the slot units and reload
     systemd when one changed, remove nginx's default site link, stop a slot, point a slot link at a release,
-    write the state file, and stop the old slot now or schedule its stop.
+    write the state file, stop the old slot now or schedule its stop, prune old releases and release the
+    deploy lock.
+  - I(prune) and I(unlock) are what a rollout that went through ends with; the lock is released even when the
+    prune fails (RV(failed_step)), so a failed prune never leaves the app locked.
   - One module run for what took a task each, since every remote module run costs a round trip per host.
   - Check mode reports what would change and changes nothing; diff mode shows the unit files and the state file.
 options:
@@ -87,6 +90,31 @@ options:
         description: Seconds to wait for nginx's old workers with I(delay=0).
         type: int
         default: 60
+  prune:
+    description:
+      - Delete old releases as M(hotswap.deploy.release_prune) does, with its arguments but I(base_dir).
+    type: dict
+    suboptions:
+      keep:
+        description: Releases to keep in the ledger.
+        type: int
+        default: 5
+      protect:
+        description: Releases never deleted (the ones the slots hold).
+        type: list
+        elements: str
+        default: []
+      lock_owner:
+        description: The deploy lock's owner this run holds it as; refused while anyone else holds it.
+        type: str
+  unlock:
+    description: Release the deploy lock as M(hotswap.deploy.deploy_lock) with I(state=absent) does, last.
+    type: dict
+    suboptions:
+      owner:
+        description: The owner the lock was taken as.
+        type: str
+        required: true
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -137,6 +165,18 @@ scale_down:
   description: What happens to the old slot, for example C(blue stops in 300 s (myapp-scale-down.timer)).
   returned: when I(scale_down) is given
   type: str
+pruned:
+  description: What the prune did, as M(hotswap.deploy.release_prune) returns it (C(removed), C(kept), ...).
+  returned: when I(prune) is given and it succeeded
+  type: dict
+unlocked:
+  description: Whether the deploy lock is no longer held by I(unlock.owner) (released, or already gone).
+  returned: when I(unlock) is given
+  type: bool
+failed_step:
+  description: The step that failed, C(prune) or C(unlock) (the lock is released after a failed prune).
+  returned: when I(prune) or I(unlock) failed
+  type: str
 '''
 
 import os
@@ -144,8 +184,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hotswap.deploy.plugins.module_utils import slots
+from ansible_collections.hotswap.deploy.plugins.module_utils import lock, slots
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import prune
 
 
 def _systemctl(module, *args):
@@ -212,6 +253,35 @@ def _scale_down(module, p, result):
     _systemctl(module, 'disable', '--now', '--quiet', slots.slot_unit_name(p['app'], sd['slot']))
 
 
+def _error_text(what, e, base_dir):
+    if isinstance(e, HotswapError):
+        return e.msg
+    return '%s in %s: %s. Check permissions (use become).' % (what, base_dir, e)
+
+
+def _prune_and_unlock(module, p, result):
+    """The end of a rollout that went through: prune, then release the lock whatever the prune did. A failure
+    is returned in the result (failed_step, step_error), the lock's state with it."""
+    errors = []
+    if p['prune']:
+        pr = p['prune']
+        try:
+            result['pruned'] = prune(p['base_dir'], pr['keep'], check_mode=module.check_mode, protect=pr['protect'],
+                                     lock_owner=pr['lock_owner'])
+        except (HotswapError, OSError) as e:
+            errors.append(('prune', _error_text('pruning releases', e, p['base_dir'])))
+    if p['unlock']:
+        try:
+            lock.release(p['base_dir'], p['unlock']['owner'], check_mode=module.check_mode)
+            result['unlocked'] = True
+        except (HotswapError, OSError) as e:
+            result['unlocked'] = False
+            errors.append(('unlock', _error_text('releasing the deploy lock', e, p['base_dir'])))
+    if errors:
+        result['failed_step'] = errors[0][0]
+        result['step_error'] = ' '.join(msg for dummy, msg in errors)
+
+
 def run(module):
     p = module.params
     result = dict(changed=False, cancelled=False, units_changed=[], link_changed=False, diff=[])
@@ -238,9 +308,11 @@ def run(module):
         _state(module, p, result)
     if p['scale_down']:
         _scale_down(module, p, result)
+    _prune_and_unlock(module, p, result)
     result['changed'] = bool(result['cancelled'] or result['units_changed'] or result['link_changed']
                              or result.get('default_site_removed') or result.get('stopped')
-                             or result.get('state_changed') or result.get('scale_down'))
+                             or result.get('state_changed') or result.get('scale_down')
+                             or (result.get('pruned') or {}).get('changed'))
     return result
 
 
@@ -261,6 +333,10 @@ def main():
             scale_down=dict(type='dict', options=dict(slot=dict(type='str', required=True),
                                                       delay=dict(type='int', default=0),
                                                       drain_timeout=dict(type='int', default=60))),
+            prune=dict(type='dict', options=dict(keep=dict(type='int', default=5),
+                                                 protect=dict(type='list', elements='str', default=[]),
+                                                 lock_owner=dict(type='str'))),
+            unlock=dict(type='dict', options=dict(owner=dict(type='str', required=True))),
         ),
         supports_check_mode=True,
     )
@@ -273,6 +349,8 @@ def main():
                              % (module.params['app'], module.params['base_dir'], e))
     if not module._diff:
         result.pop('diff')
+    if result.get('failed_step'):
+        module.fail_json(msg=result.pop('step_error'), **result)
     module.exit_json(**result)
 
 

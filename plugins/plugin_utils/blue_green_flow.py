@@ -388,10 +388,25 @@ def revert_activate_args(s, st):
                 activated_by='%s (automatic switch back)' % st['owner'], lock_owner=st['owner'])
 
 
-def prune_args(s, st):
-    """Never the releases the slots run: switch back needs the idle one."""
+def finish_args(s, st, check_mode):
+    """The one blue_green_slots run a rollout that went through ends with: after a switch, record the live slot
+    (not on a first deploy in check mode: no .hotswap/ yet to write into) and scale the old one down; then prune
+    (never the releases the slots run: switch back needs the idle one) and release the lock."""
+    args = dict(app=s['app'], base_dir=s['base_dir'])
+    if st['switch']:
+        if not (check_mode and not st['live']):
+            args['state'] = state_record(s, st)
+        if st['live']:
+            args['scale_down'] = scale_down_args(s, st['live'])
     protect = [r for r in (st['release_id'], st['slot_release'][OTHER[st['target']]]) if r]
-    return dict(base_dir=s['base_dir'], keep=s['keep'], protect=protect, lock_owner=st['owner'])
+    args.update(prune=dict(keep=s['keep'], protect=protect, lock_owner=st['owner']), unlock=dict(owner=st['owner']))
+    return args
+
+
+def finish_stage(res):
+    """The stage a failed finishing run failed at: a failed prune or unlock left the rollout in place, a failure
+    before them (the record, the scale-down) did not."""
+    return {'prune': STAGE_PRUNE, 'unlock': STAGE_UNLOCK}.get(res.get('failed_step'), STAGE_RECORD)
 
 
 def lb_backup(st):

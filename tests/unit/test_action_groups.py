@@ -41,6 +41,7 @@ EXCLUDED = {
         'deploy_lock': 'it takes or releases the lock: its option is owner',
         'release_switch': 'the lock owner is a key of settings, which the rollback role builds',
         'release_cutover': 'lock_owner is a key of its activate dict',
+        'blue_green_slots': 'lock_owner is a key of its prune dict',
     },
 }
 

@@ -110,7 +110,13 @@ def slots_answer(units=None, link=None, record=None, restore=None):
             return restore or dict(changed=True)
         if 'link' in args:
             return link or dict(changed=True, link_changed=True, cancelled=False)
-        return record or dict(changed=True, scale_down='app-blue stops in 300 s')
+        # The run a rollout ends with: record, scale-down, prune, unlock.
+        if record:
+            return record
+        done = dict(changed='state' in args, unlocked=True, pruned=dict(changed=False, removed=[]))
+        if 'scale_down' in args:
+            done['scale_down'] = 'app-blue stops in 300 s'
+        return done
     return answer
 
 
@@ -118,8 +124,7 @@ def good_host(**over):
     answers = dict(release_info=[info()], deploy_lock=[lock_answer], blue_green_slots=[slots_answer()],
                    binary_upload=[dict(changed=True)], graceful_restart=[dict(changed=True, new_pid=42)],
                    health_check=[dict(outcome='pass')], nginx_switch=[dict(changed=True)],
-                   release_activate=[dict(changed=True, switched=True)],
-                   release_prune=[dict(changed=False, removed=[])])
+                   release_activate=[dict(changed=True, switched=True)])
     answers.update(over)
     return BGHost(**answers)
 
@@ -154,8 +159,7 @@ def test_a_new_release_goes_to_the_idle_slot_and_nginx_switches_to_it(make_actio
     r = run(make_action, host, dict(settings=settings()))
     assert not r.get('failed'), r
     assert host.names() == HEAD + ['binary_upload', 'blue_green_slots', 'graceful_restart', 'health_check',
-                                   'nginx_switch', 'release_activate', 'health_check', 'blue_green_slots',
-                                   'release_prune', 'deploy_lock:absent']
+                                   'nginx_switch', 'release_activate', 'health_check', 'blue_green_slots']
     # The uploads are the binary_upload action: a check before the host is read, then the push under the lock.
     assert host.actions == [('hotswap.deploy.binary_upload', True), ('hotswap.deploy.binary_upload', None)]
     (check,), (upload,) = host.args_of('binary_upload:check'), host.args_of('binary_upload')
@@ -193,9 +197,9 @@ def test_a_new_release_goes_to_the_idle_slot_and_nginx_switches_to_it(make_actio
     assert record['state'] == dict(live='green', ports={'blue': 8081, 'green': 8082}, public_port=80, blue=R1,
                                    green=RID)
     assert record['scale_down'] == dict(slot='blue', delay=300, drain_timeout=60)
-    prune = dict(host.runs)['release_prune']
-    assert prune == dict(base_dir='/opt/app', keep=5, protect=[RID, R1], lock_owner=owner)
-    assert_unlocked(host)
+    # The same run prunes (never what a slot holds) and releases the lock.
+    assert record['prune'] == dict(keep=5, protect=[RID, R1], lock_owner=owner)
+    assert record['unlock'] == dict(owner=owner) and host.runs[-1] == ('blue_green_slots', record)
 
     res = r['result']
     assert res['slot'] == 'green' and res['changed'] is True and res['verdict'] == 'pass'
@@ -238,14 +242,15 @@ def test_a_rerun_of_the_live_release_switches_nothing(make_action):
     assert not r.get('failed'), r
     # No direct check of the slot and no record or scale-down: nginx stays where it is.
     assert host.names() == HEAD + ['binary_upload', 'blue_green_slots', 'graceful_restart', 'nginx_switch',
-                                   'release_activate', 'health_check', 'release_prune', 'deploy_lock:absent']
+                                   'release_activate', 'health_check', 'blue_green_slots']
     link = host.args_of('blue_green_slots')[1]
     assert link['cancel_scale_down'] is False and link['link'] == dict(slot='green', release_id=RID)
     assert dict(host.runs)['graceful_restart']['service'] == 'app-green'
     # The config is written as it is: the live slot and the backup nginx has.
     assert dict(host.runs)['nginx_switch']['content'] == CONF_GREEN
     assert [a['url'] for a in host.args_of('health_check')] == [PUBLIC]
-    assert dict(host.runs)['release_prune']['protect'] == [RID, R1]
+    finish = host.args_of('blue_green_slots')[-1]
+    assert finish['prune']['protect'] == [RID, R1] and 'state' not in finish and 'scale_down' not in finish
     assert r['changed'] is False and r['result']['changed'] is False
     assert r['result']['slot'] == 'green' and r['result']['verdict'] == 'pass'
     assert r['result']['switch_seconds'] is None
@@ -411,12 +416,32 @@ def test_a_failed_lock_changes_and_releases_nothing(make_action):
 
 
 def test_a_failed_prune_after_the_switch_does_not_switch_back(make_action):
-    host = good_host(release_prune=[dict(failed=True, msg='permission denied')])
+    # The finishing run released the lock after the failed prune: nothing more runs.
+    host = good_host(blue_green_slots=[slots_answer(record=dict(
+        failed=True, failed_step='prune', msg='permission denied', unlocked=True, scale_down='app-blue stops'))])
     r = run(make_action, host, dict(settings=settings()))
     assert r['failed'] and r['failure']['stage'] == 'Prune old releases'
-    assert host.names()[-2:] == ['release_prune', 'deploy_lock:absent']
+    assert host.names()[-2:] == ['health_check', 'blue_green_slots']
     assert host.names().count('nginx_switch') == 1 and 'hotswap_handled' not in r
     assert r['result']['slot'] == 'green' and r['result']['failure'] == r['failure']
+
+
+def test_a_failed_unlock_after_the_switch_does_not_switch_back(make_action):
+    host = good_host(blue_green_slots=[slots_answer(record=dict(
+        failed=True, failed_step='unlock', msg='the lock is held by someone else', unlocked=False))])
+    r = run(make_action, host, dict(settings=settings()))
+    assert r['failed'] and r['failure']['stage'] == 'Release the deploy lock'
+    assert host.names()[-1] == 'blue_green_slots' and host.names().count('nginx_switch') == 1
+
+
+def test_a_failed_record_switches_back_and_unlocks(make_action):
+    host = good_host(blue_green_slots=[slots_answer(record=dict(failed=True, msg='scheduling the stop: no systemd'))])
+    r = run(make_action, host, dict(settings=settings()))
+    assert r['failed'] and r['failure']['stage'] == 'Record which slot is live' and r['hotswap_handled']
+    assert host.names()[-5:] == ['nginx_switch', 'blue_green_slots', 'release_activate', 'health_check',
+                                 'deploy_lock:absent']
+    assert 'nginx was switched back to the blue slot' in r['msg']
+    assert_unlocked(host)
 
 
 # -- before the lock ---------------------------------------------------------------------------------------
@@ -452,8 +477,7 @@ def test_check_mode_starts_and_verifies_nothing_and_does_not_activate_what_it_wo
     host = good_host(blue_green_slots=[slots_answer(units=dict(changed=True, units_changed=['green']))])
     r = run(make_action, host, dict(settings=settings()), check_mode=True)
     assert not r.get('failed'), r
-    assert host.names() == HEAD + ['binary_upload', 'blue_green_slots', 'nginx_switch', 'blue_green_slots',
-                                   'release_prune', 'deploy_lock:absent']
+    assert host.names() == HEAD + ['binary_upload', 'blue_green_slots', 'nginx_switch', 'blue_green_slots']
     record = host.args_of('blue_green_slots')[-1]
     assert record['state']['live'] == 'green' and record['scale_down']['slot'] == 'blue'
     assert r['result']['verdict'] == 'skipped'
@@ -494,8 +518,7 @@ def test_the_phases_one_by_one_make_the_runs_of_one_task(make_action):
     r = run(make_action, host, dict(settings=settings(), phase='finish', state=state))
     assert not r.get('failed'), r
     assert host.names() == HEAD + ['binary_upload', 'blue_green_slots', 'graceful_restart', 'health_check',
-                                   'nginx_switch', 'release_activate', 'health_check', 'blue_green_slots',
-                                   'release_prune', 'deploy_lock:absent']
+                                   'nginx_switch', 'release_activate', 'health_check', 'blue_green_slots']
     assert r['result']['slot'] == 'green' and r['result']['verdict'] == 'pass'
 
 

@@ -279,3 +279,60 @@ def test_a_failed_scale_down_timer_names_the_manual_stop(run_module, host):
     res = run_module(MODULE, app='app', base_dir=str(host['base']), scale_down=dict(slot='blue', delay=60))
     assert res['failed'] is True and 'scheduling the stop of the blue slot: Unit app-scale-down.timer' in res['msg']
     assert 'systemctl disable --now app-blue.service' in res['msg']
+
+
+# -- prune and unlock: the end of a rollout that went through ---------------------------------------------------
+
+OWNER = 'app deploy %s (ci)' % R2
+
+
+def locked(host, owner=OWNER):
+    from ansible_collections.hotswap.deploy.plugins.module_utils import lock
+    lock.acquire(str(host['base']), owner)
+    return os.path.join(str(host['base']), '.hotswap', 'lock')
+
+
+def test_record_prune_and_unlock_in_one_run(run_module, host):
+    from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import activate
+    # Current (0.3.0) and the previous good release (0.2.0) are never pruned either.
+    for rid in ('0.1.0-aaaaaaaaaaaa', '0.2.0-bbbbbbbbbbbb', '0.3.0-cccccccccccc'):
+        (host['base'] / 'releases' / rid).mkdir()
+        (host['base'] / 'releases' / rid / 'app').write_text(rid)
+        (host['base'] / 'releases' / rid / 'app').chmod(0o755)
+        activate(str(host['base']), rid)
+    lock_file = locked(host)
+    res = run_module(MODULE, app='app', base_dir=str(host['base']), state=dict(live='green', blue=R1, green=R2),
+                     prune=dict(keep=1, protect=[R1, R2], lock_owner=OWNER), unlock=dict(owner=OWNER))
+    assert not res.get('failed'), res
+    assert res['changed'] is True and res['unlocked'] is True and 'failed_step' not in res
+    assert res['pruned']['removed'] == ['0.1.0-aaaaaaaaaaaa']
+    assert not os.path.exists(lock_file)
+    assert sorted(os.listdir(str(host['base'] / 'releases'))) == sorted(
+        [R1, R2, '0.2.0-bbbbbbbbbbbb', '0.3.0-cccccccccccc'])
+
+
+def test_a_failed_prune_still_releases_the_lock(run_module, host):
+    lock_file = locked(host)
+    res = run_module(MODULE, app='app', base_dir=str(host['base']), prune=dict(keep=5, protect=['../bad']),
+                     unlock=dict(owner=OWNER))
+    assert res['failed'] is True and res['failed_step'] == 'prune' and res['unlocked'] is True
+    assert 'bad' in res['msg']
+    assert not os.path.exists(lock_file)
+
+
+def test_a_lock_held_by_someone_else_is_neither_pruned_under_nor_released(run_module, host):
+    lock_file = locked(host, owner='someone else (ci)')
+    res = run_module(MODULE, app='app', base_dir=str(host['base']), prune=dict(keep=5, lock_owner=OWNER),
+                     unlock=dict(owner=OWNER))
+    assert res['failed'] is True and res['failed_step'] == 'prune' and res['unlocked'] is False
+    assert 'someone else' in res['msg']
+    assert os.path.exists(lock_file)
+
+
+def test_check_mode_neither_prunes_nor_unlocks(tmp_path, run_module, host):
+    lock_file = locked(host)
+    before = listing(tmp_path)
+    res = run_module(MODULE, _ansible_check_mode=True, app='app', base_dir=str(host['base']),
+                     prune=dict(keep=5, lock_owner=OWNER), unlock=dict(owner=OWNER))
+    assert not res.get('failed') and res['unlocked'] is True
+    assert os.path.exists(lock_file) and listing(tmp_path) == before

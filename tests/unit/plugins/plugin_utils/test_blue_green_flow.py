@@ -461,11 +461,28 @@ def test_activate_and_revert_args():
     assert revert['activated_by'].endswith('(automatic switch back)')
 
 
-def test_prune_protects_the_releases_of_both_slots():
+def test_finish_records_scales_down_prunes_protecting_both_slots_and_unlocks():
     s = settings(keep=3)
-    assert flow.prune_args(s, planned(s)) == dict(base_dir='/opt/app', keep=3, protect=[R2, R1],
-                                                  lock_owner=planned(s)['owner'])
-    assert flow.prune_args(s, planned(s, info()))['protect'] == [R2]
+    st = planned(s)
+    owner = st['owner']
+    assert flow.finish_args(s, st, False) == dict(
+        app='app', base_dir='/opt/app', state=flow.state_record(s, st), scale_down=flow.scale_down_args(s, 'blue'),
+        prune=dict(keep=3, protect=[R2, R1], lock_owner=owner), unlock=dict(owner=owner))
+    # A first deploy: nothing to scale down, and in check mode no .hotswap/ to record into.
+    first = planned(s, info())
+    assert flow.finish_args(s, first, False)['prune']['protect'] == [R2] and 'scale_down' not in flow.finish_args(
+        s, first, False)
+    assert 'state' in flow.finish_args(s, first, False) and 'state' not in flow.finish_args(s, first, True)
+    # No switch (a re-run of the live release): only the prune and the unlock.
+    converge = planned(s, info('green', 'blue', blue=R1, green=R2))
+    assert converge['switch'] is False
+    assert sorted(flow.finish_args(s, converge, False)) == ['app', 'base_dir', 'prune', 'unlock']
+
+
+def test_finish_stage():
+    assert flow.finish_stage(dict(failed=True, failed_step='prune')) == flow.STAGE_PRUNE
+    assert flow.finish_stage(dict(failed=True, failed_step='unlock')) == flow.STAGE_UNLOCK
+    assert flow.finish_stage(dict(failed=True, msg='scheduling the stop')) == flow.STAGE_RECORD
 
 
 def test_lb_backup_and_unit_changed_on_live():
