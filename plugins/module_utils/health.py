@@ -64,7 +64,9 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.hotswap.deploy.plugins.module_utils import redact
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.request import RedirectError, open_url_same_origin, request_errors
-from ansible_collections.hotswap.deploy.plugins.module_utils.version import VersionSource
+from ansible_collections.hotswap.deploy.plugins.module_utils.version import (
+    VERSION_SPEC, VersionSource, build_version_source, version_params,
+)
 
 try:
     import jmespath
@@ -685,3 +687,45 @@ def should_fail(outcome, fail_on):
     if fail_on == 'fail':
         return outcome == FAIL
     return True
+
+
+# health_check's arguments (also a step of blue_green_cutover); exactly one of PROBE_OPTIONS.
+HEALTH_SPEC = dict(
+    url=dict(type='str'),
+    tcp=dict(type='str'),
+    command=dict(type='raw'),
+    status_code=dict(type='list', elements='int', default=[200]),
+    body_regex=dict(type='str'),
+    json_query=dict(type='str'),
+    expected_version=dict(type='str'),
+    headers=dict(type='dict', no_log=True),
+    validate_certs=dict(type='bool', default=True),
+    timeout=dict(type='float', default=5),
+    retries=dict(type='int', default=0),
+    interval=dict(type='float', default=1),
+    successes=dict(type='int', default=1),
+    deadline=dict(type='float'),
+    fail_on=dict(type='str', choices=list(FAIL_ON_CHOICES), default='fail_or_inconclusive'),
+)
+HEALTH_SPEC.update(VERSION_SPEC)
+PROBE_OPTIONS = (('url', 'http'), ('tcp', 'tcp'), ('command', 'command'))
+
+
+def check_health(params, run_command=None):
+    """What health_check does with its checked arguments ``params`` (HEALTH_SPEC): the result, or HotswapError
+    when fail_on says the outcome fails the task (its details: the result, with each attempt's observation)."""
+    option, kind = [(name, kind) for name, kind in PROBE_OPTIONS if params.get(name) is not None][0]
+    probe = build_probe(
+        kind, params[option],
+        status_code=params['status_code'], body_regex=params['body_regex'],
+        json_query=params['json_query'], expected_version=params['expected_version'],
+        headers=params['headers'], validate_certs=params['validate_certs'], timeout=params['timeout'],
+        version_source=build_version_source(**version_params(params)),
+    )
+    result = run_health_check(probe, retries=params['retries'], interval=params['interval'],
+                              successes=params['successes'], deadline=params['deadline'], run_command=run_command)
+    result['changed'] = False
+    if should_fail(result['outcome'], params['fail_on']):
+        raise HotswapError('health check of %s: %s, %s. Look at observations for each attempt; set fail_on to change '
+                           'when this task fails.' % (probe.describe(), result['outcome'], result['reason']), **result)
+    return result

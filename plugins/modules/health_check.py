@@ -273,37 +273,11 @@ elapsed:
 '''
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
-from ansible_collections.hotswap.deploy.plugins.module_utils.health import (
-    FAIL_ON_CHOICES,
-    build_probe,
-    run_health_check,
-    should_fail,
-)
+from ansible_collections.hotswap.deploy.plugins.module_utils.health import HEALTH_SPEC, PROBE_OPTIONS, check_health
 from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
-from ansible_collections.hotswap.deploy.plugins.module_utils.version import (
-    VERSION_SPEC, build_version_source, version_params,
-)
 
-ARGUMENT_SPEC = dict(
-    url=dict(type='str'),
-    tcp=dict(type='str'),
-    command=dict(type='raw'),
-    status_code=dict(type='list', elements='int', default=[200]),
-    body_regex=dict(type='str'),
-    json_query=dict(type='str'),
-    expected_version=dict(type='str'),
-    headers=dict(type='dict', no_log=True),
-    validate_certs=dict(type='bool', default=True),
-    timeout=dict(type='float', default=5),
-    retries=dict(type='int', default=0),
-    interval=dict(type='float', default=1),
-    successes=dict(type='int', default=1),
-    deadline=dict(type='float'),
-    fail_on=dict(type='str', choices=list(FAIL_ON_CHOICES), default='fail_or_inconclusive'),
-)
-ARGUMENT_SPEC.update(VERSION_SPEC)
-
-PROBE_OPTIONS = (('url', 'http'), ('tcp', 'tcp'), ('command', 'command'))
+# The documentation tests read the module's spec here.
+ARGUMENT_SPEC = HEALTH_SPEC
 
 
 def main():
@@ -314,29 +288,10 @@ def main():
         required_one_of=[[name for name, _kind in PROBE_OPTIONS]],
         supports_check_mode=True,
     )
-    params = module.params
-    option, kind = [(name, kind) for name, kind in PROBE_OPTIONS if params[name] is not None][0]
     try:
-        probe = build_probe(
-            kind, params[option],
-            status_code=params['status_code'], body_regex=params['body_regex'],
-            json_query=params['json_query'], expected_version=params['expected_version'],
-            headers=params['headers'], validate_certs=params['validate_certs'], timeout=params['timeout'],
-            version_source=build_version_source(**version_params(params)),
-        )
-        result = run_health_check(
-            probe, retries=params['retries'], interval=params['interval'], successes=params['successes'],
-            deadline=params['deadline'], run_command=module.run_command,
-        )
+        result = check_health(module.params, module.run_command)
     except HotswapError as exc:
-        module.fail_json(msg=exc.msg)
-
-    result['changed'] = False
-    if should_fail(result['outcome'], params['fail_on']):
-        module.fail_json(msg='health check of %s: %s, %s. Look at observations for each attempt; set '
-                             'fail_on to change when this task fails.'
-                             % (probe.describe(), result['outcome'], result['reason']),
-                         **result)
+        module.fail_json(msg=exc.msg, **exc.details)
     module.exit_json(**result)
 
 
