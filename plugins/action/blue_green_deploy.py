@@ -65,6 +65,11 @@ ARGS_SPEC = dict(
 )
 
 
+SLOTS = 'hotswap.deploy.blue_green_slots'
+HEALTH = 'hotswap.deploy.health_check'
+ACTIVATE = 'hotswap.deploy.release_activate'
+
+
 class ActionModule(HostStepsAction):
 
     _VALID_ARGS = frozenset(ARGS_SPEC)
@@ -83,6 +88,8 @@ class ActionModule(HostStepsAction):
                 return dict(failed=True, changed=False, msg=e.reason, failure={'stage': e.stage, 'reason': e.reason},
                             hotswap_handled=True)
             phases = flow.PHASES if phase == 'all' else ('begin',)
+            if phase == 'all' and not self._check:
+                phases = flow.PHASES_IN_ONE_RUN
         else:
             st = dict(args['state'] or {})
             if phase == 'abort':
@@ -93,7 +100,7 @@ class ActionModule(HostStepsAction):
                 getattr(self, '_' + name)(st)
         except StepFailed as e:
             return self._fail(st, e)
-        if 'finish' in phases:
+        if 'finish' in phases or 'cutover' in phases:
             return self._finished(st)
         return self._state_result(st)
 
@@ -185,63 +192,106 @@ class ActionModule(HostStepsAction):
             raise StepFailed(**dict(failure_of(flow.STAGE_UPLOAD, upload), result=upload))
         st['upload_changed'] = bool(upload.get('changed'))
 
+    # Each step after the upload runs as its own module run (with hooks between the phases, or in check mode)
+    # or within one blue_green_cutover run (_cutover); either way its result is read by the same method.
+
     def _start(self, st):
         """Point the target slot at the release, start it there and verify it directly (on a switch users do
         not reach that slot yet)."""
         s = self._s
-        link = self._module(flow.STAGE_LINK, 'hotswap.deploy.blue_green_slots', dict(
-            app=s['app'], base_dir=s['base_dir'], cancel_scale_down=st['switch'],
-            link=dict(slot=st['target'], release_id=st['release_id'])))
-        st.update(cancelled=bool(link.get('cancelled')), link_changed=bool(link.get('link_changed')))
+        self._linked(st, self._call(flow.STAGE_LINK, SLOTS, flow.link_args(s, st)))
         if not (self._check and (st['link_changed'] or st['units_changed'])):
-            restart = self._module(flow.STAGE_START, 'hotswap.deploy.graceful_restart', flow.restart_args(s, st))
-            st['restart_changed'] = bool(restart.get('changed'))
+            self._started(st, self._call(flow.STAGE_START, 'hotswap.deploy.graceful_restart',
+                                         flow.restart_args(s, st)))
         if st['switch'] and not self._check:
-            self._module(flow.STAGE_DIRECT, 'hotswap.deploy.health_check', flow.health_args(
-                s, flow.direct_url(s, st['target']), st['version']))
+            self._ok(flow.STAGE_DIRECT, self._call(flow.STAGE_DIRECT, HEALTH, flow.direct_check_args(s, st)))
 
     def _switch(self, st):
         """nginx to the target slot, then current to the release."""
         s = self._s
+        content = flow.switch_config(s, st)
         t0 = time.time()
-        self._point_nginx(st, flow.nginx_config(s, st['target'], flow.lb_backup(st)), st['target'])
+        self._point_nginx(st, content, st['target'])
         st['switch_seconds'] = round(time.time() - t0, 3)
         if not (self._check and st.get('upload_changed')):
-            activate = self._module(flow.STAGE_ACTIVATE, 'hotswap.deploy.release_activate', flow.activate_args(s, st))
-            st['switched'] = bool(activate.get('switched'))
+            self._activated(st, self._call(flow.STAGE_ACTIVATE, ACTIVATE, flow.activate_args(s, st)))
 
     def _point_nginx(self, st, content, primary):
         """One nginx_switch run: a config nginx -t rejects is replaced by the previous one at once (no reload)."""
         previous = st.get('conf_text', st['conf_orig'])
         # Noted before the write: if the run dies half-way, the switch back puts the original back.
         st['conf_text'] = content
-        res = self._call(flow.STAGE_SWITCH, 'hotswap.deploy.nginx_switch',
-                         dict(path=flow.conf_path(self._s), content=content))
-        if res.get('rejected'):
-            st['conf_text'] = previous
-            raise StepFailed(flow.STAGE_REJECTED, flow.rejected_msg(self._s, self._host, primary, res))
-        if res.get('failed') or res.get('unreachable'):
-            failure = failure_of(flow.STAGE_SWITCH, res)
-            raise StepFailed(failure['stage'], failure['reason'], res)
+        self._nginx_pointed(st, self._call(flow.STAGE_SWITCH, 'hotswap.deploy.nginx_switch',
+                                           dict(path=flow.conf_path(self._s), content=content)), previous, primary)
 
     def _verify(self, st):
         if not self._check:
-            health = self._module(flow.STAGE_PUBLIC, 'hotswap.deploy.health_check', flow.health_args(
-                self._s, flow.public_url(self._s), st['version']))
-            st['public_outcome'] = health.get('outcome')
+            self._verified(st, self._call(flow.STAGE_PUBLIC, HEALTH, flow.public_check_args(self._s, st)))
 
     def _finish(self, st):
-        """Record the live slot, scale the old one down, prune and release the lock, in one run. A failure to
-        record switches back (the rollout did not go through); a failed prune or unlock does not."""
-        res = self._call(flow.STAGE_RECORD, 'hotswap.deploy.blue_green_slots',
-                         flow.finish_args(self._s, st, self._check))
+        """Record the live slot, scale the old one down, prune and release the lock, in one run."""
+        self._recorded(st, self._call(flow.STAGE_RECORD, SLOTS, flow.finish_args(self._s, st, self._check)))
+
+    def _cutover(self, st):
+        """start, switch, verify and finish in one module run. Each step's result is read in order as its own
+        run's would be, so a failure stops the reading where the run stopped, with the same stage and reason."""
+        s = self._s
+        res = self._call(flow.STAGE_START, 'hotswap.deploy.blue_green_cutover', flow.cutover_steps(s, st))
+        done = res.get('steps') or {}
+        if not done:
+            # The run died or refused its arguments: what it changed is not known, so the switch back undoes
+            # all it could have (each undo step changes nothing where nothing was changed).
+            st.update(conf_text=flow.switch_config(s, st), link_changed=True, restart_changed=True, switched=True)
+            self._ok(flow.STAGE_START, dict(res, failed=True))
+        self._linked(st, done['slots'])
+        if 'restart' in done:
+            self._started(st, done['restart'])
+        if 'direct_check' in done:
+            self._ok(flow.STAGE_DIRECT, done['direct_check'])
+        if 'switch' in done:
+            st['conf_text'] = flow.switch_config(s, st)
+            st['switch_seconds'] = done['switch'].get('seconds')
+            self._nginx_pointed(st, done['switch'], st['conf_orig'], st['target'])
+        if 'activate' in done:
+            self._activated(st, done['activate'])
+        if 'public_check' in done:
+            self._verified(st, done['public_check'])
+        if 'finish' in done:
+            self._recorded(st, done['finish'])
+
+    # -- what each step's result means ----------------------------------------------------------------------
+
+    def _linked(self, st, res):
+        self._ok(flow.STAGE_LINK, res)
+        st.update(cancelled=bool(res.get('cancelled')), link_changed=bool(res.get('link_changed')))
+
+    def _started(self, st, res):
+        self._ok(flow.STAGE_START, res)
+        st['restart_changed'] = bool(res.get('changed'))
+
+    def _nginx_pointed(self, st, res, previous, primary):
+        if res.get('rejected'):
+            st['conf_text'] = previous
+            raise StepFailed(flow.STAGE_REJECTED, flow.rejected_msg(self._s, self._host, primary, res))
+        self._ok(flow.STAGE_SWITCH, res)
+
+    def _activated(self, st, res):
+        self._ok(flow.STAGE_ACTIVATE, res)
+        st['switched'] = bool(res.get('switched'))
+
+    def _verified(self, st, res):
+        self._ok(flow.STAGE_PUBLIC, res)
+        st['public_outcome'] = res.get('outcome')
+
+    def _recorded(self, st, res):
+        """A failure to record switches back (the rollout did not go through); a failed prune or unlock does
+        not (the finishing run releases the lock after a failed prune)."""
         if res.get('unlocked'):
             st.pop('locked', None)
         if res.get('failed') or res.get('unreachable'):
             stage = flow.finish_stage(res)
             st['rolled_out'] = stage != flow.STAGE_RECORD
-            failure = failure_of(stage, res)
-            raise StepFailed(failure['stage'], failure['reason'], res)
+            self._ok(stage, res)
         st.update(scale_down=res.get('scale_down'), rolled_out=True)
 
     # -- a failure under the lock: the one switch-back path of the blue-green role -----------------------------

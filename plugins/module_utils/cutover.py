@@ -28,8 +28,9 @@ STEPS = ('units', 'activate', 'restart')
 UNITS_STEP_SPEC = dict(UNITS_SPEC, adopt=dict(type='bool', default=False), base_dir=dict(type='path'))
 UNITS_STEP_REQUIRED_IF = [('strategy', 'systemd_socket', ['socket_unit'])]
 
-STEP_SPECS = dict(units=(UNITS_STEP_SPEC, UNITS_STEP_REQUIRED_IF), activate=(ACTIVATE_SPEC, None),
-                  restart=(RESTART_SPEC, RESTART_REQUIRED_IF))
+# Each step's spec, and the checks beyond it (ArgumentSpecValidator's keywords).
+STEP_SPECS = dict(units=(UNITS_STEP_SPEC, dict(required_if=UNITS_STEP_REQUIRED_IF)), activate=(ACTIVATE_SPEC, {}),
+                  restart=(RESTART_SPEC, dict(required_if=RESTART_REQUIRED_IF)))
 STEP_MODULES = dict(units='hotswap.deploy.service_units', activate='hotswap.deploy.release_activate',
                     restart='hotswap.deploy.graceful_restart')
 
@@ -42,22 +43,30 @@ class StepFailed(HotswapError):
         self.step = step
 
 
-def check_steps(params):
-    """The validated arguments of each step given (a missing step is None). Raises HotswapError naming every
-    bad argument, before any step runs."""
+def validate_steps(params, steps, specs, modules, what):
+    """The validated arguments of each of ``steps`` in ``params`` (a step not given is None), each checked against
+    the spec of its own module (``specs``: (spec, validator keywords); ``modules``: the module names). Raises
+    HotswapError naming every bad argument, before any step runs."""
     checked, errors = {}, []
-    for step in STEPS:
+    for step in steps:
         if params.get(step) is None:
             checked[step] = None
             continue
-        spec, required_if = STEP_SPECS[step]
-        result = ArgumentSpecValidator(spec, required_if=required_if).validate(params[step])
+        spec, checks = specs[step]
+        result = ArgumentSpecValidator(spec, **checks).validate(params[step])
         errors += ['%s: %s' % (step, e) for e in result.error_messages]
         checked[step] = result.validated_parameters
     if errors:
-        raise HotswapError('release_cutover: bad step arguments - %s. Each step takes the arguments of its own '
-                           'module (%s). Nothing was changed.' % (
-                               '; '.join(errors), ', '.join('%s: %s' % (s, STEP_MODULES[s]) for s in STEPS)))
+        raise HotswapError('%s: bad step arguments - %s. Each step takes the arguments of its own module (%s). '
+                           'Nothing was changed.' % (what, '; '.join(errors),
+                                                     ', '.join('%s: %s' % (s, modules[s]) for s in steps)))
+    return checked
+
+
+def check_steps(params):
+    """The validated arguments of each step given (a missing step is None). Raises HotswapError naming every
+    bad argument, before any step runs."""
+    checked = validate_steps(params, STEPS, STEP_SPECS, STEP_MODULES, 'release_cutover')
     if checked['restart'] is not None and checked['activate'] is None:
         raise HotswapError('release_cutover: restart needs activate: it restarts the service on the release '
                            'activate switches to. Give activate, or run hotswap.deploy.graceful_restart on its own. '

@@ -197,6 +197,14 @@ def run_systemctl(run_command, systemctl, verb, service, what):
                            % (what, verb, service, rc, (err or out or '').strip() or 'no message', service))
 
 
+# nginx_switch's arguments (also a step of blue_green_cutover).
+SWITCH_SPEC = dict(
+    path=dict(type='path', required=True),
+    content=dict(type='str', required=True),
+    service=dict(type='str', default='nginx'),
+)
+
+
 def switch(path, content, run_command, check_mode=False, move=os.replace, service='nginx', nginx='nginx',
            systemctl='systemctl'):
     """Bring nginx to ``content`` at ``path`` ('' removes the file); what the nginx_switch module does.

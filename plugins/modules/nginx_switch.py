@@ -117,18 +117,11 @@ test_output:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, exit_with_diff
-from ansible_collections.hotswap.deploy.plugins.module_utils.nginx import switch
+from ansible_collections.hotswap.deploy.plugins.module_utils.nginx import SWITCH_SPEC, switch
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type='path', required=True),
-            content=dict(type='str', required=True),
-            service=dict(type='str', default='nginx'),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=SWITCH_SPEC, supports_check_mode=True)
     p = module.params
     try:
         result = switch(p['path'], p['content'], run_command=module.run_command, check_mode=module.check_mode,

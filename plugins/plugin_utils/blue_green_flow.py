@@ -49,6 +49,8 @@ STAGE_UNLOCK = 'Release the deploy lock'
 
 # The phases a hooked rollout runs one by one, a hook between two (roles/blue_green/tasks/phases.yml).
 PHASES = ('begin', 'upload', 'start', 'switch', 'verify', 'finish')
+# Without hooks (phase all) and not in check mode: start to finish are one blue_green_cutover run.
+PHASES_IN_ONE_RUN = ('begin', 'upload', 'cutover')
 PHASE_CHOICES = PHASES + ('all', 'abort')
 
 _APP_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
@@ -386,6 +388,37 @@ def activate_args(s, st):
 def revert_activate_args(s, st):
     return dict(base_dir=s['base_dir'], release_id=st['live_release'], previous_state='failed',
                 activated_by='%s (automatic switch back)' % st['owner'], lock_owner=st['owner'])
+
+
+def link_args(s, st):
+    """Point the target slot at the release; on a switch, first stop a scale-down timer that would stop it."""
+    return dict(app=s['app'], base_dir=s['base_dir'], cancel_scale_down=st['switch'],
+                link=dict(slot=st['target'], release_id=st['release_id']))
+
+
+def direct_check_args(s, st):
+    return health_args(s, direct_url(s, st['target']), st['version'])
+
+
+def public_check_args(s, st):
+    return health_args(s, public_url(s), st['version'])
+
+
+def switch_config(s, st):
+    """The nginx config that sends requests to the target slot."""
+    return nginx_config(s, st['target'], lb_backup(st))
+
+
+def cutover_steps(s, st):
+    """The blue_green_cutover run of a rollout without hooks, not in check mode: what start, switch, verify and
+    finish run one module run each (the direct check only on a switch: users do not reach that slot yet)."""
+    steps = dict(slots=link_args(s, st), restart=restart_args(s, st), switch=dict(path=conf_path(s),
+                                                                                   content=switch_config(s, st)),
+                 activate=activate_args(s, st), public_check=public_check_args(s, st),
+                 finish=finish_args(s, st, False))
+    if st['switch']:
+        steps['direct_check'] = direct_check_args(s, st)
+    return steps
 
 
 def finish_args(s, st, check_mode):

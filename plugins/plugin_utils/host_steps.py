@@ -115,7 +115,11 @@ class HostStepsAction(ActionBase):
 
     def _module(self, stage, module, args):
         """One module run that must succeed: a failure raises StepFailed naming the stage."""
-        res = self._call(stage, module, args)
+        return self._ok(stage, self._call(stage, module, args))
+
+    @staticmethod
+    def _ok(stage, res):
+        """``res``, the result of a step that must succeed; a failure raises StepFailed naming the stage."""
         if res.get('failed') or res.get('unreachable'):
             failure = flow.failure_of(stage, res)
             raise flow.StepFailed(failure['stage'], failure['reason'], res)

@@ -36,12 +36,14 @@ EXCLUDED = {
         'release_switch': 'base_dir is a key of settings, which the rollback role builds',
         'release_cutover': 'base_dir is a key of its units and activate dicts',
         'blue_green_deploy': 'base_dir is a key of settings, which the blue_green role builds',
+        'blue_green_cutover': 'base_dir is a key of its step dicts',
     },
     'lock_owner': {
         'deploy_lock': 'it takes or releases the lock: its option is owner',
         'release_switch': 'the lock owner is a key of settings, which the rollback role builds',
         'release_cutover': 'lock_owner is a key of its activate dict',
         'blue_green_slots': 'lock_owner is a key of its prune dict',
+        'blue_green_cutover': 'lock_owner is a key of its activate and finish dicts',
     },
 }
 

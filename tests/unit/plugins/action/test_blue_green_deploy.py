@@ -73,6 +73,12 @@ def info(live='blue', backup='', blue=R1, green=None, conf=None, nginx=True, def
                       flow.NGINX_BINARY: dict(exists=nginx, islnk=False)}, **extra)
 
 
+CUTOVER = (('slots', 'blue_green_slots'), ('restart', 'graceful_restart'), ('direct_check', 'health_check'),
+           ('switch', 'nginx_switch'), ('activate', 'release_activate'), ('public_check', 'health_check'),
+           ('finish', 'blue_green_slots'))
+ALL_STEPS = ['slots', 'restart', 'direct_check', 'switch', 'activate', 'public_check', 'finish']
+
+
 class BGHost(Host):
     """Host of test_host_deploy, with the action runs (_run_action) recorded in order as (name, check_mode);
     the check-mode upload is named binary_upload:check among the runs."""
@@ -81,6 +87,7 @@ class BGHost(Host):
         super(BGHost, self).__init__(**answers)
         self.actions = []
         self.known_probes = []
+        self.cutovers = []
 
     def run_action(self, name, args, check_mode=None, **attrs):
         self.actions.append((name, check_mode))
@@ -93,6 +100,28 @@ class BGHost(Host):
 
     def args_of(self, short):
         return [a for n, a in self.runs if n == short]
+
+    def execute_module(self, module_name=None, module_args=None, task_vars=None, **kw):
+        if module_name != 'hotswap.deploy.blue_green_cutover':
+            return super(BGHost, self).execute_module(module_name=module_name, module_args=module_args, **kw)
+        return self.cutover_run(module_args)
+
+    def cutover_run(self, args):
+        """blue_green_cutover as the modules it runs would answer, stopping at the first that fails. Each step is
+        recorded among the runs under its own module's name (so the tests read the flow as one list); the run
+        itself in ``cutovers``, as the steps it was given."""
+        self.cutovers.append([step for step, _short in CUTOVER if step in args])
+        steps = {}
+        for step, short in CUTOVER:
+            if step not in args:
+                continue
+            self.runs.append((short, dict(args[step])))
+            answer = self.answer(short, args[step])
+            steps[step] = dict(answer, seconds=0.05)
+            if answer.get('failed'):
+                return dict(failed=True, msg=answer.get('msg'), failed_step=step, steps=steps,
+                            changed=any(r.get('changed') for r in steps.values()))
+        return dict(changed=any(r.get('changed') for r in steps.values()), steps=steps)
 
 
 def lock_answer(args):
@@ -160,7 +189,10 @@ def test_a_new_release_goes_to_the_idle_slot_and_nginx_switches_to_it(make_actio
     assert not r.get('failed'), r
     assert host.names() == HEAD + ['binary_upload', 'blue_green_slots', 'graceful_restart', 'health_check',
                                    'nginx_switch', 'release_activate', 'health_check', 'blue_green_slots']
-    # The uploads are the binary_upload action: a check before the host is read, then the push under the lock.
+    # After the push, one blue_green_cutover run: five module runs in all (the check is told what its probe
+    # would say by the read, and runs none of its own on a host without the release).
+    assert host.cutovers == [ALL_STEPS]
+    # The uploads are the binary_upload action: a check after the host is read, then the push under the lock.
     assert host.actions == [('hotswap.deploy.binary_upload', True), ('hotswap.deploy.binary_upload', None)]
     (check,), (upload,) = host.args_of('binary_upload:check'), host.args_of('binary_upload')
     assert check['release_id'] == upload['release_id'] == RID and check['src'] == '/dist/app'
@@ -377,12 +409,15 @@ def test_a_config_nginx_rejects_is_not_switched_back(make_action):
 
 
 def test_an_ansible_error_in_a_step_fails_the_step_and_the_restore_and_unlock_run(make_action):
+    # Run phase by phase (as with hooks): the start phase's restart raises instead of answering.
     from ansible.errors import AnsibleError
 
     def broken(args):
         raise AnsibleError('the module failed to execute')
     host = good_host(graceful_restart=[broken])
-    r = run(make_action, host, dict(settings=settings()))
+    state = run(make_action, host, dict(settings=settings(), phase='begin'))['state']
+    state = run(make_action, host, dict(settings=settings(), phase='upload', state=state))['state']
+    r = run(make_action, host, dict(settings=settings(), phase='start', state=state))
     assert r['failed'] is True
     assert host.names() == HEAD + ['binary_upload', 'blue_green_slots', 'graceful_restart', 'blue_green_slots',
                                    'health_check', 'deploy_lock:absent']
@@ -391,6 +426,27 @@ def test_an_ansible_error_in_a_step_fails_the_step_and_the_restore_and_unlock_ru
     assert r['failure']['stage'] == 'Start the release in the idle slot'
     assert ("at 'Start the release in the idle slot': running hotswap.deploy.graceful_restart: the module failed "
             'to execute' in r['msg'])
+
+
+def test_a_one_run_cutover_that_dies_is_undone_as_far_as_it_could_have_gone(make_action):
+    # No step result comes back: nginx, the slot and current may all have moved, so each is put back (each
+    # undo changes nothing where nothing had changed), and the old slot is checked through nginx.
+    from ansible.errors import AnsibleError
+
+    def broken(args):
+        raise AnsibleError('the module failed to execute')
+    host = good_host(graceful_restart=[broken])
+    r = run(make_action, host, dict(settings=settings()))
+    assert r['failed'] is True and host.cutovers == [ALL_STEPS]
+    assert host.names() == HEAD + ['binary_upload', 'blue_green_slots', 'graceful_restart', 'nginx_switch',
+                                   'blue_green_slots', 'release_activate', 'health_check', 'deploy_lock:absent']
+    assert host.args_of('nginx_switch')[-1] == dict(path=CONF, content=CONF_BLUE)
+    assert host.args_of('blue_green_slots')[-1] == RESTORE_LINK
+    assert host.args_of('release_activate')[-1]['release_id'] == R1
+    assert_old_slot_checked(host.args_of('health_check')[-1])
+    assert_unlocked(host)
+    assert ("at 'Start the release in the idle slot': running hotswap.deploy.blue_green_cutover: the module "
+            'failed to execute' in r['msg'])
 
 
 def test_a_concurrent_switch_is_refused_before_anything_is_written(make_action):
