@@ -412,8 +412,8 @@ def switch_config(s, st):
 def cutover_steps(s, st):
     """The blue_green_cutover run of a rollout without hooks, not in check mode: what start, switch, verify and
     finish run one module run each (the direct check only on a switch: users do not reach that slot yet)."""
-    steps = dict(slots=link_args(s, st), restart=restart_args(s, st), switch=dict(path=conf_path(s),
-                                                                                   content=switch_config(s, st)),
+    steps = dict(slots=link_args(s, st), restart=restart_args(s, st),
+                 switch=dict(path=conf_path(s), content=switch_config(s, st)),
                  activate=activate_args(s, st), public_check=public_check_args(s, st),
                  finish=finish_args(s, st, False))
     if st['switch']:

@@ -187,11 +187,3 @@ class HostStepsAction(ActionBase):
                                 health_args)
             back['health'] = health.get('outcome')
         return back
-        if not revert.get('switched'):
-            return back
-        back['reverted'] = True
-        back['restart'] = self._call('Restart the service on the previous release', 'hotswap.deploy.graceful_restart',
-                                     restart_args)
-        health = self._call('Verify the previous release serves again', 'hotswap.deploy.health_check', health_args)
-        back['health'] = health.get('outcome')
-        return back

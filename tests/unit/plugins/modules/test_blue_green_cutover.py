@@ -56,8 +56,8 @@ def host(tmp_path, monkeypatch):
         return answer('switch', dict(path=path, content=content, service=service, nginx=nginx), check_mode)
     # The functions the steps call (what their modules call), not the steps: their failures are reported by
     # the code under test.
-    monkeypatch.setattr(blue_green, 'run_restart', lambda p, run_command, check_mode=False: answer('restart', p,
-                                                                                                    check_mode))
+    monkeypatch.setattr(blue_green, 'run_restart',
+                        lambda p, run_command, check_mode=False: answer('restart', p, check_mode))
     monkeypatch.setattr(blue_green, 'check_health', check)
     monkeypatch.setattr(blue_green, 'switch', switch)
     return state

@@ -644,3 +644,20 @@ def test_slot_restore_args():
 def test_scale_down_args():
     assert flow.scale_down_args(settings(scale_down_delay=0, drain_timeout='15'), 'blue') == dict(
         slot='blue', delay=0, drain_timeout=15)
+
+
+def test_cutover_steps_are_the_per_step_runs_in_one():
+    s = settings()
+    st = dict(planned(s), units_changed=[])
+    steps = flow.cutover_steps(s, st)
+    assert list(steps) == ['slots', 'restart', 'switch', 'activate', 'public_check', 'finish', 'direct_check']
+    assert steps['slots'] == flow.link_args(s, st) and steps['slots']['cancel_scale_down'] is True
+    assert steps['restart'] == flow.restart_args(s, st) and steps['activate'] == flow.activate_args(s, st)
+    assert steps['switch'] == dict(path=CONF, content=flow.nginx_config(s, 'green', 'blue'))
+    assert steps['direct_check']['url'] == 'http://127.0.0.1:8082/healthz'
+    assert steps['public_check']['url'] == 'http://127.0.0.1:80/healthz'
+    assert steps['finish'] == flow.finish_args(s, st, False)
+    # A re-run of the live release: no direct check (users reach that slot already), no scale-down timer cancelled.
+    converge = dict(planned(s, info('green', 'blue', blue=R1, green=R2)), units_changed=[])
+    steps = flow.cutover_steps(s, converge)
+    assert 'direct_check' not in steps and steps['slots']['cancel_scale_down'] is False
