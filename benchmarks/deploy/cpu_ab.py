@@ -9,6 +9,9 @@ ssh) and the whole machine's (/proc/stat, test hosts included). Wall-clock ratio
 controller CPU on a 2-core machine that also runs the hosts; this shows them. Hosts first:
   build/venv/bin/python tests/hosts/testhosts.py up --prefix hs-cpu --count 2
   build/venv/bin/python benchmarks/deploy/cpu_ab.py hs-cpu 5 before=/path/to/collections after=build/collections
+--rollout blue_green (after the repetitions) deploys with `-e rollout=blue_green` instead (nginx on the hosts'
+port 80, the slots on 8081/8082; the old slot scales down after 60 s). Each line also gives the module runs of
+a host (the journal's "Invoked with" lines of the first host, counted around the run).
 """
 
 from __future__ import annotations
@@ -37,22 +40,41 @@ def busy():
 
 arts = {v: testlib.build_app(v) for v in ('1.0.0', '2.0.0')}
 reps = int(sys.argv[2])
-colls = [a.split('=', 1) for a in sys.argv[3:]]
+args = sys.argv[3:]
+rollout = 'canary'
+if '--rollout' in args:
+    i = args.index('--rollout')
+    rollout = args[i + 1]
+    del args[i:i + 2]
+colls = [a.split('=', 1) for a in args]
 res = {}
+
+
+def module_runs():
+    """Module runs so far on the first host: Ansible's modules log each run to the journal ("Invoked with")."""
+    out = testlib.run(['podman', 'exec', '%s-1' % prefix, 'sh', '-c',
+                       'journalctl -q -o cat --no-pager | grep -c "Invoked with" || true']).out
+    return int(out.strip().splitlines()[-1] or 0)
 
 
 def one(coll, ver):
     art = arts[ver]
-    v = dict(testlib.ONE_BATCH, app='abapp', version=ver, artifact=art, checksum=testlib.sha256(art), listen_port=8080,
-             restart_strategy='systemd_socket', service_type='notify', ready_timeout=15)
+    if rollout == 'blue_green':
+        v = dict(app='abbg', version=ver, artifact=art, checksum=testlib.sha256(art), rollout='blue_green',
+                 service_args='--listen {address}:{port}', blue_green_scale_down_delay=60,
+                 blue_green_health_interval=0.3, blue_green_ready_timeout=15)
+    else:
+        v = dict(testlib.ONE_BATCH, app='abapp', version=ver, artifact=art, checksum=testlib.sha256(art),
+                 listen_port=8080, restart_strategy='systemd_socket', service_type='notify', ready_timeout=15)
     argv = testlib.playbook_argv(inv, 'deploy', v, tmp_path=tmp)
     env = testlib.ansible_env()
     env['ANSIBLE_COLLECTIONS_PATH'] = os.path.abspath(coll)
+    m0 = module_runs()
     r0, b0 = resource.getrusage(resource.RUSAGE_CHILDREN), busy()
     r = testlib.run_env(argv, env)
     r1, b1 = resource.getrusage(resource.RUSAGE_CHILDREN), busy()
     assert r.rc == 0, r.out[-3000:]
-    return r.seconds, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, b1 - b0
+    return r.seconds, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, b1 - b0, module_runs() - m0
 
 
 one(colls[-1][1], '1.0.0')
@@ -67,6 +89,8 @@ for rep in range(reps):
 for kind in ('change', 'rerun'):
     for name, _ in colls:
         rows = res[(name, kind)]
-        print('%-8s %-7s wall %.2f  controller %.2f  machine %.2f CPU-s  (medians of %d; controller min %.2f)' % (
-            name, kind, statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows),
-            statistics.median(r[2] for r in rows), len(rows), min(r[1] for r in rows)))
+        print('%-8s %-7s wall %.2f  controller %.2f  machine %.2f CPU-s  module runs %s  (medians of %d; '
+              'controller min %.2f)' % (
+                  name, kind, statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows),
+                  statistics.median(r[2] for r in rows), '/'.join(sorted(set(str(r[3]) for r in rows))), len(rows),
+                  min(r[1] for r in rows)))
