@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """The CPU of one deploy, side by side for several installed copies of the collection (docs/benchmarks.md).
 
-A 2-host, one-batch deploy.yml of the demo app (a new release, then the same release again) with each copy in
-turn, interleaved, REPS times: the controller's CPU (getrusage of the children: ansible-playbook, its workers,
+A 2-host, one-batch deploy.yml of the demo app (the other of two releases the hosts hold, the same release
+again, and a release the hosts do not have yet) with each copy in turn, interleaved, REPS times: the controller's CPU (getrusage of the children: ansible-playbook, its workers,
 ssh) and the whole machine's (/proc/stat, test hosts included). Wall-clock ratios hide a few per cent of
 controller CPU on a 2-core machine that also runs the hosts; this shows them. Hosts first:
   build/venv/bin/python tests/hosts/testhosts.py up --prefix hs-cpu --count 2
@@ -38,7 +38,6 @@ def busy():
     return sum(int(x) for x in (f[1], f[2], f[3], f[6], f[7], f[8])) / os.sysconf('SC_CLK_TCK')
 
 
-arts = {v: testlib.build_app(v) for v in ('1.0.0', '2.0.0')}
 reps = int(sys.argv[2])
 args = sys.argv[3:]
 rollout = 'canary'
@@ -47,6 +46,10 @@ if '--rollout' in args:
     rollout = args[i + 1]
     del args[i:i + 2]
 colls = [a.split('=', 1) for a in args]
+# 1.0.0 and 2.0.0 take turns; each "new" deploy gets a version of its own (built here, before any timing).
+new_versions = ['3.%d.0' % n for n in range(reps * len(colls))]
+arts = {v: testlib.build_app(v) for v in ['1.0.0', '2.0.0'] + new_versions}
+fresh = iter(new_versions)
 res = {}
 
 
@@ -86,7 +89,10 @@ for rep in range(reps):
         i += 1
         res.setdefault((name, 'change'), []).append(one(coll, ver))
         res.setdefault((name, 'rerun'), []).append(one(coll, ver))
-for kind in ('change', 'rerun'):
+        res.setdefault((name, 'new'), []).append(one(coll, next(fresh)))
+        # Back to a release both hosts hold, so the next "change" is one again.
+        one(coll, ver)
+for kind in ('change', 'rerun', 'new'):
     for name, _ in colls:
         rows = res[(name, kind)]
         print('%-8s %-7s wall %.2f  controller %.2f  machine %.2f CPU-s  module runs %s  (medians of %d; '

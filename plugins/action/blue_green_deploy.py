@@ -66,6 +66,7 @@ ARGS_SPEC = dict(
 
 
 SLOTS = 'hotswap.deploy.blue_green_slots'
+RESTART = 'hotswap.deploy.graceful_restart'
 HEALTH = 'hotswap.deploy.health_check'
 ACTIVATE = 'hotswap.deploy.release_activate'
 
@@ -159,7 +160,7 @@ class ActionModule(HostStepsAction):
                 raise StepFailed(**dict(failure_of(flow.STAGE_NGINX, res), result=res))
         # A deploy that finished between the first read and the lock would have moved nginx: checked here,
         # before anything is written.
-        setup = self._module(flow.STAGE_UNITS, 'hotswap.deploy.blue_green_slots', dict(
+        setup = self._module(flow.STAGE_UNITS, SLOTS, dict(
             app=s['app'], base_dir=s['base_dir'], units=dict((slot, flow.slot_unit(s, slot, self._managed())) for slot in flow.SLOTS),
             remove_default_site=st['remove_default_site'],
             expect_lb_config=dict(path=flow.conf_path(s), content=st['conf_orig'])))
@@ -201,8 +202,7 @@ class ActionModule(HostStepsAction):
         s = self._s
         self._linked(st, self._call(flow.STAGE_LINK, SLOTS, flow.link_args(s, st)))
         if not (self._check and (st['link_changed'] or st['units_changed'])):
-            self._started(st, self._call(flow.STAGE_START, 'hotswap.deploy.graceful_restart',
-                                         flow.restart_args(s, st)))
+            self._started(st, self._call(flow.STAGE_START, RESTART, flow.restart_args(s, st)))
         if st['switch'] and not self._check:
             self._ok(flow.STAGE_DIRECT, self._call(flow.STAGE_DIRECT, HEALTH, flow.direct_check_args(s, st)))
 
@@ -235,13 +235,13 @@ class ActionModule(HostStepsAction):
     def _cutover(self, st):
         """start, switch, verify and finish in one module run. Each step's result is read in order as its own
         run's would be, so a failure stops the reading where the run stopped, with the same stage and reason."""
-        s = self._s
-        res = self._call(flow.STAGE_START, 'hotswap.deploy.blue_green_cutover', flow.cutover_steps(s, st))
+        steps = flow.cutover_steps(self._s, st)
+        res = self._call(flow.STAGE_START, 'hotswap.deploy.blue_green_cutover', steps)
         done = res.get('steps') or {}
         if not done:
             # The run died or refused its arguments: what it changed is not known, so the switch back undoes
             # all it could have (each undo step changes nothing where nothing was changed).
-            st.update(conf_text=flow.switch_config(s, st), link_changed=True, restart_changed=True, switched=True)
+            st.update(conf_text=steps['switch']['content'], link_changed=True, restart_changed=True, switched=True)
             self._ok(flow.STAGE_START, dict(res, failed=True))
         self._linked(st, done['slots'])
         if 'restart' in done:
@@ -249,7 +249,7 @@ class ActionModule(HostStepsAction):
         if 'direct_check' in done:
             self._ok(flow.STAGE_DIRECT, done['direct_check'])
         if 'switch' in done:
-            st['conf_text'] = flow.switch_config(s, st)
+            st['conf_text'] = steps['switch']['content']
             st['switch_seconds'] = done['switch'].get('seconds')
             self._nginx_pointed(st, done['switch'], st['conf_orig'], st['target'])
         if 'activate' in done:
@@ -312,7 +312,7 @@ class ActionModule(HostStepsAction):
                     done['lb_error'] = res.get('msg') or 'unknown error'
             args = flow.slot_restore_args(s, st, plan)
             if args:
-                res = self._call('Stop the failed slot and point it back', 'hotswap.deploy.blue_green_slots', args)
+                res = self._call('Stop the failed slot and point it back', SLOTS, args)
                 if not res.get('failed'):
                     done['scale_down'] = res.get('scale_down')
             return done

@@ -84,7 +84,7 @@ RUNNERS = dict(slots=_slots, restart=_restart, direct_check=_check, switch=_swit
                public_check=_check, finish=_slots)
 
 
-def run_cutover(steps, tools, check_mode=False, clock=time.time):
+def run_cutover(steps, tools, check_mode=False, clock=time.monotonic):
     """Run the checked ``steps`` in order (``tools``: run_command, move, and the nginx and systemctl binaries).
 
     Returns (results, failed_step): each step that ran, by name, with what its own module would have returned

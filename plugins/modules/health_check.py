@@ -276,13 +276,10 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.common import Hotsw
 from ansible_collections.hotswap.deploy.plugins.module_utils.health import HEALTH_SPEC, PROBE_OPTIONS, check_health
 from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
 
-# The documentation tests read the module's spec here.
-ARGUMENT_SPEC = HEALTH_SPEC
-
 
 def main():
     module = RedactingModule(
-        argument_spec=ARGUMENT_SPEC,
+        argument_spec=HEALTH_SPEC,
         secret_dicts=['headers'],
         mutually_exclusive=[[name for name, _kind in PROBE_OPTIONS]],
         required_one_of=[[name for name, _kind in PROBE_OPTIONS]],
