@@ -3,10 +3,11 @@
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """The CPU of one deploy, side by side for several installed copies of the collection (docs/benchmarks.md).
 
-A 2-host, one-batch deploy.yml of the demo app (the other of two releases the hosts hold, the same release
-again, and a release the hosts do not have yet) with each copy in turn, interleaved, REPS times: the
-controller's CPU (getrusage of the children: ansible-playbook, its workers, ssh) and the whole machine's (/proc/stat, test hosts included). Wall-clock ratios hide a few per cent of
-controller CPU on a 2-core machine that also runs the hosts; this shows them. Hosts first:
+A 2-host, one-batch deploy.yml of the demo app (the other of two releases the hosts hold, the same release again,
+and a release the hosts do not have yet) with each copy in turn, interleaved, REPS times: the controller's CPU
+(getrusage of the children: ansible-playbook, its workers, ssh) and the whole machine's (/proc/stat, test hosts
+included). Wall-clock ratios hide a few per cent of controller CPU on a 2-core machine that also runs the hosts;
+this shows them. Hosts first:
   build/venv/bin/python tests/hosts/testhosts.py up --prefix hs-cpu --count 2
   build/venv/bin/python benchmarks/deploy/cpu_ab.py hs-cpu 5 before=/path/to/collections after=build/collections
 --rollout blue_green (after the repetitions) deploys with `-e rollout=blue_green` instead (nginx on the hosts'
