@@ -73,6 +73,10 @@ class ActionModule(HostStepsAction):
 
     def _run_phase(self, args):
         phase = args['phase']
+        # Nothing runs between the steps of 'all' (no hooks): the push's module run, the cutover and the unlock
+        # are one release_cutover run. Check mode cannot switch to a release it has not staged.
+        self._one_run = phase == 'all' and not self._check
+        self._deferred_upload = None
         if phase in ('all', 'begin'):
             st = {'started': time.time()}
             try:
@@ -135,9 +139,11 @@ class ActionModule(HostStepsAction):
             self._ensure_user(st, flow.STAGE_USER_FIRST, dirs=False)
         self._stage(flow.STAGE_UPLOAD)
         upload = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(self._s, st),
-                                  known_probe=flow.known_probe(st))
+                                  known_probe=flow.known_probe(st), defer_module=self._one_run)
         if upload.get('failed'):
             raise flow.StepFailed(**dict(flow.failure_of(flow.STAGE_UPLOAD, upload), result=upload))
+        # Pushed: the cutover run moves the copy into the release (its arguments hold secrets: not in st).
+        self._deferred_upload = upload.get('deferred')
         st['upload_changed'] = bool(upload.get('changed'))
 
     def _install(self, st):
@@ -158,6 +164,8 @@ class ActionModule(HostStepsAction):
         if not units and not switch:
             return
         args = flow.cutover_args(self._s, st, units, switch)
+        if self._one_run:
+            args = flow.one_run_steps(self._s, st, args, self._deferred_upload)
         res = self._call(flow.cutover_stage(args), 'hotswap.deploy.release_cutover', args)
         st.update(flow.cutover_facts(st, res))
         if res.get('failed') or res.get('unreachable'):

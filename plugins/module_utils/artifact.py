@@ -28,7 +28,14 @@ import struct
 import tempfile
 
 from ansible_collections.hotswap.deploy.plugins.module_utils import redact
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError, unlink_quietly
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
+    BASE_DIR_SPEC,
+    CONTENT_SPEC,
+    LOCK_OWNER_SPEC,
+    RELEASE_ID_SPEC,
+    HotswapError,
+    unlink_quietly,
+)
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import Ledger
 from ansible_collections.hotswap.deploy.plugins.module_utils.lock import check_holder
 from ansible_collections.hotswap.deploy.plugins.module_utils.release import (
@@ -952,3 +959,44 @@ def _unpack_archive(module, p, tmp, name, sha, content, src, url, mode, owner, g
     binary = os.path.join(tmp, name)
     _apply_attrs(module, binary, mode, owner, group)
     return sha256_file(binary), sorted(members)
+
+
+# binary_upload's options; release_cutover's upload step takes the same.
+UPLOAD_SPEC = dict(
+    src=dict(type='path'),
+    move_src=dict(type='bool', default=False),
+    url=dict(type='str'),
+    checksum=dict(type='str', required=True),
+    name=dict(type='str', required=True),
+    version=dict(type='str'),
+    mode=dict(type='raw', default='0755'),
+    owner=dict(type='str'),
+    group=dict(type='str'),
+    url_timeout=dict(type='int', default=30),
+    url_headers=dict(type='dict', default={}, no_log=True),
+    url_username=dict(type='str'),
+    url_password=dict(type='str', no_log=True),
+    format=dict(type='str', default='auto', choices=['auto', 'binary', 'tar.gz', 'zip']),
+    strip_components=dict(type='int', default=0),
+    max_size=dict(type='int', default=1024 ** 3),
+    validate_certs=dict(type='bool', default=True),
+)
+UPLOAD_SPEC.update(CONTENT_SPEC)
+UPLOAD_SPEC.update(BASE_DIR_SPEC)
+UPLOAD_SPEC.update(RELEASE_ID_SPEC)
+UPLOAD_SPEC.update(LOCK_OWNER_SPEC)
+UPLOAD_MUTUALLY_EXCLUSIVE = [('src', 'url')]
+
+
+def run_upload(module, p, check_mode):
+    """binary_upload with its checked options ``p`` (UPLOAD_SPEC): the module result. Raises HotswapError."""
+    from ansible_collections.hotswap.deploy.plugins.module_utils.archive import archive_format
+    fmt = archive_format(p['src'] or p['url'] or p['name'], p['format'])
+    content = release_content(p['name'], p['files'], p['environment'], p['environment_secret'], fmt,
+                              p['strip_components'], p['max_size'])
+    opener = authenticated_opener(dict(headers=p['url_headers'], username=p['url_username'],
+                                       password=p['url_password']))
+    return upload(module, p['base_dir'], p['release_id'], p['name'], p['checksum'], src=p['src'], url=p['url'],
+                  version=p['version'], mode=p['mode'], owner=p['owner'], group=p['group'],
+                  url_timeout=p['url_timeout'], validate_certs=p['validate_certs'], check_mode=check_mode,
+                  opener=opener, content=content, lock_owner=p['lock_owner'], move_src=p['move_src'])

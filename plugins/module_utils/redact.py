@@ -157,14 +157,43 @@ def param_secrets(params, secret_dicts=()):
     for name in secret_dicts:
         # 'metrics.headers': the headers of every element of the list option metrics.
         outer, _dot, inner = name.partition('.')
-        values = [params.get(outer)] if not inner else [e.get(inner) for e in params.get(outer) or []
-                                                        if isinstance(e, dict)]
+        container = params.get(outer)
+        if not inner:
+            values = [container]
+        elif isinstance(container, dict):
+            values = [container.get(inner)]     # 'upload.url_headers': a dict option's own dict
+        else:
+            values = [e.get(inner) for e in container or [] if isinstance(e, dict)]
         for value in values:
             if isinstance(value, dict):
                 found.update(str(item) for item in value.values() if item is not None)
     for text in _strings(params):
         found.update(url_secrets(text))
     return set(value for value in found if len(value) >= MIN_REGISTERED)
+
+
+def spec_secrets(spec, params):
+    """The values of the ``no_log`` options of ``spec`` in ``params`` (a dict option's own arguments, when the module
+    takes it as a plain dict), sub-options included."""
+    found = set()
+    for name, opts in spec.items():
+        value = (params or {}).get(name) if isinstance(params, dict) else None
+        if value is None:
+            continue
+        if opts.get('no_log'):
+            found.update(_leaves(value))
+        elif opts.get('options'):
+            for element in (value if isinstance(value, list) else [value]):
+                found.update(spec_secrets(opts['options'], element))
+    return set(value for value in found if len(value) >= MIN_REGISTERED)
+
+
+def _leaves(value):
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [] if value is None else [str(value)]
 
 
 def plain(value):
@@ -189,11 +218,14 @@ class RedactingModule(AnsibleModule):
     built: hence ``log`` and ``fail_json`` register too.
 
     ``secret_dicts`` names the dict options whose values are secrets (headers); ``list.key`` names
-    such a dict in every element of a list option (``metrics.headers``).
+    such a dict in every element of a list option (``metrics.headers``). ``secret_specs`` maps a dict option
+    the module takes as is (a step of release_cutover) to the spec of its own module, whose ``no_log`` values are
+    registered as well.
     """
 
     def __init__(self, *args, **kwargs):
         self._secret_dicts = tuple(kwargs.pop('secret_dicts', ()))
+        self._secret_specs = dict(kwargs.pop('secret_specs', {}))
         super(RedactingModule, self).__init__(*args, **kwargs)
         self._register_secrets()
 
@@ -201,6 +233,8 @@ class RedactingModule(AnsibleModule):
         params = getattr(self, 'params', None)
         if isinstance(params, dict):
             self.no_log_values.update(param_secrets(params, self._secret_dicts))
+            for name, spec in self._secret_specs.items():
+                self.no_log_values.update(spec_secrets(spec, params.get(name)))
 
     def log(self, msg, log_args=None):
         self._register_secrets()

@@ -288,62 +288,16 @@ reason:
   sample: not_staged
 '''
 
-from ansible_collections.hotswap.deploy.plugins.module_utils.archive import archive_format
-from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import authenticated_opener, release_content, upload
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import (
-    BASE_DIR_SPEC,
-    CONTENT_SPEC,
-    LOCK_OWNER_SPEC,
-    RELEASE_ID_SPEC,
-    HotswapError,
-)
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import UPLOAD_MUTUALLY_EXCLUSIVE, UPLOAD_SPEC, run_upload
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
 
 
 def main():
-    argument_spec = dict(
-        src=dict(type='path'),
-        move_src=dict(type='bool', default=False),
-        url=dict(type='str'),
-        checksum=dict(type='str', required=True),
-        name=dict(type='str', required=True),
-        version=dict(type='str'),
-        mode=dict(type='raw', default='0755'),
-        owner=dict(type='str'),
-        group=dict(type='str'),
-        url_timeout=dict(type='int', default=30),
-        url_headers=dict(type='dict', default={}, no_log=True),
-        url_username=dict(type='str'),
-        url_password=dict(type='str', no_log=True),
-        format=dict(type='str', default='auto', choices=['auto', 'binary', 'tar.gz', 'zip']),
-        strip_components=dict(type='int', default=0),
-        max_size=dict(type='int', default=1024 ** 3),
-        validate_certs=dict(type='bool', default=True),
-    )
-    argument_spec.update(CONTENT_SPEC)
-    argument_spec.update(BASE_DIR_SPEC)
-    argument_spec.update(RELEASE_ID_SPEC)
-    argument_spec.update(LOCK_OWNER_SPEC)
-    module = RedactingModule(
-        argument_spec=argument_spec,
-        secret_dicts=['url_headers'],
-        mutually_exclusive=[('src', 'url')],
-        supports_check_mode=True,
-    )
-    p = module.params
+    module = RedactingModule(argument_spec=UPLOAD_SPEC, secret_dicts=['url_headers'],
+                             mutually_exclusive=UPLOAD_MUTUALLY_EXCLUSIVE, supports_check_mode=True)
     try:
-        fmt = archive_format(p['src'] or p['url'] or p['name'], p['format'])
-        content = release_content(p['name'], p['files'], p['environment'], p['environment_secret'], fmt,
-                                  p['strip_components'], p['max_size'])
-        opener = authenticated_opener(dict(headers=p['url_headers'], username=p['url_username'],
-                                           password=p['url_password']))
-        result = upload(
-            module, p['base_dir'], p['release_id'], p['name'], p['checksum'],
-            src=p['src'], url=p['url'], version=p['version'], mode=p['mode'],
-            owner=p['owner'], group=p['group'], url_timeout=p['url_timeout'],
-            validate_certs=p['validate_certs'], check_mode=module.check_mode, opener=opener, content=content,
-            lock_owner=p['lock_owner'], move_src=p['move_src'],
-        )
+        result = run_upload(module, module.params, module.check_mode)
     except HotswapError as e:
         module.fail_json(msg=e.msg, **e.details)
     module.exit_json(**result)

@@ -36,6 +36,7 @@ STAGE_UNLOCK = 'Release the deploy lock'
 PHASES = ('begin', 'upload', 'install', 'activate', 'verify', 'finish')
 PHASE_CHOICES = PHASES + ('all', 'abort')
 # After 'begin', 'all' runs install and activate as one module run (release_cutover): nothing runs between them.
+# Outside check mode that run also moves the pushed copy into its release and releases the lock (one_run_steps).
 ALL_PHASES = ('upload', 'install_and_activate', 'verify', 'finish')
 
 
@@ -162,7 +163,8 @@ def activate_args(s, st):
                 lock_owner=st['owner'], keep=s['keep'])
 
 
-CUTOVER_STAGES = (('units', STAGE_UNITS), ('activate', STAGE_ACTIVATE), ('restart', STAGE_RESTART))
+CUTOVER_STAGES = (('upload', STAGE_UPLOAD), ('units', STAGE_UNITS), ('activate', STAGE_ACTIVATE),
+                  ('restart', STAGE_RESTART), ('unlock', STAGE_UNLOCK))
 
 
 def cutover_args(s, st, units, switch):
@@ -172,6 +174,18 @@ def cutover_args(s, st, units, switch):
         args['units'] = units_args(s)
     if switch:
         args.update(activate=activate_args(s, st), restart=restart_args(s, st))
+    return args
+
+
+def one_run_steps(s, st, args, deferred_upload):
+    """release_cutover's arguments ``args`` with what a deploy without hooks also runs in that module run: the
+    pushed copy moved into its release (``deferred_upload``: binary_upload's arguments, None when nothing was
+    pushed) first, the lock released last."""
+    args = dict(args)
+    if deferred_upload:
+        args['upload'] = deferred_upload
+    if st.get('locked'):
+        args['unlock'] = dict(base_dir=s['base_dir'], owner=st['owner'])
     return args
 
 
@@ -193,6 +207,10 @@ def cutover_facts(st, result):
     """What the host's state ``st`` learns from a release_cutover run (failed or not): whether units changed or
     were adopted, whether current switched, what the restart did and when."""
     facts = {}
+    if 'upload' in result and not result.get('failed_step') == 'upload':
+        facts['upload_changed'] = bool(result['upload'].get('changed'))
+    if 'unlock' in result:
+        facts['locked'] = False
     if 'units' in result:
         facts.update(units_changed=bool(result['units'].get('units_changed')),
                      adopted=result['units'].get('adopted') or [])

@@ -70,6 +70,10 @@ class PushActionBase(ActionBase):
     HOST_SHELL = 'sh'
     EXECUTABLE_OS = None      # set when the module manages one OS only: refuse others before the probe
     known_probe = None        # the probe's answer, when the caller knows it (not staged, and the host platform)
+    # Set by a caller that runs the module itself, in its own module run (host_deploy: release_cutover's upload
+    # step): the push stops after the transfer and returns the module's arguments as ``deferred``, the pushed
+    # copy left in the remote temp dir for that run (the caller removes the dir).
+    defer_module = False
 
     # -- hooks ------------------------------------------------------------------------
 
@@ -145,7 +149,8 @@ class PushActionBase(ActionBase):
         try:
             result.update(self._run(task_vars))
         finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
+            if not result.get('deferred'):
+                self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
 
     def _fail(self, msg, **extra):
@@ -229,4 +234,6 @@ class PushActionBase(ActionBase):
         remote_src = shell.join_path(shell.tmpdir, self.remote_name(args))
         self._transfer_file(local, remote_src)
         self._fixup_perms2((shell.tmpdir, remote_src))
+        if self.defer_module:
+            return dict(changed=True, deferred=self.push_args(args, remote_src), executable=fmt)
         return self.pushed(self._module(self.push_args(args, remote_src), task_vars), fmt)

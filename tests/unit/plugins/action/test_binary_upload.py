@@ -228,3 +228,24 @@ def test_a_known_probe_still_refuses_the_wrong_arch(artifact_file, make_action):
     action.known_probe = dict(failed=True, reason='not_staged', staged=False, host_platform=LINUX_ARM64)
     r = action.run(task_vars={})
     assert r['failed'] and 'the host is linux/aarch64' in r['msg'] and host.runs == [] and host.transfers == []
+
+
+def test_a_deferred_push_leaves_the_module_run_and_the_copy_to_its_caller(artifact_file, make_action):
+    path, sha = artifact_file
+    host = Host()
+    action = make_action(args_for('app', sha), host, found=path)
+    action.defer_module = True      # host_deploy: release_cutover's upload step runs the module
+    r = action.run(task_vars={})
+    assert not r.get('failed') and r['changed'] is True and host.runs == []
+    assert host.transfers == [(path, TMPDIR + '/hotswap-upload-app')]
+    assert r['deferred']['src'] == TMPDIR + '/hotswap-upload-app' and r['deferred']['move_src'] is True
+    assert r['deferred']['checksum'] == 'sha256:' + sha and r['executable']['format'] == 'elf'
+    action._fixup_perms2.assert_called_once()
+    action._remove_tmp_path.assert_not_called()
+    # Nothing to push (staged already), or a refusal: as without deferring, the temp dir goes.
+    host = Host(staged=True)
+    action = make_action(args_for('app', sha), host, found=path)
+    action.defer_module = True
+    r = action.run(task_vars={})
+    assert r['transferred'] is False and 'deferred' not in r and len(host.runs) == 1
+    action._remove_tmp_path.assert_called()

@@ -32,7 +32,9 @@ def settings(**kw):
     return s
 
 
-CUTOVER_STEPS = (('units', 'service_units'), ('activate', 'release_activate'), ('restart', 'graceful_restart'))
+CUTOVER_STEPS = (('upload', 'binary_upload'), ('units', 'service_units'), ('activate', 'release_activate'),
+                 ('restart', 'graceful_restart'), ('unlock', 'deploy_lock'))
+PUSHED = TMPDIR + '/hotswap-upload-demo'
 
 READY_USER = dict(exists=True, group='demo', home='/nonexistent', shell='/usr/sbin/nologin')
 
@@ -58,19 +60,32 @@ class Host(object):
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
         return copy.deepcopy(answer(args) if callable(answer) else answer)
 
+    def push(self, args, defer_module=False):
+        """The binary_upload action: its module run, or with ``defer_module`` a pushed copy whose module run is
+        release_cutover's upload step (a release staged already is answered by the probe, as the module would)."""
+        if not defer_module:
+            return self.execute_module(module_name='hotswap.deploy.binary_upload', module_args=args)
+        answer = self.answer('binary_upload', args)
+        if answer.get('failed') or not answer.get('changed'):
+            self.runs.append(('binary_upload', dict(args)))
+            return answer
+        self.transfers.append(PUSHED)
+        return dict(changed=True, deferred=dict(args, src=PUSHED, move_src=True), executable='elf')
+
     def cutover(self, args):
-        """release_cutover as the three modules it runs would answer, stopping at the first that fails."""
+        """release_cutover as the modules it runs would answer, stopping at the first that fails."""
+        from ansible_collections.hotswap.deploy.plugins.module_utils.cutover import unlock_after
         result = dict(changed=False)
         for step, short in CUTOVER_STEPS:
-            if step not in args:
+            if step not in args or (step == 'unlock' and not unlock_after(result)):
                 continue
             if step == 'restart':
                 result['restart_started'] = 100.0
-            answer = self.answer(short, args[step])
+            answer = self.answer(short, dict(args[step], state='absent') if step == 'unlock' else args[step])
             if step == 'restart':
                 result['restart_ended'] = 101.5
             result[step] = answer
-            result['changed'] |= bool(answer.get('changed'))
+            result['changed'] |= bool(answer.get('changed')) and step != 'unlock'
             if answer.get('failed'):
                 result.update(failed=True, msg=answer.get('msg'), failed_step=step)
                 if step == 'restart' and answer.get('stage'):
@@ -109,8 +124,9 @@ def run(make_action, host, args, check_mode=False):
     action = make_action(args, host, check_mode=check_mode)
 
     def run_action(name, a, **attrs):
+        assert name == 'hotswap.deploy.binary_upload'
         host.known_probes.append(attrs.get('known_probe'))
-        return host.execute_module(module_name=name, module_args=a)
+        return host.push(a, attrs.get('defer_module'))
     action._run_action = run_action
     return action.run(task_vars={'inventory_hostname': 'web1'})
 
@@ -125,13 +141,15 @@ def good_host(**over):
     return Host(**answers)
 
 
-def test_a_deploy_is_four_module_runs_and_passes(make_action):
+def test_a_deploy_is_two_module_runs_and_passes(make_action):
     host = good_host()
     r = run(make_action, host, dict(settings=settings()))
     assert not r.get('failed'), r
-    # Units, switch and restart are one release_cutover run.
-    assert host.names() == ['deploy_lock:present', 'binary_upload', 'release_cutover:units+activate+restart',
-                            'deploy_lock:absent']
+    # The pushed copy into its release, units, switch, restart and the unlock are one release_cutover run.
+    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart+unlock']
+    upload = host.step_args('binary_upload')[0]
+    assert upload['src'] == PUSHED and upload['move_src'] is True and upload['lock_owner'] == host.runs[0][1]['owner']
+    assert host.step_args('deploy_lock')[-1] == dict(base_dir='/opt/demo', owner=host.runs[0][1]['owner'])
     assert r['result']['verdict'] == 'pass' and r['result']['changed'] is True
     assert r['result']['previous_release'] == PREV and r['result']['release'].startswith('2.0.0-')
     assert r['facts']['deploy_host_release_dir'] == '/opt/demo/releases/' + r['result']['release']
@@ -164,8 +182,27 @@ def test_unchanged_units_restart_only_when_the_service_runs_another_binary(make_
     r = run(make_action, host, dict(settings=settings()))
     restart = host.step_args('graceful_restart')[0]
     assert restart['executable'] == '/opt/demo/current/demo' and restart['daemon_reload'] is False
-    # graceful_restart left the service alone: it is probed instead.
-    assert 'health_check' in host.names() and r['result']['verdict'] == 'pass'
+    # graceful_restart left the service alone: it is probed instead, under the lock, which goes after the probe.
+    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart+unlock',
+                            'health_check', 'deploy_lock:absent']
+    assert 'unlock' not in host.cutover(host.runs[1][1]) and r['result']['verdict'] == 'pass'
+
+
+def test_a_release_staged_already_is_not_pushed_and_the_cutover_still_unlocks(make_action):
+    host = good_host(binary_upload=[dict(changed=False, staged=True)])
+    r = run(make_action, host, dict(settings=settings()))
+    assert not r.get('failed') and host.transfers == []
+    assert host.names() == ['deploy_lock:present', 'binary_upload', 'release_cutover:units+activate+restart+unlock']
+
+
+def test_an_upload_step_that_fails_is_the_upload_stage_and_nothing_switched(make_action):
+    host = good_host(binary_upload=[dict(changed=True), dict(failed=True, msg='the copy on the host has sha256 x.')])
+    r = run(make_action, host, dict(settings=settings()))
+    assert r['failed'] and r['failure'] == {'stage': 'Upload the release', 'reason': 'the copy on the host has sha256 x.'}
+    # Failed before the units: nothing to switch back; the lock goes in a run of its own.
+    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart+unlock',
+                            'deploy_lock:absent']
+    assert r['msg'].endswith("at 'Upload the release': the copy on the host has sha256 x. current was not changed.")
 
 
 def test_a_failed_restart_switches_back_restarts_verifies_and_unlocks(make_action):
@@ -175,11 +212,11 @@ def test_a_failed_restart_switches_back_restarts_verifies_and_unlocks(make_actio
                      health_check=[dict(outcome='pass')])
     r = run(make_action, host, dict(settings=settings()))
     assert r['failed'] is True
-    assert host.names() == ['deploy_lock:present', 'binary_upload', 'release_cutover:units+activate+restart',
+    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart+unlock',
                             'release_activate', 'graceful_restart', 'health_check', 'deploy_lock:absent']
-    revert = host.runs[3][1]
+    revert = host.runs[2][1]
     assert revert['release_id'] == PREV and revert['previous_state'] == 'failed'
-    assert host.runs[5][1]['expected_version'] == '1.0.0' and host.runs[5][1]['fail_on'] == 'never'
+    assert host.runs[4][1]['expected_version'] == '1.0.0' and host.runs[4][1]['fail_on'] == 'never'
     assert r['failure']['stage'] == 'Restart the service on the new release (stage ready)'
     assert ("failed on web1 at 'Restart the service on the new release (stage ready)': not ready after 60 s. "
             'Switched back to %s; restarted (systemd_socket); its health check: pass.' % PREV) in r['msg']
@@ -242,7 +279,7 @@ def test_the_user_is_created_only_when_it_is_not_as_the_deploy_leaves_it(make_ac
         return out
     host = good_host(deploy_lock=[lock])
     run(make_action, host, dict(settings=settings()))
-    assert host.names()[:4] == ['deploy_lock:present', 'binary_upload', 'user', 'release_cutover:units+activate+restart']
+    assert host.names() == ['deploy_lock:present', 'user', 'release_cutover:upload+units+activate+restart+unlock']
     assert dict(host.runs)['user'] == dict(name='demo', system=True, create_home=False, home='/nonexistent',
                                            shell='/usr/sbin/nologin')
 
@@ -317,10 +354,10 @@ def test_a_worker_whose_controller_died_stops_before_the_next_step(make_action, 
     def run_action(name, a, **attrs):
         calls.append(name)
         monkeypatch.setattr(os, 'getppid', lambda: parent + 1)   # ansible-playbook killed during the upload
-        return host.execute_module(module_name=name, module_args=a)
+        return host.push(a, attrs.get('defer_module'))
     action._run_action = run_action
     with pytest.raises(AnsibleError) as e:
         action.run(task_vars={'inventory_hostname': 'web1'})
     assert 'ansible-playbook is gone' in str(e.value)
     # No units, no switch, no switch back and no unlock: the lock stays, as a killed run of tasks leaves it.
-    assert host.names() == ['deploy_lock:present', 'binary_upload']
+    assert host.names() == ['deploy_lock:present'] and host.transfers == [PUSHED]

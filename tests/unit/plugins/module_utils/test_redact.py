@@ -153,3 +153,15 @@ def test_results_are_plain_containers_for_every_ansible_core():
     observation = out['observations'][0]
     assert not isinstance(observation, Observation) and observation == dict(Observation('pass', 'ok'))
     assert out['pair'] == ['a', {'b': 1}]
+
+
+def test_the_no_log_values_of_a_step_given_as_a_plain_dict():
+    from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import UPLOAD_SPEC
+    from ansible_collections.hotswap.deploy.plugins.module_utils.redact import param_secrets, spec_secrets
+    upload = dict(url_password='pw-s3cret', url_headers={'X-Token': 'tok-123456'}, name='app', version='1.0',
+                  environment_secret={'DB_PASSWORD': 'hunter22', 'N': 'ab'},
+                  files=[dict(dest='a.pem', content='PEMSECRET'), dict(dest='b.txt', src='/x')])
+    # Too short to register ('ab'): it would mask that text everywhere.
+    assert spec_secrets(UPLOAD_SPEC, upload) == {'pw-s3cret', 'tok-123456', 'hunter22', 'PEMSECRET'}
+    assert spec_secrets(UPLOAD_SPEC, None) == set()
+    assert param_secrets(dict(upload=upload), ['upload.url_headers']) == {'tok-123456'}

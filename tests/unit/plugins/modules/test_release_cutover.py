@@ -146,3 +146,93 @@ def test_every_result_is_documented(tree, run_module, monkeypatch, doc_section):
     failed = run_module(MODULE, units=UNITS, activate=activate_args(tree, 'r1'), restart=RESTART)
     for res in (ok, failed):
         assert set(res) - common <= set(returned), sorted(set(res) - common - set(returned))
+
+
+OWNER = 'demo deploy r3 (ops@ctl)'
+
+
+def pushed_copy(tmp_path):
+    """A copy of this Python's own executable: an ELF binary of this host's platform, as a push leaves it."""
+    import shutil
+    import sys
+    src = tmp_path / 'push' / 'hotswap-upload-app'
+    src.parent.mkdir()
+    shutil.copy(os.path.realpath(sys.executable), str(src))
+    return src
+
+
+def upload_args(tree, src, checksum=None):
+    from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import sha256_file
+    return dict(src=str(src), move_src=True, checksum=checksum or 'sha256:' + sha256_file(str(src)),
+                base_dir=str(tree), release_id='r3', name='app', version='3.0.0', lock_owner=OWNER)
+
+
+def unlock_args(tree):
+    return dict(base_dir=str(tree), owner=OWNER)
+
+
+def locked(tree):
+    from ansible_collections.hotswap.deploy.plugins.module_utils.lock import read_lock
+    holder = read_lock(str(tree))
+    return holder and holder['owner']
+
+
+def test_a_pushed_copy_goes_into_its_release_before_the_cutover_and_the_lock_goes_last(tree, run_module,
+                                                                                       monkeypatch):
+    from ansible_collections.hotswap.deploy.plugins.module_utils.lock import acquire
+    acquire(str(tree), OWNER)
+    steps = Steps(monkeypatch, units_changed=False)
+    src = pushed_copy(tree)
+    res = run_module(MODULE, upload=upload_args(tree, src), units=UNITS,
+                     activate=dict(activate_args(tree, 'r3'), lock_owner=OWNER),
+                     restart=RESTART, unlock=unlock_args(tree))
+    assert not res.get('failed'), res
+    assert res['upload']['transferred'] is True and res['upload']['release_id'] == 'r3'
+    # Moved, not copied: the pushed copy is gone, the release holds it.
+    assert not src.exists() and os.access(str(tree / 'releases' / 'r3' / 'app'), os.X_OK)
+    assert current(tree) == 'releases/r3' and steps.names() == ['units', 'restart']
+    assert res['unlock']['released']['owner'] == OWNER and locked(tree) is None
+
+
+def test_the_lock_stays_for_the_caller_to_verify_a_service_the_restart_left_alone(tree, run_module, monkeypatch):
+    from ansible_collections.hotswap.deploy.plugins.module_utils.lock import acquire
+    acquire(str(tree), OWNER)
+    steps = Steps(monkeypatch)
+    monkeypatch.setattr(cutover, 'run_restart', lambda p, rc, check_mode=False: dict(
+        changed=False, new_pid=None, no_restart_reason='runs the binary of current'))
+    res = run_module(MODULE, activate=dict(activate_args(tree), lock_owner=OWNER), restart=RESTART,
+                     unlock=unlock_args(tree))
+    assert not res.get('failed') and 'unlock' not in res and locked(tree) == OWNER
+    assert steps.names() == []
+
+
+def test_an_upload_that_fails_stops_before_the_units_and_keeps_the_lock(tree, run_module, monkeypatch):
+    from ansible_collections.hotswap.deploy.plugins.module_utils.lock import acquire
+    acquire(str(tree), OWNER)
+    steps = Steps(monkeypatch)
+    src = pushed_copy(tree)
+    res = run_module(MODULE, upload=upload_args(tree, src, checksum='sha256:' + 'c' * 64), units=UNITS,
+                     activate=activate_args(tree, 'r3'), restart=RESTART, unlock=unlock_args(tree))
+    assert res['failed'] is True and res['failed_step'] == 'upload' and res['upload']['failed'] is True
+    assert 'sha256' in res['msg'] and res['changed'] is False
+    assert steps.names() == [] and current(tree) == 'releases/r1' and locked(tree) == OWNER
+    assert not (tree / 'releases' / 'r3').exists()
+
+
+def test_the_upload_steps_secrets_stay_out_of_the_result_and_the_log(tree, run_module, monkeypatch,
+                                                                     assert_no_secret):
+    Steps(monkeypatch)
+    upload = dict(url='http://127.0.0.1:9/app', url_password='pw-s3cret', url_headers={'X-Token': 'tok-123456'},
+                  environment_secret={'DB_PASSWORD': 'hunter22'}, files=[dict(dest='key.pem', content='PEMSECRET')],
+                  checksum='sha256:' + 'c' * 64, base_dir=str(tree), release_id='r3', name='app')
+    res = run_module(MODULE, upload=upload, activate=activate_args(tree, 'r3'))
+    assert res['failed'] is True and res['failed_step'] == 'upload'
+    assert_no_secret(res, ['pw-s3cret', 'tok-123456', 'hunter22', 'PEMSECRET'])
+
+
+def test_the_upload_step_takes_binary_uploads_arguments(tree, run_module, monkeypatch):
+    steps = Steps(monkeypatch)
+    res = run_module(MODULE, upload=dict(src='/tmp/x', url='http://127.0.0.1/x', checksum='sha256:' + 'c' * 64,
+                                         base_dir=str(tree), release_id='r3', name='app'), units=UNITS)
+    assert res['failed'] is True and 'upload: ' in res['msg'] and 'mutually exclusive' in res['msg']
+    assert 'hotswap.deploy.binary_upload' in res['msg'] and steps.names() == []
