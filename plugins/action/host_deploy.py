@@ -5,9 +5,10 @@
 
 Why an action plugin (docs/development.md): each task costs the controller about as much as a module run,
 and the YAML flow took some 50 tasks per host, most of them set_fact and Jinja deciding what to do next.
-Here the controller runs the remote modules one after the other (lock, upload, then units, switch and restart
-in one release_cutover run, unlock: four module runs, one on a re-run of the live release) and every decision is a tested function
-of plugins/plugin_utils/host_flow.py.
+Here the controller runs the remote modules one after the other - the lock run, the transfer of the file, one
+release_cutover run that moves it into its release, installs the units, switches and restarts, then the unlock:
+three module runs, one on a re-run of the live release (with hooks, or in check mode, the upload is a run of
+its own) - and every decision is a tested function of plugins/plugin_utils/host_flow.py.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class ActionModule(HostStepsAction):
 
     def _run_phase(self, args):
         phase = args['phase']
-        # Nothing runs between the steps of 'all' (no hooks): the push's module run, the cutover and the unlock
-        # are one release_cutover run. Check mode cannot switch to a release it has not staged.
+        # Nothing runs between the steps of 'all' (no hooks): the push's module run and the cutover are one
+        # release_cutover run. Check mode cannot switch to a release it has not staged.
         self._one_run = phase == 'all' and not self._check
         self._deferred_upload = None
         if phase in ('all', 'begin'):
@@ -165,7 +166,7 @@ class ActionModule(HostStepsAction):
             return
         args = flow.cutover_args(self._s, st, units, switch)
         if self._one_run:
-            args = flow.one_run_steps(self._s, st, args, self._deferred_upload)
+            args = flow.one_run_steps(args, self._deferred_upload)
         res = self._call(flow.cutover_stage(args), 'hotswap.deploy.release_cutover', args)
         st.update(flow.cutover_facts(st, res))
         if res.get('failed') or res.get('unreachable'):

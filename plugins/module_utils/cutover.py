@@ -1,14 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
-"""The release_cutover module: the pushed copy into its release, units, switch, restart and the lock's release, in
-one module run.
+"""The release_cutover module: the pushed copy into its release, then units, switch and restart, in one module run.
 
 Each module run costs the host a Python start and the imports of its module_utils, and the controller a
-round trip; a deploy ran binary_upload, service_units, release_activate, graceful_restart and deploy_lock
-(absent) one after the other. Here the steps run in one process, each with the same arguments, the same code
-and the same result as its own module, stopping at the first that fails. The arguments of all of them are
-checked before the first runs.
+round trip; a deploy ran binary_upload, service_units, release_activate and graceful_restart one after the
+other. Here the steps run in one process, each with the same arguments, the same code and the same result as
+its own module, stopping at the first that fails. The arguments of all of them are checked before the first
+runs. The lock's release stays a run of its own: a controller killed during this run leaves the lock held (the
+module cannot tell: an ssh control master keeps its session open after the controller died).
 """
 
 from __future__ import annotations
@@ -18,30 +18,25 @@ import time
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import UPLOAD_MUTUALLY_EXCLUSIVE, UPLOAD_SPEC, run_upload
-from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, HotswapError
+from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.graceful import (
     RESTART_REQUIRED_IF, RESTART_SPEC, failure_details, run_restart,
 )
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import ACTIVATE_SPEC, activate_diff, activate_release
-from ansible_collections.hotswap.deploy.plugins.module_utils.lock import release as release_lock
 from ansible_collections.hotswap.deploy.plugins.module_utils.units import UNITS_SPEC, install
 
-STEPS = ('upload', 'units', 'activate', 'restart', 'unlock')
+STEPS = ('upload', 'units', 'activate', 'restart')
 
 # service_units with state=present.
 UNITS_STEP_SPEC = dict(UNITS_SPEC, adopt=dict(type='bool', default=False), base_dir=dict(type='path'))
 UNITS_STEP_REQUIRED_IF = [('strategy', 'systemd_socket', ['socket_unit'])]
 
-# deploy_lock with state=absent: the holder's own lock only.
-UNLOCK_STEP_SPEC = dict(BASE_DIR_SPEC, owner=dict(type='str', required=True))
-
 # Each step's spec, and the checks beyond it (ArgumentSpecValidator's keywords).
 STEP_SPECS = dict(upload=(UPLOAD_SPEC, dict(mutually_exclusive=UPLOAD_MUTUALLY_EXCLUSIVE)),
                   units=(UNITS_STEP_SPEC, dict(required_if=UNITS_STEP_REQUIRED_IF)), activate=(ACTIVATE_SPEC, {}),
-                  restart=(RESTART_SPEC, dict(required_if=RESTART_REQUIRED_IF)), unlock=(UNLOCK_STEP_SPEC, {}))
+                  restart=(RESTART_SPEC, dict(required_if=RESTART_REQUIRED_IF)))
 STEP_MODULES = dict(upload='hotswap.deploy.binary_upload', units='hotswap.deploy.service_units',
-                    activate='hotswap.deploy.release_activate', restart='hotswap.deploy.graceful_restart',
-                    unlock='hotswap.deploy.deploy_lock')
+                    activate='hotswap.deploy.release_activate', restart='hotswap.deploy.graceful_restart')
 
 
 class StepFailed(HotswapError):
@@ -97,19 +92,11 @@ def _units(p, run_command, check_mode, move):
                    check_mode=check_mode, move=move, adopt=p['adopt'], base_dir=p['base_dir'])
 
 
-def unlock_after(results):
-    """Whether the unlock step may run: not after a restart that left the service alone (``no_restart_reason``),
-    whose release the caller still has to verify under the lock."""
-    restart = results.get('restart')
-    return restart is None or restart.get('no_restart_reason') is None
-
-
 def run_cutover(steps, run_command, check_mode=False, move=None, clock=time.time, module=None):
     """Run the checked ``steps`` (``check_steps``) in order. Returns ``results``: each step's result under its
     name, ``diff`` (the units' and the switch's, when they changed anything) and the restart's wall-clock
     ``restart_started``/``restart_ended``. A failed step raises StepFailed carrying the results so far. The
-    upload step needs the AnsibleModule (``module``); the unlock step is left out, and not in the results,
-    after a restart that left the service alone (``unlock_after``)."""
+    upload step needs the AnsibleModule (``module``)."""
     results = dict(changed=False, diff=[])
 
     def failed(step, exc, **details):
@@ -153,13 +140,4 @@ def run_cutover(steps, run_command, check_mode=False, move=None, clock=time.time
             raise error
         results['restart_ended'] = clock()
         results.update(restart=restart, changed=results['changed'] or restart['changed'])
-    if steps['unlock'] is not None and unlock_after(results):
-        try:
-            results['unlock'] = release_lock(steps['unlock']['base_dir'], steps['unlock']['owner'],
-                                             check_mode=check_mode)
-        except HotswapError as e:
-            raise failed('unlock', e)
-        except OSError as e:
-            raise failed('unlock', HotswapError('releasing the deploy lock in %s: %s. Check permissions (use '
-                                                'become).' % (steps['unlock']['base_dir'], e)))
     return results

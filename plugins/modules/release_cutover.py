@@ -7,15 +7,14 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: release_cutover
-short_description: Stage a pushed release, install the units, switch current, restart and unlock, in one module run
+short_description: Stage a pushed release, install the units, switch current and restart, in one module run
 version_added: 0.7.0
 description:
   - Runs, in one process on the host, what M(hotswap.deploy.binary_upload), M(hotswap.deploy.service_units),
-    M(hotswap.deploy.release_activate), M(hotswap.deploy.graceful_restart) and M(hotswap.deploy.deploy_lock)
-    with O(hotswap.deploy.deploy_lock#module:state=absent) do one after the other, with the same arguments,
-    code and results, and stops at the first step that fails (RV(failed_step)). M(hotswap.deploy.host_deploy)
-    runs it after the lock run and the transfer of the file; each remote module run costs a Python start on
-    the host and a round trip, so a deploy takes two module runs instead of six.
+    M(hotswap.deploy.release_activate) and M(hotswap.deploy.graceful_restart) do one after the other, with the
+    same arguments, code and results, and stops at the first step that fails (RV(failed_step)).
+    M(hotswap.deploy.host_deploy) runs it after the lock run and the transfer of the file; each remote module
+    run costs a Python start on the host and a round trip, so a deploy takes three module runs instead of six.
   - Every step's arguments are checked before the first step runs, so bad input changes nothing.
   - The restart follows the units - when O(units) changed a unit file, systemd reloads its units and the
     service is restarted whatever binary it runs (the O(restart) keys C(daemon_reload) and C(executable)
@@ -23,9 +22,7 @@ description:
   - Nothing is switched back here - on a failed restart C(current) already names the new release, and the
     caller decides (M(hotswap.deploy.host_deploy) switches back to the C(previous_release) of RV(activate)).
   - Runs under the deploy lock its caller holds (the C(lock_owner) key of O(upload) and O(activate)); it takes
-    no lock. O(unlock) releases it once every step before it succeeded - but not after a restart that left
-    the service alone (C(no_restart_reason) in RV(restart)); the caller verifies that release first, under the
-    lock, and releases it itself.
+    no lock and releases none, so a controller killed during the run leaves the lock held.
 options:
   upload:
     description:
@@ -54,12 +51,6 @@ options:
         C(expected_version), C(executable), ...). Needs O(activate).
       - Leave it out to install the units and switch only.
     type: dict
-  unlock:
-    description:
-      - Release the deploy lock at the end (C(base_dir), C(owner)), as M(hotswap.deploy.deploy_lock) with
-        O(hotswap.deploy.deploy_lock#module:state=absent) would.
-      - Leave it out to keep the lock.
-    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -76,7 +67,6 @@ seealso:
   - module: hotswap.deploy.service_units
   - module: hotswap.deploy.release_activate
   - module: hotswap.deploy.graceful_restart
-  - module: hotswap.deploy.deploy_lock
 author:
   - hotswap.deploy developers (@hotswap-deploy)
 '''
@@ -102,7 +92,7 @@ EXAMPLES = r'''
       executable: /opt/myapp/current/myapp
   register: cutover
 
-- name: The pushed copy into its release, then the cutover, then the lock released
+- name: The pushed copy into its release, then the cutover
   hotswap.deploy.release_cutover:
     upload:
       src: /home/deploy/.ansible/tmp/ansible-tmp-1796548800.1-42/hotswap-upload-myapp
@@ -122,15 +112,11 @@ EXAMPLES = r'''
       strategy: systemd_socket
       url: http://127.0.0.1:8080/healthz
       expected_version: 1.4.0
-    unlock:
-      base_dir: /opt/myapp
-      owner: myapp deploy 1.4.0-3f2a9c1d0b7e (ops@ctl)
 '''
 
 RETURN = r'''
 failed_step:
-  description: The step that failed - V(upload), V(units), V(activate), V(restart) or V(unlock); the steps before
-    it ran.
+  description: The step that failed - V(upload), V(units), V(activate) or V(restart); the steps before it ran.
   returned: failure
   type: str
   sample: restart
@@ -162,12 +148,6 @@ restart:
   returned: when O(restart) was given and ran
   type: dict
   sample: {"changed": true, "new_pid": 4242, "timings": {"ready": 0.4}}
-unlock:
-  description: What M(hotswap.deploy.deploy_lock) with O(hotswap.deploy.deploy_lock#module:state=absent) returns
-    (C(released), the holder removed).
-  returned: when O(unlock) was given and ran (not after a restart that left the service alone)
-  type: dict
-  sample: {"changed": true, "holder": null, "released": {"owner": "myapp deploy 1.4.0-3f2a9c1d0b7e (ops@ctl)"}}
 restart_started:
   description: When the restart step started, in seconds since the epoch on the host's clock.
   returned: when O(restart) ran

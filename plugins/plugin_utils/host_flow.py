@@ -36,7 +36,7 @@ STAGE_UNLOCK = 'Release the deploy lock'
 PHASES = ('begin', 'upload', 'install', 'activate', 'verify', 'finish')
 PHASE_CHOICES = PHASES + ('all', 'abort')
 # After 'begin', 'all' runs install and activate as one module run (release_cutover): nothing runs between them.
-# Outside check mode that run also moves the pushed copy into its release and releases the lock (one_run_steps).
+# Outside check mode that run also moves the pushed copy into its release (one_run_steps).
 ALL_PHASES = ('upload', 'install_and_activate', 'verify', 'finish')
 
 
@@ -164,7 +164,7 @@ def activate_args(s, st):
 
 
 CUTOVER_STAGES = (('upload', STAGE_UPLOAD), ('units', STAGE_UNITS), ('activate', STAGE_ACTIVATE),
-                  ('restart', STAGE_RESTART), ('unlock', STAGE_UNLOCK))
+                  ('restart', STAGE_RESTART))
 
 
 def cutover_args(s, st, units, switch):
@@ -177,16 +177,11 @@ def cutover_args(s, st, units, switch):
     return args
 
 
-def one_run_steps(s, st, args, deferred_upload):
+def one_run_steps(args, deferred_upload):
     """release_cutover's arguments ``args`` with what a deploy without hooks also runs in that module run: the
-    pushed copy moved into its release (``deferred_upload``: binary_upload's arguments, None when nothing was
-    pushed) first, the lock released last."""
-    args = dict(args)
-    if deferred_upload:
-        args['upload'] = deferred_upload
-    if st.get('locked'):
-        args['unlock'] = dict(base_dir=s['base_dir'], owner=st['owner'])
-    return args
+    pushed copy moved into its release first (``deferred_upload``: binary_upload's arguments, None when nothing
+    was pushed). The lock is released in a run of its own, so a controller killed during this one leaves it held."""
+    return dict(args, upload=deferred_upload) if deferred_upload else args
 
 
 def cutover_stage(args):
@@ -209,8 +204,6 @@ def cutover_facts(st, result):
     facts = {}
     if 'upload' in result and not result.get('failed_step') == 'upload':
         facts['upload_changed'] = bool(result['upload'].get('changed'))
-    if 'unlock' in result:
-        facts['locked'] = False
     if 'units' in result:
         facts.update(units_changed=bool(result['units'].get('units_changed')),
                      adopted=result['units'].get('adopted') or [])

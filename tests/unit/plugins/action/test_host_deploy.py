@@ -33,7 +33,7 @@ def settings(**kw):
 
 
 CUTOVER_STEPS = (('upload', 'binary_upload'), ('units', 'service_units'), ('activate', 'release_activate'),
-                 ('restart', 'graceful_restart'), ('unlock', 'deploy_lock'))
+                 ('restart', 'graceful_restart'))
 PUSHED = TMPDIR + '/hotswap-upload-demo'
 
 READY_USER = dict(exists=True, group='demo', home='/nonexistent', shell='/usr/sbin/nologin')
@@ -74,18 +74,17 @@ class Host(object):
 
     def cutover(self, args):
         """release_cutover as the modules it runs would answer, stopping at the first that fails."""
-        from ansible_collections.hotswap.deploy.plugins.module_utils.cutover import unlock_after
         result = dict(changed=False)
         for step, short in CUTOVER_STEPS:
-            if step not in args or (step == 'unlock' and not unlock_after(result)):
+            if step not in args:
                 continue
             if step == 'restart':
                 result['restart_started'] = 100.0
-            answer = self.answer(short, dict(args[step], state='absent') if step == 'unlock' else args[step])
+            answer = self.answer(short, args[step])
             if step == 'restart':
                 result['restart_ended'] = 101.5
             result[step] = answer
-            result['changed'] |= bool(answer.get('changed')) and step != 'unlock'
+            result['changed'] |= bool(answer.get('changed'))
             if answer.get('failed'):
                 result.update(failed=True, msg=answer.get('msg'), failed_step=step)
                 if step == 'restart' and answer.get('stage'):
@@ -141,15 +140,17 @@ def good_host(**over):
     return Host(**answers)
 
 
-def test_a_deploy_is_two_module_runs_and_passes(make_action):
+def test_a_deploy_is_three_module_runs_and_passes(make_action):
     host = good_host()
     r = run(make_action, host, dict(settings=settings()))
     assert not r.get('failed'), r
-    # The pushed copy into its release, units, switch, restart and the unlock are one release_cutover run.
-    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart+unlock']
+    # The pushed copy into its release, units, switch and restart are one release_cutover run; the unlock is
+    # a run of its own, so a controller killed during the cutover leaves the lock held.
+    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart',
+                            'deploy_lock:absent']
     upload = host.step_args('binary_upload')[0]
     assert upload['src'] == PUSHED and upload['move_src'] is True and upload['lock_owner'] == host.runs[0][1]['owner']
-    assert host.step_args('deploy_lock')[-1] == dict(base_dir='/opt/demo', owner=host.runs[0][1]['owner'])
+    assert host.transfers == [PUSHED]
     assert r['result']['verdict'] == 'pass' and r['result']['changed'] is True
     assert r['result']['previous_release'] == PREV and r['result']['release'].startswith('2.0.0-')
     assert r['facts']['deploy_host_release_dir'] == '/opt/demo/releases/' + r['result']['release']
@@ -182,25 +183,26 @@ def test_unchanged_units_restart_only_when_the_service_runs_another_binary(make_
     r = run(make_action, host, dict(settings=settings()))
     restart = host.step_args('graceful_restart')[0]
     assert restart['executable'] == '/opt/demo/current/demo' and restart['daemon_reload'] is False
-    # graceful_restart left the service alone: it is probed instead, under the lock, which goes after the probe.
-    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart+unlock',
+    # graceful_restart left the service alone: it is probed instead.
+    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart',
                             'health_check', 'deploy_lock:absent']
-    assert 'unlock' not in host.cutover(host.runs[1][1]) and r['result']['verdict'] == 'pass'
+    assert r['result']['verdict'] == 'pass'
 
 
-def test_a_release_staged_already_is_not_pushed_and_the_cutover_still_unlocks(make_action):
+def test_a_release_staged_already_is_not_pushed(make_action):
     host = good_host(binary_upload=[dict(changed=False, staged=True)])
     r = run(make_action, host, dict(settings=settings()))
     assert not r.get('failed') and host.transfers == []
-    assert host.names() == ['deploy_lock:present', 'binary_upload', 'release_cutover:units+activate+restart+unlock']
+    assert host.names() == ['deploy_lock:present', 'binary_upload', 'release_cutover:units+activate+restart',
+                            'deploy_lock:absent']
 
 
 def test_an_upload_step_that_fails_is_the_upload_stage_and_nothing_switched(make_action):
     host = good_host(binary_upload=[dict(changed=True), dict(failed=True, msg='the copy on the host has sha256 x.')])
     r = run(make_action, host, dict(settings=settings()))
     assert r['failed'] and r['failure'] == {'stage': 'Upload the release', 'reason': 'the copy on the host has sha256 x.'}
-    # Failed before the units: nothing to switch back; the lock goes in a run of its own.
-    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart+unlock',
+    # Failed before the units: nothing to switch back.
+    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart',
                             'deploy_lock:absent']
     assert r['msg'].endswith("at 'Upload the release': the copy on the host has sha256 x. current was not changed.")
 
@@ -212,7 +214,7 @@ def test_a_failed_restart_switches_back_restarts_verifies_and_unlocks(make_actio
                      health_check=[dict(outcome='pass')])
     r = run(make_action, host, dict(settings=settings()))
     assert r['failed'] is True
-    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart+unlock',
+    assert host.names() == ['deploy_lock:present', 'release_cutover:upload+units+activate+restart',
                             'release_activate', 'graceful_restart', 'health_check', 'deploy_lock:absent']
     revert = host.runs[2][1]
     assert revert['release_id'] == PREV and revert['previous_state'] == 'failed'
@@ -279,7 +281,8 @@ def test_the_user_is_created_only_when_it_is_not_as_the_deploy_leaves_it(make_ac
         return out
     host = good_host(deploy_lock=[lock])
     run(make_action, host, dict(settings=settings()))
-    assert host.names() == ['deploy_lock:present', 'user', 'release_cutover:upload+units+activate+restart+unlock']
+    assert host.names() == ['deploy_lock:present', 'user', 'release_cutover:upload+units+activate+restart',
+                            'deploy_lock:absent']
     assert dict(host.runs)['user'] == dict(name='demo', system=True, create_home=False, home='/nonexistent',
                                            shell='/usr/sbin/nologin')
 
