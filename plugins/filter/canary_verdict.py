@@ -75,6 +75,14 @@ def _get(hostvars, host, key):
         return None
 
 
+def canary_batch_number(batch, play_hosts, hostvars):
+    """The number of the batch ``batch`` (ansible_play_batch) of the play's hosts ``play_hosts``
+    (ansible_play_hosts_all): one more than the highest number a host outside it was given (the hosts of later
+    batches have none yet)."""
+    numbers = [int(_get(hostvars, host, 'canary__batch_number') or 0) for host in play_hosts if host not in batch]
+    return max(numbers or [0]) + 1
+
+
 def canary_batch_verdict(batch, play_batch, hostvars, batch_metrics=None):
     """``{result, reasons}`` of a batch: fail when a host failed its deploy or its analysis, or a metric of
     the whole batch (Prometheus, ``batch_metrics``: metric_analysis results) failed; inconclusive when one
@@ -163,5 +171,6 @@ def canary_stats(hosts, hostvars):
 class FilterModule(object):
     def filters(self):
         return {'canary_host_verdict': canary_host_verdict, 'canary_batch_verdict': canary_batch_verdict,
+                'canary_batch_number': canary_batch_number,
                 'canary_rolled_back': canary_rolled_back, 'canary_changed': canary_changed,
                 'canary_stats': canary_stats}

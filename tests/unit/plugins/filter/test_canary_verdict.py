@@ -203,7 +203,7 @@ def test_rolled_back_ignores_the_rollback_result_of_a_host_that_left_the_play():
 def test_filters_are_exposed():
     from ansible_collections.hotswap.deploy.plugins.filter.canary_verdict import FilterModule
     assert set(FilterModule().filters()) == {'canary_host_verdict', 'canary_batch_verdict', 'canary_rolled_back',
-                                             'canary_changed', 'canary_stats'}
+                                             'canary_changed', 'canary_stats', 'canary_batch_number'}
 
 
 def test_changed_hosts_are_those_moved_and_left_on_the_new_release():
@@ -226,3 +226,14 @@ def test_stats_report_each_judged_host_with_its_result_and_verdict():
         'a': {'changed': True, 'verdict': 'pass', 'release': 'r2', 'batch': 1, 'analysis': 'pass'},
         'c': {'batch': 1, 'analysis': 'inconclusive'}}
     assert canary_stats([], hv) == {} and canary_stats(None, hv) == {}
+
+
+def test_canary_batch_number_counts_from_the_earlier_batches():
+    from ansible_collections.hotswap.deploy.plugins.filter.canary_verdict import canary_batch_number
+    hosts = ['a', 'b', 'c', 'd', 'e']
+    assert canary_batch_number(['a'], hosts, {}) == 1
+    # b and c are batch 2 after a; a host of an earlier batch that failed keeps its number.
+    hostvars = {'a': {'canary__batch_number': 1}, 'b': {}, 'c': {}}
+    assert canary_batch_number(['b', 'c'], hosts, hostvars) == 2
+    hostvars = {'a': {'canary__batch_number': 1}, 'b': {'canary__batch_number': '2'}, 'c': {'canary__batch_number': 2}}
+    assert canary_batch_number(['d', 'e'], hosts, hostvars) == 3
