@@ -80,6 +80,9 @@ class ActionModule(HostStepsAction):
     def run_steps(self, args):
         self._s = args['settings']
         phase = args['phase']
+        # In one run, the pushed copy's move into its release is the cutover's first step (_upload defers it).
+        self._one_run = phase == 'all' and not self._check
+        self._deferred_upload = None
         if phase in ('all', 'begin'):
             st = {'started': time.time()}
             try:
@@ -89,7 +92,7 @@ class ActionModule(HostStepsAction):
                 return dict(failed=True, changed=False, msg=e.reason, failure={'stage': e.stage, 'reason': e.reason},
                             hotswap_handled=True)
             phases = flow.PHASES if phase == 'all' else ('begin',)
-            if phase == 'all' and not self._check:
+            if self._one_run:
                 phases = flow.PHASES_IN_ONE_RUN
         else:
             st = dict(args['state'] or {})
@@ -188,10 +191,10 @@ class ActionModule(HostStepsAction):
             return
         self._stage(flow.STAGE_UPLOAD)
         upload = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(self._s, st),
-                                  known_probe=known_probe(st))
-        if upload.get('failed'):
-            raise StepFailed(**dict(failure_of(flow.STAGE_UPLOAD, upload), result=upload))
-        st['upload_changed'] = bool(upload.get('changed'))
+                                  known_probe=known_probe(st), defer_module=self._one_run)
+        self._uploaded(st, upload)
+        # Pushed: the cutover run moves the copy into the release (its arguments hold secrets: not in st).
+        self._deferred_upload = upload.get('deferred')
 
     # Each step after the upload runs as its own module run (with hooks between the phases, or in check mode)
     # or within one blue_green_cutover run (_cutover); either way its result is read by the same method.
@@ -236,6 +239,8 @@ class ActionModule(HostStepsAction):
         """start, switch, verify and finish in one module run. Each step's result is read in order as its own
         run's would be, so a failure stops the reading where the run stopped, with the same stage and reason."""
         steps = flow.cutover_steps(self._s, st)
+        if self._deferred_upload:
+            steps['upload'] = self._deferred_upload
         res = self._call(flow.STAGE_START, 'hotswap.deploy.blue_green_cutover', steps)
         done = res.get('steps') or {}
         if not done:
@@ -243,6 +248,8 @@ class ActionModule(HostStepsAction):
             # all it could have (each undo step changes nothing where nothing was changed).
             st.update(conf_text=steps['switch']['content'], link_changed=True, restart_changed=True, switched=True)
             self._ok(flow.STAGE_START, dict(res, failed=True))
+        if 'upload' in done:
+            self._uploaded(st, done['upload'])
         self._linked(st, done['slots'])
         if 'restart' in done:
             self._started(st, done['restart'])
@@ -260,6 +267,11 @@ class ActionModule(HostStepsAction):
             self._recorded(st, done['finish'])
 
     # -- what each step's result means ----------------------------------------------------------------------
+
+    def _uploaded(self, st, res):
+        if res.get('failed'):
+            raise StepFailed(**dict(failure_of(flow.STAGE_UPLOAD, res), result=res))
+        st['upload_changed'] = bool(res.get('changed'))
 
     def _linked(self, st, res):
         self._ok(flow.STAGE_LINK, res)

@@ -1,12 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
-"""The blue_green_cutover module: the part of a blue-green rollout after the upload, in one module run.
+"""The blue_green_cutover module: the part of a blue-green rollout after the transfer, in one module run.
 
-Point the target slot at the release, start it and check it on its own port, switch nginx to it, move
+Move the pushed copy into its release, point the target slot at the release, start it and check it on its own port, switch nginx to it, move
 ``current``, check through nginx, then record the live slot, scale the old one down, prune and release the
-lock. Each step takes the arguments of its own module (blue_green_slots, graceful_restart, health_check,
-nginx_switch, release_activate), runs its code and returns its result; all are checked before the first runs,
+lock. Each step takes the arguments of its own module (binary_upload, blue_green_slots, graceful_restart,
+health_check, nginx_switch, release_activate), runs its code and returns its result; all are checked before the first runs,
 and the first that fails ends the run. What to undo then is the caller's (blue_green_deploy's switch back):
 each step's result says what it changed.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import UPLOAD_MUTUALLY_EXCLUSIVE, UPLOAD_SPEC, run_upload
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.cutover import validate_steps
 from ansible_collections.hotswap.deploy.plugins.module_utils.graceful import (
@@ -25,14 +26,15 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import ACTIV
 from ansible_collections.hotswap.deploy.plugins.module_utils.nginx import SWITCH_SPEC, switch
 from ansible_collections.hotswap.deploy.plugins.module_utils.slots import SLOTS_SPEC, run_slots
 
-STEPS = ('slots', 'restart', 'direct_check', 'switch', 'activate', 'public_check', 'finish')
+STEPS = ('upload', 'slots', 'restart', 'direct_check', 'switch', 'activate', 'public_check', 'finish')
 
 _HEALTH_CHECKS = dict(mutually_exclusive=[[name for name, _kind in PROBE_OPTIONS]],
                       required_one_of=[[name for name, _kind in PROBE_OPTIONS]])
-STEP_SPECS = dict(slots=(SLOTS_SPEC, {}), restart=(RESTART_SPEC, dict(required_if=RESTART_REQUIRED_IF)),
+STEP_SPECS = dict(upload=(UPLOAD_SPEC, dict(mutually_exclusive=UPLOAD_MUTUALLY_EXCLUSIVE)),
+                  slots=(SLOTS_SPEC, {}), restart=(RESTART_SPEC, dict(required_if=RESTART_REQUIRED_IF)),
                   direct_check=(HEALTH_SPEC, _HEALTH_CHECKS), switch=(SWITCH_SPEC, {}), activate=(ACTIVATE_SPEC, {}),
                   public_check=(HEALTH_SPEC, _HEALTH_CHECKS), finish=(SLOTS_SPEC, {}))
-STEP_MODULES = dict(slots='hotswap.deploy.blue_green_slots', restart='hotswap.deploy.graceful_restart',
+STEP_MODULES = dict(upload='hotswap.deploy.binary_upload', slots='hotswap.deploy.blue_green_slots', restart='hotswap.deploy.graceful_restart',
                     direct_check='hotswap.deploy.health_check', switch='hotswap.deploy.nginx_switch',
                     activate='hotswap.deploy.release_activate', public_check='hotswap.deploy.health_check',
                     finish='hotswap.deploy.blue_green_slots')
@@ -41,6 +43,10 @@ STEP_MODULES = dict(slots='hotswap.deploy.blue_green_slots', restart='hotswap.de
 def check_steps(params):
     """The validated arguments of each step given (a missing step is None); HotswapError before any runs."""
     return validate_steps(params, STEPS, STEP_SPECS, STEP_MODULES, 'blue_green_cutover')
+
+
+def _upload(p, tools, check_mode):
+    return run_upload(tools['module'], p, check_mode)
 
 
 def _slots(p, tools, check_mode):
@@ -80,12 +86,13 @@ def _activate(p, tools, check_mode):
     return activate_release(p, check_mode)
 
 
-RUNNERS = dict(slots=_slots, restart=_restart, direct_check=_check, switch=_switch, activate=_activate,
+RUNNERS = dict(upload=_upload, slots=_slots, restart=_restart, direct_check=_check, switch=_switch, activate=_activate,
                public_check=_check, finish=_slots)
 
 
 def run_cutover(steps, tools, check_mode=False, clock=time.monotonic):
-    """Run the checked ``steps`` in order (``tools``: run_command, move, and the nginx and systemctl binaries).
+    """Run the checked ``steps`` in order (``tools``: run_command, move, the nginx and systemctl binaries, and the
+    AnsibleModule for the upload step).
 
     Returns (results, failed_step): each step that ran, by name, with what its own module would have returned
     (a failed step: ``failed``, ``msg`` and the keys its module fails with; a step's ``seconds`` too), and the

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: blue_green_cutover
-short_description: Start, switch, verify and finish a blue-green rollout in one module run
+short_description: Stage, start, switch, verify and finish a blue-green rollout in one module run
 version_added: 0.9.0
 description:
   - Runs, in one process on the host, what these modules do one after the other, each with its own arguments,
     code and result, and stops at the first step that fails (RV(failed_step)) -
+    M(hotswap.deploy.binary_upload) (O(upload) - the pushed copy into its release),
     M(hotswap.deploy.blue_green_slots) (O(slots) - point the target slot at the release),
     M(hotswap.deploy.graceful_restart) (O(restart) - start the slot there),
     M(hotswap.deploy.health_check) (O(direct_check) - the slot on its own port),
@@ -20,14 +21,22 @@ description:
     M(hotswap.deploy.health_check) (O(public_check) - through nginx), and
     M(hotswap.deploy.blue_green_slots) (O(finish) - record the live slot, scale the old one down, prune,
     release the lock).
-  - M(hotswap.deploy.blue_green_deploy) runs it after the upload when no hook runs between those steps; each
-    remote module run costs a Python start on the host and a round trip, so a rollout takes five module runs
-    instead of eleven.
+  - M(hotswap.deploy.blue_green_deploy) runs it after the transfer of the file when no hook runs between those
+    steps; each remote module run costs a Python start on the host and a round trip, so a rollout of a new
+    release takes four module runs instead of fourteen.
   - Every step's arguments are checked before the first step runs, so bad input changes nothing.
   - Nothing is switched back here; RV(steps) says what each step that ran changed, and the caller undoes it
     (M(hotswap.deploy.blue_green_deploy) puts nginx, the slot and C(current) back).
-  - Runs under the deploy lock its caller holds (the C(lock_owner) of O(activate) and O(finish)); it takes no lock.
+  - Runs under the deploy lock its caller holds (the C(lock_owner) of O(upload), O(activate) and O(finish)); it
+    takes no lock.
 options:
+  upload:
+    description:
+      - The arguments of M(hotswap.deploy.binary_upload) (C(src) - the copy its caller pushed to the host - with
+        C(move_src), C(checksum), C(base_dir), C(release_id), C(name), C(files), C(environment), ...). Its
+        C(no_log) arguments stay out of every output here too.
+      - Leave it out when the release is staged already.
+    type: dict
   slots:
     description: The arguments of M(hotswap.deploy.blue_green_slots) for the target slot (C(app), C(base_dir),
       C(link), C(cancel_scale_down), ...).
@@ -119,6 +128,7 @@ steps:
            "switch": {"changed": true, "reloaded": true, "seconds": 0.12}}
 '''
 
+from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import UPLOAD_SPEC
 from ansible_collections.hotswap.deploy.plugins.module_utils.blue_green import STEPS, changed, check_steps, run_cutover
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils.redact import RedactingModule
@@ -126,13 +136,13 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.redact import Redac
 
 def main():
     module = RedactingModule(argument_spec=dict((step, dict(type='dict')) for step in STEPS),
-                             supports_check_mode=True)
+                             secret_specs=dict(upload=UPLOAD_SPEC), supports_check_mode=True)
     try:
         steps = check_steps(module.params)
     except HotswapError as e:
         module.fail_json(msg=e.msg, steps={})
     tools = dict(run_command=module.run_command, move=module.atomic_move, nginx=module.get_bin_path('nginx'),
-                 systemctl=module.get_bin_path('systemctl', required=True))
+                 systemctl=module.get_bin_path('systemctl', required=True), module=module)
     results, failed_step = run_cutover(steps, tools, check_mode=module.check_mode)
     diffs = []
     for result in results.values():

@@ -73,7 +73,7 @@ def info(live='blue', backup='', blue=R1, green=None, conf=None, nginx=True, def
                       flow.NGINX_BINARY: dict(exists=nginx, islnk=False)}, **extra)
 
 
-CUTOVER = (('slots', 'blue_green_slots'), ('restart', 'graceful_restart'), ('direct_check', 'health_check'),
+CUTOVER = (('upload', 'binary_upload'), ('slots', 'blue_green_slots'), ('restart', 'graceful_restart'), ('direct_check', 'health_check'),
            ('switch', 'nginx_switch'), ('activate', 'release_activate'), ('public_check', 'health_check'),
            ('finish', 'blue_green_slots'))
 ALL_STEPS = ['slots', 'restart', 'direct_check', 'switch', 'activate', 'public_check', 'finish']
@@ -92,6 +92,13 @@ class BGHost(Host):
     def run_action(self, name, args, check_mode=None, **attrs):
         self.actions.append((name, check_mode))
         self.known_probes.append(attrs.get('known_probe'))
+        if attrs.get('defer_module') and not check_mode:
+            # The push stops after the transfer: blue_green_cutover's upload step is the module run.
+            answer = self.answer('binary_upload', args)
+            if answer.get('changed') and not answer.get('failed'):
+                self.transfers.append(args['src'])
+                return dict(changed=True, deferred=dict(args, src='/tmp/ansible-tmp-bg/hotswap-upload-app',
+                                                        move_src=True), executable='elf')
         res = self.execute_module(module_name=name, module_args=args)
         if check_mode:
             short, a = self.runs[-1]
@@ -189,15 +196,17 @@ def test_a_new_release_goes_to_the_idle_slot_and_nginx_switches_to_it(make_actio
     assert not r.get('failed'), r
     assert host.names() == HEAD + ['binary_upload', 'blue_green_slots', 'graceful_restart', 'health_check',
                                    'nginx_switch', 'release_activate', 'health_check', 'blue_green_slots']
-    # After the push, one blue_green_cutover run: five module runs in all (the check is told what its probe
-    # would say by the read, and runs none of its own on a host without the release).
-    assert host.cutovers == [ALL_STEPS]
+    # After the transfer, one blue_green_cutover run moves the copy into its release and does the rest: four
+    # module runs in all (the check is told what its probe would say by the read, and runs none of its own on a
+    # host without the release).
+    assert host.cutovers == [['upload'] + ALL_STEPS] and host.transfers == ['/dist/app']
     # The uploads are the binary_upload action: a check after the host is read, then the push under the lock.
     assert host.actions == [('hotswap.deploy.binary_upload', True), ('hotswap.deploy.binary_upload', None)]
     (check,), (upload,) = host.args_of('binary_upload:check'), host.args_of('binary_upload')
     assert check['release_id'] == upload['release_id'] == RID and check['src'] == '/dist/app'
     owner = owner_of(host)
     assert 'lock_owner' not in check and upload['lock_owner'] == owner
+    assert upload['src'] == '/tmp/ansible-tmp-bg/hotswap-upload-app' and upload['move_src'] is True
     assert owner.startswith('app deploy %s (' % RID)
 
     read = dict(host.runs)['release_info']
@@ -437,7 +446,7 @@ def test_a_one_run_cutover_that_dies_is_undone_as_far_as_it_could_have_gone(make
         raise AnsibleError('the module failed to execute')
     host = good_host(graceful_restart=[broken])
     r = run(make_action, host, dict(settings=settings()))
-    assert r['failed'] is True and host.cutovers == [ALL_STEPS]
+    assert r['failed'] is True and host.cutovers == [['upload'] + ALL_STEPS]
     assert host.names() == HEAD + ['binary_upload', 'blue_green_slots', 'graceful_restart', 'nginx_switch',
                                    'blue_green_slots', 'release_activate', 'health_check', 'deploy_lock:absent']
     assert host.args_of('nginx_switch')[-1] == dict(path=CONF, content=CONF_BLUE)

@@ -94,7 +94,7 @@ def test_documented_options_are_the_argument_spec(doc_spec_mismatches):
 def test_every_step_in_order_in_one_run(run_module, host):
     res = run_module(MODULE, **steps(host))
     assert not res.get('failed'), res
-    assert res['changed'] is True and sorted(res['steps']) == sorted(blue_green.STEPS)
+    assert res['changed'] is True and sorted(res['steps']) == sorted(set(blue_green.STEPS) - {'upload'})
     assert [s for s, _p, _c in host['ran']] == ['restart', 'direct_check', 'switch', 'public_check']
     # Each step got its own module's arguments, defaults filled in.
     restart = host['ran'][0][1]
@@ -169,3 +169,29 @@ def test_only_the_steps_given_run(run_module, host):
     assert not res.get('failed'), res
     assert [s for s, _p, _c in host['ran']] == ['restart', 'switch', 'public_check']
     assert sorted(res['steps']) == ['activate', 'public_check', 'restart', 'slots', 'switch'] and lock_held(host)
+
+
+def test_a_pushed_copy_goes_into_its_release_first(run_module, host, tmp_path, assert_no_secret):
+    import shutil
+    import sys
+    from ansible_collections.hotswap.deploy.plugins.module_utils.artifact import sha256_file
+    src = tmp_path / 'hotswap-upload-app'
+    shutil.copy(os.path.realpath(sys.executable), str(src))
+    r3 = '3.0.0-333333333333'
+    upload = dict(src=str(src), move_src=True, checksum='sha256:' + sha256_file(str(src)), base_dir=str(host['base']),
+                  release_id=r3, name='app', version='3.0.0', lock_owner=OWNER)
+    res = run_module(MODULE, upload=upload, **steps(host, slots=dict(
+        app='app', base_dir=str(host['base']), cancel_scale_down=True, link=dict(slot='green', release_id=r3)),
+        activate=dict(base_dir=str(host['base']), release_id=r3, activated_by=OWNER, lock_owner=OWNER),
+        finish=None))
+    assert not res.get('failed'), res
+    assert res['steps']['upload']['transferred'] is True and not src.exists()
+    assert os.access(str(host['base'] / 'releases' / r3 / 'app'), os.X_OK) and current(host) == 'releases/' + r3
+    # A bad copy stops the run before the slot moves; its no_log arguments stay out of the output.
+    host['ran'][:] = []
+    res = run_module(MODULE, upload=dict(upload, src=str(tmp_path / 'gone'), release_id='4.0.0-444444444444',
+                                         url_password='pw-s3cret', environment_secret={'DB_PASSWORD': 'hunter22'}),
+                     **steps(host))
+    assert res['failed'] is True and res['failed_step'] == 'upload' and list(res['steps']) == ['upload']
+    assert host['ran'] == [] and current(host) == 'releases/' + r3
+    assert_no_secret(res, ['pw-s3cret', 'hunter22'])
