@@ -11,7 +11,7 @@ def result_line(host, result):
     """``host: <previous> -> <release>; <verdict>; <seconds> s[; load balancer: ...]``."""
     result = result or {}
     line = '%s: %s -> %s; %s; %s s' % (host, result.get('previous_release') or 'none', result.get('release'),
-                                        result.get('verdict'), result.get('seconds'))
+                                       result.get('verdict'), result.get('seconds'))
     lb = result.get('lb') or {}
     if lb:
         line += '; load balancer: %s in %s s, now %s' % (lb.get('drain'), lb.get('drain_seconds'), lb.get('state'))
