@@ -80,9 +80,8 @@ class ActionModule(HostStepsAction):
     def run_steps(self, args):
         self._s = args['settings']
         phase = args['phase']
-        # In one run, the pushed copy's move into its release is the cutover's first step (_upload defers it).
+        # In one run, the pushed copy's move into its release is the cutover's first step (_push defers it).
         self._one_run = phase == 'all' and not self._check
-        self._deferred_upload = None
         if phase in ('all', 'begin'):
             st = {'started': time.time()}
             try:
@@ -189,12 +188,7 @@ class ActionModule(HostStepsAction):
     def _upload(self, st):
         if not st['upload']:
             return
-        self._stage(flow.STAGE_UPLOAD)
-        upload = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(self._s, st),
-                                  known_probe=known_probe(st), defer_module=self._one_run)
-        self._uploaded(st, upload)
-        # Pushed: the cutover run moves the copy into the release (its arguments hold secrets: not in st).
-        self._deferred_upload = upload.get('deferred')
+        self._push(st, flow.upload_args(self._s, st), known_probe(st))
 
     # Each step after the upload runs as its own module run (with hooks between the phases, or in check mode)
     # or within one blue_green_cutover run (_cutover); either way its result is read by the same method.
@@ -267,11 +261,6 @@ class ActionModule(HostStepsAction):
             self._recorded(st, done['finish'])
 
     # -- what each step's result means ----------------------------------------------------------------------
-
-    def _uploaded(self, st, res):
-        if res.get('failed'):
-            raise StepFailed(**dict(failure_of(flow.STAGE_UPLOAD, res), result=res))
-        st['upload_changed'] = bool(res.get('changed'))
 
     def _linked(self, st, res):
         self._ok(flow.STAGE_LINK, res)

@@ -77,7 +77,6 @@ class ActionModule(HostStepsAction):
         # Nothing runs between the steps of 'all' (no hooks): the push's module run and the cutover are one
         # release_cutover run. Check mode cannot switch to a release it has not staged.
         self._one_run = phase == 'all' and not self._check
-        self._deferred_upload = None
         if phase in ('all', 'begin'):
             st = {'started': time.time()}
             try:
@@ -138,14 +137,7 @@ class ActionModule(HostStepsAction):
     def _upload(self, st):
         if self._s['service']['create_user'] and flow.user_first(st):
             self._ensure_user(st, flow.STAGE_USER_FIRST, dirs=False)
-        self._stage(flow.STAGE_UPLOAD)
-        upload = self._run_action('hotswap.deploy.binary_upload', flow.upload_args(self._s, st),
-                                  known_probe=flow.known_probe(st), defer_module=self._one_run)
-        if upload.get('failed'):
-            raise flow.StepFailed(**dict(flow.failure_of(flow.STAGE_UPLOAD, upload), result=upload))
-        # Pushed: the cutover run moves the copy into the release (its arguments hold secrets: not in st).
-        self._deferred_upload = upload.get('deferred')
-        st['upload_changed'] = bool(upload.get('changed'))
+        self._push(st, flow.upload_args(self._s, st), flow.known_probe(st))
 
     def _install(self, st):
         self._ensure_service_user(st)

@@ -3,12 +3,12 @@
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
 """The blue_green_cutover module: the part of a blue-green rollout after the transfer, in one module run.
 
-Move the pushed copy into its release, point the target slot at the release, start it and check it on its own port, switch nginx to it, move
-``current``, check through nginx, then record the live slot, scale the old one down, prune and release the
-lock. Each step takes the arguments of its own module (binary_upload, blue_green_slots, graceful_restart,
-health_check, nginx_switch, release_activate), runs its code and returns its result; all are checked before the first runs,
-and the first that fails ends the run. What to undo then is the caller's (blue_green_deploy's switch back):
-each step's result says what it changed.
+Move the pushed copy into its release, point the target slot at the release, start it and check it on its own
+port, switch nginx to it, move ``current``, check through nginx, then record the live slot, scale the old one
+down, prune and release the lock. Each step takes the arguments of its own module (binary_upload,
+blue_green_slots, graceful_restart, health_check, nginx_switch, release_activate), runs its code and returns its
+result; all are checked before the first runs, and the first that fails ends the run. What to undo then is the
+caller's (blue_green_deploy's switch back): each step's result says what it changed.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ STEP_SPECS = dict(upload=(UPLOAD_SPEC, dict(mutually_exclusive=UPLOAD_MUTUALLY_E
                   slots=(SLOTS_SPEC, {}), restart=(RESTART_SPEC, dict(required_if=RESTART_REQUIRED_IF)),
                   direct_check=(HEALTH_SPEC, _HEALTH_CHECKS), switch=(SWITCH_SPEC, {}), activate=(ACTIVATE_SPEC, {}),
                   public_check=(HEALTH_SPEC, _HEALTH_CHECKS), finish=(SLOTS_SPEC, {}))
-STEP_MODULES = dict(upload='hotswap.deploy.binary_upload', slots='hotswap.deploy.blue_green_slots', restart='hotswap.deploy.graceful_restart',
-                    direct_check='hotswap.deploy.health_check', switch='hotswap.deploy.nginx_switch',
-                    activate='hotswap.deploy.release_activate', public_check='hotswap.deploy.health_check',
-                    finish='hotswap.deploy.blue_green_slots')
+STEP_MODULES = dict(upload='hotswap.deploy.binary_upload', slots='hotswap.deploy.blue_green_slots',
+                    restart='hotswap.deploy.graceful_restart', direct_check='hotswap.deploy.health_check',
+                    switch='hotswap.deploy.nginx_switch', activate='hotswap.deploy.release_activate',
+                    public_check='hotswap.deploy.health_check', finish='hotswap.deploy.blue_green_slots')
 
 
 def check_steps(params):
@@ -86,8 +86,8 @@ def _activate(p, tools, check_mode):
     return activate_release(p, check_mode)
 
 
-RUNNERS = dict(upload=_upload, slots=_slots, restart=_restart, direct_check=_check, switch=_switch, activate=_activate,
-               public_check=_check, finish=_slots)
+RUNNERS = dict(upload=_upload, slots=_slots, restart=_restart, direct_check=_check, switch=_switch,
+               activate=_activate, public_check=_check, finish=_slots)
 
 
 def run_cutover(steps, tools, check_mode=False, clock=time.monotonic):

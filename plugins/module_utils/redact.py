@@ -157,13 +157,8 @@ def param_secrets(params, secret_dicts=()):
     for name in secret_dicts:
         # 'metrics.headers': the headers of every element of the list option metrics.
         outer, _dot, inner = name.partition('.')
-        container = params.get(outer)
-        if not inner:
-            values = [container]
-        elif isinstance(container, dict):
-            values = [container.get(inner)]     # 'upload.url_headers': a dict option's own dict
-        else:
-            values = [e.get(inner) for e in container or [] if isinstance(e, dict)]
+        values = [params.get(outer)] if not inner else [e.get(inner) for e in params.get(outer) or []
+                                                        if isinstance(e, dict)]
         for value in values:
             if isinstance(value, dict):
                 found.update(str(item) for item in value.values() if item is not None)
@@ -174,7 +169,8 @@ def param_secrets(params, secret_dicts=()):
 
 def spec_secrets(spec, params):
     """The values of the ``no_log`` options of ``spec`` in ``params`` (a dict option's own arguments, when the module
-    takes it as a plain dict), sub-options included."""
+    takes it as a plain dict), sub-options included. As ansible-core's private ``_list_no_log_values``, but it
+    does not raise on a malformed value: the step's validation refuses that with a message, after this ran."""
     found = set()
     for name, opts in spec.items():
         value = (params or {}).get(name) if isinstance(params, dict) else None

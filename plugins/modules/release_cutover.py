@@ -92,7 +92,7 @@ EXAMPLES = r'''
       executable: /opt/myapp/current/myapp
   register: cutover
 
-- name: The pushed copy into its release, then the cutover
+- name: The pushed copy into its release, then the switch (units and restart as above)
   hotswap.deploy.release_cutover:
     upload:
       src: /home/deploy/.ansible/tmp/ansible-tmp-1796548800.1-42/hotswap-upload-myapp
@@ -107,11 +107,6 @@ EXAMPLES = r'''
       base_dir: /opt/myapp
       release_id: 1.4.0-3f2a9c1d0b7e
       lock_owner: myapp deploy 1.4.0-3f2a9c1d0b7e (ops@ctl)
-    restart:
-      service: myapp
-      strategy: systemd_socket
-      url: http://127.0.0.1:8080/healthz
-      expected_version: 1.4.0
 '''
 
 RETURN = r'''

@@ -15,8 +15,8 @@ import re
 from urllib.parse import urlsplit
 
 from ansible_collections.hotswap.deploy.plugins.filter.service import service_directives, service_exec_args
-from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_flow import (
-    HOOK_NAMES, StepFailed, _version_args, release_version)
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_flow import (  # noqa: F401 (STAGE_UPLOAD: one name)
+    HOOK_NAMES, STAGE_UPLOAD, StepFailed, _version_args, release_version)
 
 SLOTS = ('blue', 'green')
 OTHER = {'blue': 'green', 'green': 'blue'}
@@ -35,7 +35,6 @@ STAGE_USER = 'Create the service user'
 STAGE_STATE_DIRS = 'Create the state directories of the service'
 STAGE_NGINX = 'Install nginx from the distribution'
 STAGE_UNITS = 'Install the units of the two slots'
-STAGE_UPLOAD = 'Upload the release'
 STAGE_LINK = 'Point the idle slot at the release'
 STAGE_START = 'Start the release in the idle slot'
 STAGE_DIRECT = 'Verify the idle slot directly'

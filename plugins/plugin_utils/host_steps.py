@@ -67,6 +67,9 @@ class HostStepsAction(ActionBase):
             return result
         self._host = self._vars.get('inventory_hostname', self._task.get_name())
         self._check = bool(self._task.check_mode)
+        # Set by the subclass for its phase; _push fills _deferred_upload.
+        self._one_run = False
+        self._deferred_upload = None
         try:
             result.update(self.run_steps(checked.validated_parameters))
         finally:
@@ -151,6 +154,21 @@ class HostStepsAction(ActionBase):
         # A check run forced on a real task (a read-only pre-check) changes nothing.
         self._changed |= bool(res.get('changed')) and not (task.check_mode and not self._task.check_mode)
         return res
+
+    def _push(self, st, args, known_probe):
+        """The binary_upload action. In one run (``self._one_run``: no hook before the cutover, not check mode) it
+        stops after the transfer and ``self._deferred_upload`` holds the module's arguments for the cutover run's
+        upload step (they hold secrets: kept out of ``st``, which the phases return)."""
+        self._stage(flow.STAGE_UPLOAD)
+        upload = self._run_action('hotswap.deploy.binary_upload', args, known_probe=known_probe,
+                                  defer_module=self._one_run)
+        self._uploaded(st, upload)
+        self._deferred_upload = upload.get('deferred')
+
+    def _uploaded(self, st, res):
+        """The upload's result, from its own run or from the cutover run's upload step."""
+        self._ok(flow.STAGE_UPLOAD, res)
+        st['upload_changed'] = bool(res.get('changed'))
 
     def _unlock(self, st, base_dir):
         if st.pop('locked', False):
