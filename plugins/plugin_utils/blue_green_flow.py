@@ -15,8 +15,8 @@ import re
 from urllib.parse import urlsplit
 
 from ansible_collections.hotswap.deploy.plugins.filter.service import service_directives, service_exec_args
-from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_flow import (  # noqa: F401 (STAGE_UPLOAD: one name)
-    HOOK_NAMES, STAGE_UPLOAD, StepFailed, _version_args, release_version)
+from ansible_collections.hotswap.deploy.plugins.plugin_utils.host_flow import (
+    HOOK_NAMES, StepFailed, _version_args, release_version)
 
 SLOTS = ('blue', 'green')
 OTHER = {'blue': 'green', 'green': 'blue'}
