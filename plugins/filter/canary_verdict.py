@@ -83,30 +83,13 @@ def canary_batch_number(batch, play_hosts, hostvars):
     return max(numbers or [0]) + 1
 
 
-def _host_verdicts(play_batch, hostvars, host_metrics, batch_number):
-    """Each standing host's verdict (canary_host_verdict) from what the analysis registered on it: its health
-    probe (canary__health), its metrics measured on the host and from the controller (canary__metric,
-    canary__metric_controller). A Windows host cannot measure ``host_metrics`` (metrics with run_on: host)."""
-    out = {}
-    for host in play_batch:
-        windows = bool(host_metrics) and _get(hostvars, host, 'deploy_host_platform') == 'windows'
-        out[host] = canary_host_verdict(_get(hostvars, host, 'canary__health'),
-                                        [_get(hostvars, host, 'canary__metric') or {},
-                                         _get(hostvars, host, 'canary__metric_controller') or {}],
-                                        windows, host, batch_number, _get(hostvars, host, 'deploy_host_result'))
-    return out
-
-
-def canary_batch_verdict(batch, play_batch, hostvars, batch_metrics=None, host_metrics=False, batch_number=None):
-    """``{result, reasons, metrics, hosts}`` of a batch: fail when a host failed its deploy or its analysis, or
-    a metric of the whole batch (Prometheus, ``batch_metrics``: metric_analysis results) failed; inconclusive
-    when one could not be measured (inconclusive analysis, or unreachable: it left the play without a failure
-    in its deploy_host_result); else pass. ``reasons`` names each host that did not pass, in batch order, then
-    each batch metric that did not pass; ``metrics`` gives every batch metric's verdict and measurements;
-    ``hosts`` each standing host's own verdict (canary_host_verdict), judged here for the whole batch at once:
-    one task for the batch instead of one per host."""
+def canary_batch_verdict(batch, play_batch, hostvars, batch_metrics=None):
+    """``{result, reasons}`` of a batch: fail when a host failed its deploy or its analysis, or a metric of
+    the whole batch (Prometheus, ``batch_metrics``: metric_analysis results) failed; inconclusive when one
+    could not be measured (inconclusive analysis, or unreachable: it left the play without a failure in its
+    deploy_host_result); else pass. ``reasons`` names each host that did not pass, in batch order, then
+    each batch metric that did not pass; ``metrics`` gives every batch metric's verdict and measurements."""
     standing = set(play_batch)
-    hosts = _host_verdicts([h for h in batch if h in standing], hostvars, host_metrics, batch_number)
     failed = inconclusive = False
     reasons = []
     batch_reasons = []
@@ -133,7 +116,7 @@ def canary_batch_verdict(batch, play_batch, hostvars, batch_metrics=None, host_m
                 inconclusive = True
                 reasons.append('%s: unreachable (its state is as the connection left it)' % host)
             continue
-        verdict = hosts[host]
+        verdict = _get(hostvars, host, 'canary__host') or {}
         analysis = verdict.get('analysis')
         if verdict.get('deploy_failed'):
             failed = True
@@ -146,8 +129,7 @@ def canary_batch_verdict(batch, play_batch, hostvars, batch_metrics=None, host_m
         if analysis != 'pass':
             reasons.append('%s: analysis %s - %s' % (host, analysis, str(verdict.get('analysis_reason', '')).strip()))
     result = 'fail' if failed else 'inconclusive' if inconclusive else 'pass'
-    return dict(result=result, reasons='; '.join(reasons + batch_reasons), metrics='; '.join(summaries),
-                hosts=hosts)
+    return dict(result=result, reasons='; '.join(reasons + batch_reasons), metrics='; '.join(summaries))
 
 
 def canary_rolled_back(batch, play_batch, hostvars):
@@ -175,17 +157,12 @@ def canary_changed(hosts, hostvars):
     return out
 
 
-def canary_host(hostvars, host):
-    """A judged host's canary verdict: what the batch's verdict says of it (``hosts``), or None."""
-    return ((_get(hostvars, host, 'canary__verdict') or {}).get('hosts') or {}).get(host)
-
-
 def canary_stats(hosts, hostvars):
-    """``{host: deploy_host_result + its verdict}`` of the judged hosts among ``hosts``: what a batch reports to
+    """``{host: deploy_host_result + canary__host}`` of the judged hosts among ``hosts``: what a batch reports to
     AWX/Tower (set_stats hotswap_deploy), in one task for the batch."""
     out = {}
     for host in hosts or []:
-        verdict = canary_host(hostvars, host)
+        verdict = _get(hostvars, host, 'canary__host')
         if verdict is not None:
             out[host] = dict(_get(hostvars, host, 'deploy_host_result') or {}, **verdict)
     return out

@@ -83,11 +83,6 @@ def pick(res):
     if isinstance(facts.get('canary__verdict'), dict):
         verdict = _keep(facts['canary__verdict'], CANARY_VERDICT_KEYS)
         seen['canary_verdict'] = dict((k, _text(v)) for k, v in verdict.items())
-        # Each host's own verdict, judged with the batch's (one task for the batch).
-        hosts = facts['canary__verdict'].get('hosts')
-        if isinstance(hosts, dict):
-            seen['canary_hosts'] = dict((str(h), _keep(v, CANARY_HOST_KEYS)) for h, v in hosts.items()
-                                        if isinstance(v, dict))
     # host_deploy in one task reports the restart at the top; in phases, in the state it passes on.
     state = res.get('state') if isinstance(res.get('state'), dict) else {}
     event = res.get('restart_event') or state.get('restart_event')
@@ -261,9 +256,6 @@ class Rollout(object):
             batch.end = max(batch.end, now)
         if row:
             lines += self._host_event(row, task, status, seen)
-        for name, verdict in seen.get('canary_hosts', {}).items():
-            if self.hosts.get(name):
-                lines += self._host_event(self.hosts[name], task, status, {'canary_host': verdict})
         if 'canary_verdict' in seen and batch:
             lines += self._judge(now, batch, seen['canary_verdict'])
         return lines

@@ -32,49 +32,21 @@ def test_a_metric_asked_on_a_windows_host_fails_it_with_the_fix(flag):
     assert canary_host_verdict({'outcome': 'pass'}, SKIPPED, 'False', 'win1', 1)['analysis'] == 'pass'
 
 
-def judged(outcome, reason='r'):
-    """What the analysis registered on a host: its health probe's outcome."""
-    return {'canary__health': {'outcome': outcome, 'reason': reason}}
-
-
-def top(verdict):
-    return dict((k, verdict[k]) for k in ('result', 'reasons', 'metrics'))
+def judged(analysis, reason='r'):
+    return {'canary__host': {'analysis': analysis, 'analysis_reason': reason}}
 
 
 def test_batch_passes_when_every_host_passed():
     hv = {'a': judged('pass'), 'b': judged('pass')}
-    v = canary_batch_verdict(['a', 'b'], ['a', 'b'], hv, None, False, 2)
-    assert top(v) == dict(result='pass', reasons='', metrics='')
-    assert v['hosts'] == {'a': dict(batch=2, analysis='pass', analysis_reason='health passed'),
-                          'b': dict(batch=2, analysis='pass', analysis_reason='health passed')}
-
-
-def test_each_standing_host_is_judged_from_what_the_analysis_registered_on_it():
-    hv = {'a': {'canary__health': SKIPPED, 'canary__metric': {'verdict': 'fail', 'reason': '0.3 > 0.1'}},
-          'b': {'canary__metric_controller': {'verdict': 'inconclusive', 'reason': 'no answer'}},
-          'c': {'deploy_host_result': {'failure': FAILURE}}}
-    v = canary_batch_verdict(['a', 'b', 'c', 'gone'], ['a', 'b', 'c'], hv, None, False, 1)
-    assert v['hosts']['a'] == dict(batch=1, analysis='fail', analysis_reason='metric fail: 0.3 > 0.1')
-    assert v['hosts']['b'] == dict(batch=1, analysis='inconclusive', analysis_reason='metric inconclusive: no answer')
-    assert v['hosts']['c']['deploy_failed'] and v['hosts']['c']['analysis'] == 'fail'
-    assert set(v['hosts']) == {'a', 'b', 'c'}
-    assert v['result'] == 'fail'
-
-
-def test_a_windows_host_fails_metrics_measured_on_the_hosts_only():
-    hv = {'win1': {'deploy_host_platform': 'windows', 'canary__health': SKIPPED}, 'lin1': {}}
-    v = canary_batch_verdict(['win1', 'lin1'], ['win1', 'lin1'], hv, None, True, 1)
-    assert v['hosts']['win1']['analysis'] == 'fail' and 'run_on: controller' in v['hosts']['win1']['analysis_reason']
-    assert v['hosts']['lin1']['analysis'] == 'pass'
-    assert canary_batch_verdict(['win1'], ['win1'], hv, None, False, 1)['hosts']['win1']['analysis'] == 'pass'
+    assert canary_batch_verdict(['a', 'b'], ['a', 'b'], hv) == dict(result='pass', reasons='', metrics='')
 
 
 def test_a_failed_deploy_fails_the_batch_and_is_named_first_in_batch_order():
     hv = {'a': {'deploy_host_result': {'failure': {'stage': ' Upload the release ', 'reason': 'no space. '}}},
           'b': judged('inconclusive', 'no answer')}
     v = canary_batch_verdict(['a', 'b'], ['b'], hv)
-    reasons = 'a: deploy failed at Upload the release - no space.; b: analysis inconclusive - health inconclusive: no answer'
-    assert top(v) == dict(result='fail', reasons=reasons, metrics='')
+    reasons = 'a: deploy failed at Upload the release - no space.; b: analysis inconclusive - no answer'
+    assert v == dict(result='fail', reasons=reasons, metrics='')
 
 
 def test_an_unreachable_host_makes_the_batch_inconclusive():
@@ -83,7 +55,7 @@ def test_an_unreachable_host_makes_the_batch_inconclusive():
 
 
 def test_a_failed_analysis_outweighs_an_inconclusive_one():
-    hv = {'a': judged('inconclusive'), 'b': judged('fail', 'x')}
+    hv = {'a': judged('inconclusive'), 'b': judged('fail', 'metric fail: x')}
     assert canary_batch_verdict(['a', 'b'], ['a', 'b'], hv)['result'] == 'fail'
 
 
@@ -175,39 +147,40 @@ BATCH_PASS = {'verdict': 'pass', 'summary': 'p99 pass [0.1]',
 def test_a_failed_batch_metric_fails_the_batch_and_skipped_tasks_are_ignored():
     hv = {'a': judged('pass'), 'b': judged('pass')}
     v = canary_batch_verdict(['a', 'b'], ['a', 'b'], hv, [SKIPPED, BATCH_FAIL])
-    assert top(v) == dict(result='fail', reasons='metric p99 fail - 0.9 > 0.5', metrics=BATCH_FAIL['summary'])
+    assert v == dict(result='fail', reasons='metric p99 fail - 0.9 > 0.5', metrics=BATCH_FAIL['summary'])
 
 
 def test_an_inconclusive_batch_metric_makes_a_passing_batch_inconclusive():
     hv = {'a': judged('pass'), 'b': judged('pass')}
     v = canary_batch_verdict(['a', 'b'], ['a', 'b'], hv, [BATCH_INCONCLUSIVE, SKIPPED])
-    assert top(v) == dict(result='inconclusive', reasons='metric p99 inconclusive - no data for web1:8080',
+    assert v == dict(result='inconclusive', reasons='metric p99 inconclusive - no data for web1:8080',
                      metrics='p99 inconclusive [no data]')
 
 
 def test_passed_batch_metrics_pass_the_batch_and_give_their_summaries():
     hv = {'a': judged('pass')}
     v = canary_batch_verdict(['a'], ['a'], hv, [BATCH_PASS, dict(BATCH_PASS, summary='bg pass [1]')])
-    assert top(v) == dict(result='pass', reasons='', metrics='p99 pass [0.1]; bg pass [1]')
+    assert v == dict(result='pass', reasons='', metrics='p99 pass [0.1]; bg pass [1]')
 
 
 @pytest.mark.parametrize('batch_metrics', [None, [], [SKIPPED, SKIPPED], [None]])
 def test_no_batch_metrics_leave_the_verdict_to_the_hosts(batch_metrics):
     hv = {'a': judged('pass')}
-    assert top(canary_batch_verdict(['a'], ['a'], hv, batch_metrics)) == dict(result='pass', reasons='', metrics='')
+    assert canary_batch_verdict(['a'], ['a'], hv, batch_metrics) == dict(result='pass', reasons='', metrics='')
 
 
 def test_host_reasons_come_before_batch_metric_reasons():
     hv = {'a': judged('inconclusive', 'no answer'), 'b': judged('pass')}
     v = canary_batch_verdict(['a', 'b'], ['a', 'b'], hv, [BATCH_FAIL])
     assert v['result'] == 'fail'
-    assert v['reasons'] == 'a: analysis inconclusive - health inconclusive: no answer; metric p99 fail - 0.9 > 0.5'
+    assert v['reasons'] == 'a: analysis inconclusive - no answer; metric p99 fail - 0.9 > 0.5'
 
 
 def test_a_standing_host_whose_deploy_failed_is_named_once_with_its_deploy_failure():
-    hv = {'a': {'canary__health': {'outcome': 'pass'}, 'deploy_host_result': {'failure': FAILURE}}, 'b': judged('pass')}
+    host = canary_host_verdict({'outcome': 'pass'}, SKIPPED, False, 'a', 1, {'failure': FAILURE})
+    hv = {'a': {'canary__host': host}, 'b': judged('pass')}
     v = canary_batch_verdict(['a', 'b'], ['a', 'b'], hv)
-    assert top(v) == dict(result='fail', reasons='a: deploy failed at Upload the release - no space.', metrics='')
+    assert v == dict(result='fail', reasons='a: deploy failed at Upload the release - no space.', metrics='')
     assert 'analysis fail' not in v['reasons']
 
 
@@ -245,10 +218,10 @@ def test_changed_hosts_are_those_moved_and_left_on_the_new_release():
 
 def test_stats_report_each_judged_host_with_its_result_and_verdict():
     from ansible_collections.hotswap.deploy.plugins.filter.canary_verdict import canary_stats
-    verdict = {'hosts': {'a': {'batch': 1, 'analysis': 'pass'}, 'c': {'batch': 1, 'analysis': 'inconclusive'}}}
-    hv = {'a': {'deploy_host_result': {'changed': True, 'verdict': 'pass', 'release': 'r2'}, 'canary__verdict': verdict},
+    hv = {'a': {'deploy_host_result': {'changed': True, 'verdict': 'pass', 'release': 'r2'},
+                'canary__host': {'batch': 1, 'analysis': 'pass'}},
           'b': {'deploy_host_result': {'changed': True}},
-          'c': {'canary__verdict': verdict}}
+          'c': {'canary__host': {'batch': 1, 'analysis': 'inconclusive'}}}
     assert canary_stats(['a', 'b', 'c', 'gone'], hv) == {
         'a': {'changed': True, 'verdict': 'pass', 'release': 'r2', 'batch': 1, 'analysis': 'pass'},
         'c': {'batch': 1, 'analysis': 'inconclusive'}}

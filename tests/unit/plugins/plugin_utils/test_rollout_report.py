@@ -29,6 +29,7 @@ RECORD = task('Record the result of this host', role='hotswap.deploy.deploy_host
 RESCUE = task('Put the failure into the result of this host', role='hotswap.deploy.deploy_host')
 BAKE = task('Bake the batch', 'ansible.builtin.pause', run_once=True)
 PROBE = task('Probe the health of the batch host', 'hotswap.deploy.health_check')
+JUDGE_HOST = task('Judge the batch host')
 JUDGE = task('Judge the batch', run_once=True)
 SWITCH = task('Switch a Linux host to the target release, restart and verify', 'hotswap.deploy.release_switch',
               'hotswap.deploy.rollback')
@@ -85,10 +86,9 @@ def canary(run):
     run.task(RECORD, ['a'], res=deployed)
     run.task(BAKE, ['a'], took=5.0)
     run.task(PROBE, ['a'])
-    # Each host's verdict comes with the batch's (canary__verdict.hosts).
-    run.task(JUDGE, ['a'], res=facts(canary__verdict={
-        'result': 'pass', 'reasons': '', 'metrics': 'error_rate pass: 0.1 <= 1',
-        'hosts': {'a': {'batch': 1, 'analysis': 'pass', 'analysis_reason': 'ok'}}}))
+    run.task(JUDGE_HOST, ['a'], res=facts(canary__host={'batch': 1, 'analysis': 'pass', 'analysis_reason': 'ok'}))
+    run.task(JUDGE, ['a'], res=facts(canary__verdict={'result': 'pass', 'reasons': '',
+                                                      'metrics': 'error_rate pass: 0.1 <= 1'}))
     run.play(['b', ODD], 2)
     run.task(NOTE, ['b'], res=facts(canary__batch=['b', ODD], canary__batch_number=2, canary__last_batch=True))
     run.task(DEPLOY, ['b'], res=host_deploy_ok)
@@ -101,10 +101,12 @@ def canary(run):
         'verdict': "failed at 'restart'", 'rolled_back_to': '1.0.0-aa', 'changed': True,
         'failure': {'stage': 'restart', 'reason': 'the new process never became ready.', 'secret': SECRET}}))
     run.task(PROBE, ['b'])
-    run.task(JUDGE, ['b'], res=facts(canary__verdict={
-        'result': 'fail', 'reasons': 'b: analysis fail', 'metrics': 'error_rate fail: 7 > 1',
-        'hosts': {'b': {'batch': 2, 'analysis': 'fail', 'analysis_reason': 'health fail: 503'},
-                  ODD: {'batch': 2, 'analysis': 'fail', 'deploy_failed': True, 'analysis_reason': 'deploy failed'}}}))
+    run.task(JUDGE_HOST, ['b'], res=facts(canary__host={'batch': 2, 'analysis': 'fail',
+                                                        'analysis_reason': 'health fail: 503'}))
+    run.task(JUDGE_HOST, [ODD], res=facts(canary__host={'batch': 2, 'analysis': 'fail', 'deploy_failed': True,
+                                                        'analysis_reason': 'deploy failed'}))
+    run.task(JUDGE, ['b'], res=facts(canary__verdict={'result': 'fail', 'reasons': 'b: analysis fail',
+                                                      'metrics': 'error_rate fail: 7 > 1'}))
     rolled_back = {'release': '1.0.0-aa', 'previous_release': '2.0.0-bb', 'changed': True, 'verdict': 'pass',
                    'seconds': 0.8}
     run.task(SWITCH, ['b'])
@@ -140,7 +142,7 @@ def test_lines_of_a_canary_rollout():
         'b: switched back to 1.0.0-aa (N s)',
         'a: switched back to 1.0.0-aa (N s)',
     ]
-    assert run.lines[2] == 'Batch 1 passed in 11.0 s'
+    assert run.lines[2] == 'Batch 1 passed in 12.0 s'
 
 
 def test_batches_and_hosts(data):
