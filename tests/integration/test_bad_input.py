@@ -40,11 +40,11 @@ def unchanged(deployed):
         assert testlib.served_version(h, PORT) == '1.0.0'
 
 
-def deploy(fleet, tmp_path, **overrides):
+def deploy(fleet, tmp_path, limit=None, **overrides):
     v2 = testlib.build_app('2.0.0')
     extra = dict(testlib.ONE_BATCH, app=APP, version='2.0.0', artifact=v2, checksum=testlib.sha256(v2), listen_port=PORT)
     extra.update(overrides)
-    return testlib.playbook(fleet.inventory, 'deploy', extra, tmp_path=tmp_path)
+    return testlib.playbook(fleet.inventory, 'deploy', extra, tmp_path=tmp_path, limit=limit)
 
 
 def assert_refused(r, *words):
@@ -152,6 +152,21 @@ def test_artifact_url_unreachable(unchanged, tmp_path):
 def test_missing_extra_vars(unchanged, tmp_path):
     r = testlib.playbook(unchanged.inventory, 'deploy', dict(app=APP), tmp_path=tmp_path)
     assert_refused(r, 'version', 'checksum')
+
+
+@pytest.mark.parametrize('bad,words', [
+    (dict(checksum=''), ['needs extra vars', 'checksum']),
+    (dict(canary_bake_time='abc'), ['canary_bake_time', 'convert to int']),
+    (dict(canary_abort='never'), ['canary_abort', 'batch, rollout']),
+    (dict(unit_directives=['Type=forking']), ['Type', 'the restart strategy']),
+], ids=['extra-vars', 'canary-option-type', 'canary-option-choice', 'service-settings'])
+def test_limit_still_checks_the_inputs_first(unchanged, tmp_path, bad, words):
+    """--limit leaves localhost, and so deploy.yml's first play, out: the rollout play checks the inputs once before
+    its first batch changes anything, and a failed check stops every host of the batch."""
+    r = deploy(unchanged, tmp_path, limit=','.join(h['name'] for h in unchanged), **bad)
+    assert_refused(r, *words)
+    assert 'PLAY [Check the deploy inputs before any host is touched]' in r.out and 'skipping: no hosts matched' in r.out, r
+    assert 'Deploy the release' not in r.out, r
 
 
 def test_artifact_and_url_both_given(unchanged, tmp_path):
