@@ -402,3 +402,23 @@ def test_playbook_defaults_are_the_role_defaults():
     assert wrong == []
     assert {'canary_listen_port', 'canary_restart_strategy', 'deploy_host_ready_timeout', 'deploy_host_drain_timeout',
             'rollback_listen_port', 'rollback_restart_strategy', 'rollback_ready_timeout'} <= compared, compared
+
+
+def test_the_canary_validate_entry_point_checks_what_main_checks():
+    """playbooks/deploy.yml checks the canary's options once (tasks_from: validate) and imports tasks_from: batch,
+    which checks nothing: the two entry points must take the same options, and batch none of its own."""
+    specs = load('roles', 'canary', 'meta', 'argument_specs.yml')['argument_specs']
+    assert specs['validate']['options'] == specs['main']['options']
+    assert 'batch' not in specs
+    plays = load('playbooks', 'deploy.yml')
+    canary_play = next(p for p in plays if 'canary batches' in p['name'])
+    imported = [t['ansible.builtin.import_role'] for t in canary_play['tasks'] if 'ansible.builtin.import_role' in t]
+    assert imported == [{'name': 'hotswap.deploy.canary', 'tasks_from': 'batch.yml'}]
+    # The first play, or (under --limit, which leaves it out) each rollout play, runs the same checks.
+    checks = 'tasks/check_inputs.yml'
+    assert plays[0]['tasks'] == [{'name': 'Check the deploy inputs', 'ansible.builtin.import_tasks': checks}]
+    for play in plays:
+        if 'canary batches' in play['name'] or 'blue-green' in play['name']:
+            first = play['tasks'][0]
+            assert first['any_errors_fatal'] is True
+            assert first['block'][0]['ansible.builtin.include_tasks'] == checks and first['block'][0]['run_once']
