@@ -33,6 +33,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -863,9 +864,61 @@ def ssh_run(host, command, check=True, timeout=120):
     return proc
 
 
+INOTIFY_INSTANCES = '/proc/sys/fs/inotify/max_user_instances'
+# Inotify instances per test host (its systemd, journald, logind...): on this machine 154 were open with 26 hosts
+# and 350 with 50.
+INOTIFY_PER_HOST = 6
+
+
+def _open_inotify_instances():
+    count = 0
+    for fd_dir in glob.glob('/proc/[0-9]*/fd'):
+        try:
+            names = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                count += os.readlink(os.path.join(fd_dir, name)) == 'anon_inode:inotify'
+            except OSError:
+                pass
+    return count
+
+
+def exited_before_ssh_msg(name, status, code, limit, open_now):
+    """Why a host whose container exited before sshd answered is lost, and what to do; systemd (PID 1) exits at
+    once when it cannot get an inotify instance, which many hosts on one machine run out of."""
+    msg = ('container %s %s (exit code %s) before sshd answered: systemd, its PID 1, did not start. '
+           % (name, status, code))
+    if limit and open_now + INOTIFY_PER_HOST > limit:
+        msg += ('The likely cause: the kernel allows %d inotify instances per user (%s) and %d are open; each test '
+                'host\'s systemd takes about %d. Start fewer hosts, or raise the limit (as root: sysctl -w '
+                'fs.inotify.max_user_instances=%d).' % (limit, INOTIFY_INSTANCES, open_now, INOTIFY_PER_HOST,
+                                                        max(512, 2 * limit)))
+    else:
+        msg += 'See `podman logs %s`.' % name
+    return msg
+
+
+def _exited_before_ssh(host):
+    """None while the host's container runs; else what exited_before_ssh_msg says."""
+    proc = _run(['podman', 'inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', host['container']],
+                check=False)
+    status, _, code = proc.stdout.strip().partition(' ')
+    if proc.returncode != 0 or status in ('running', 'created', 'configured', ''):
+        return None
+    try:
+        with open(INOTIFY_INSTANCES) as f:
+            limit = int(f.read().strip())
+    except (OSError, ValueError):
+        limit = 0
+    return exited_before_ssh_msg(host['container'], status, code, limit, _open_inotify_instances())
+
+
 def _wait_ready(host, deadline, accept_degraded=True):
     """Wait for sshd to answer, then for systemd to finish booting."""
     last = ''
+    tries = 0
     while True:
         try:
             proc = subprocess.run(ssh_cmd(host, 'true'), stdout=subprocess.PIPE,
@@ -876,6 +929,12 @@ def _wait_ready(host, deadline, accept_degraded=True):
             last = proc.stderr.strip()
         except subprocess.TimeoutExpired:
             last = 'ssh timed out'
+        tries += 1
+        # A container that has exited never answers: say why now rather than at the deadline.
+        if tries % 10 == 0:
+            gone = _exited_before_ssh(host)
+            if gone:
+                raise TestHostError('waiting for sshd on %s (127.0.0.1:%d): %s' % (host['name'], host['ssh_port'], gone))
         if time.time() >= deadline:
             raise TestHostError('waiting for sshd on %s (127.0.0.1:%d): %s. See `podman logs %s`.'
                                 % (host['name'], host['ssh_port'], last, host['container']))
