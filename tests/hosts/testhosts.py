@@ -904,7 +904,7 @@ def _exited_before_ssh(host):
     """None while the host's container runs; else what exited_before_ssh_msg says."""
     proc = _run(['podman', 'inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', host['container']],
                 check=False)
-    status, _, code = proc.stdout.strip().partition(' ')
+    status, code = (proc.stdout.strip().split(' ', 1) + [''])[:2]
     if proc.returncode != 0 or status in ('running', 'created', 'configured', ''):
         return None
     try:
