@@ -9,6 +9,7 @@ gives the medians of the wall clock, the controller's CPU (getrusage of the chil
 workers, ssh), the hosts' (the cpuacct cgroups of their containers) and the whole machine's (/proc/stat).
   build/venv/bin/python tests/hosts/testhosts.py up --prefix hs-dbg --count 20
   build/venv/bin/python benchmarks/deploy/cpu_hosts.py hs-dbg 20 3 before=/path/to/collections after=build/collections
+With --bare-frozen, the bare playbook also runs with this collection's strategy (hotswap.deploy.linear).
 """
 
 from __future__ import annotations
@@ -73,13 +74,15 @@ class Bench(object):
             f.write(os.urandom(20 * MB - os.path.getsize(path)))
         return dict(path=path, version=version, checksum=testlib.sha256(path))
 
-    def run(self, collections, playbook, extra):
+    def run(self, collections, playbook, extra, strategy=None):
         vars_file = os.path.join(self.work, 'vars.json')
         with open(vars_file, 'w') as f:
             json.dump(extra, f)
         control = os.path.join(self.work, 'cp')
         os.makedirs(control, exist_ok=True)
         env = common.ansible_env(collections, control_path_dir=control)
+        if strategy:
+            env['ANSIBLE_STRATEGY'] = strategy
         argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', self.inventory, '-f', '20', playbook,
                 '-e', '@' + vars_file, '--limit', ','.join(self.names)]
         r0, h0, b0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), self.hosts_cpu(), busy(), time.time()
@@ -97,15 +100,17 @@ class Bench(object):
             restart_strategy='systemd_socket', canary_steps=['100%'], canary_bake_time=0, deploy_hosts='testhosts',
             service_args=testlib.demo_service_args('systemd_socket')))
 
-    def bare(self, art):
+    def bare(self, art, strategy=None):
         return self.run(os.path.join(REPO, 'build', 'collections'),
                         os.path.join(REPO, 'benchmarks', 'baseline', 'deploy.yml'),
-                        dict(version=art['version'], artifact=art['path']))
+                        dict(version=art['version'], artifact=art['path']), strategy=strategy)
 
 
 def main():
     prefix, count, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    colls = [a.split('=', 1) for a in sys.argv[4:]]
+    # --bare-frozen: the bare playbook a second time, with this collection's strategy (plugins/strategy/linear.py).
+    frozen = '--bare-frozen' in sys.argv
+    colls = [a.split('=', 1) for a in sys.argv[4:] if a != '--bare-frozen']
     bench = Bench(prefix, count)
     bench.run(os.path.join(REPO, "build", "collections"), os.path.join(REPO, "benchmarks", "baseline", "setup.yml"),
               {})
@@ -120,6 +125,8 @@ def main():
             rows.setdefault(name, []).append(bench.ours(coll, art))
             rows.setdefault(name + ' re-run', []).append(bench.ours(coll, art))
         rows.setdefault('bare', []).append(bench.bare(art))
+        if frozen:
+            rows.setdefault('bare frozen', []).append(bench.bare(bench.artifact(), strategy='hotswap.deploy.linear'))
     for name, runs in rows.items():
         print('%-16s %s' % (name, '  '.join('%s %.2f' % (k, statistics.median(r[k] for r in runs))
                                             for k in ('wall', 'controller', 'hosts', 'machine'))))

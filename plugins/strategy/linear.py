@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# Copyright: hotswap.deploy contributors
+# GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+name: linear
+short_description: ansible.builtin.linear, with Python's garbage collector kept off what the play has loaded
+version_added: 0.7.0
+description:
+  - Runs a play exactly as P(ansible.builtin.linear#strategy): the same batches, task order, C(run_once),
+    failures and handlers - it is that strategy.
+  - Before each batch it moves every object the controller holds into Python's permanent generation
+    (C(gc.freeze())), and puts them back when the batch ends. The playbook, the inventory and the variables
+    Ansible has loaded are then not scanned again by each full garbage collection during the batch, and the
+    worker forked for each task and host does not copy the memory pages such a scan would touch.
+  - Why (docs/benchmarks.md, findings of 2026-12-07, afternoon) - with the default collector a deploy of 5
+    hosts spent up to a fifth of its time in full collections of the controller's process; every task after
+    the first large ones paid for them, whatever it did.
+  - C(playbooks/deploy.yml) and C(playbooks/rollback.yml) run their plays with it when Ansible's configured
+    strategy is C(linear) (the default); any other configured strategy (for example mitogen's) is used as
+    configured.
+notes:
+  - Use it in your own plays with C(strategy: hotswap.deploy.linear), or for every play with
+    C(strategy = hotswap.deploy.linear) in the C([defaults]) section of C(ansible.cfg).
+author: hotswap.deploy contributors
+'''
+
+import gc
+
+from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
+
+
+def run_frozen(run, *args, **kwargs):
+    """``run(*args, **kwargs)`` with every object tracked so far in the permanent generation, released after."""
+    gc.collect()
+    gc.freeze()
+    try:
+        return run(*args, **kwargs)
+    finally:
+        gc.unfreeze()
+
+
+class StrategyModule(LinearStrategy):
+
+    def run(self, iterator, play_context):
+        return run_frozen(super(StrategyModule, self).run, iterator, play_context)
