@@ -9,8 +9,8 @@ name: linear
 short_description: ansible.builtin.linear, with Python's garbage collector kept off what the play has loaded
 version_added: 0.7.0
 description:
-  - Runs a play exactly as P(ansible.builtin.linear#strategy): the same batches, task order, C(run_once),
-    failures and handlers - it is that strategy.
+  - Runs a play exactly as P(ansible.builtin.linear#strategy) does - the same batches, task order,
+    C(run_once), failures and handlers; it is that strategy.
   - Before each batch it moves every object the controller holds into Python's permanent generation
     (C(gc.freeze())), and puts them back when the batch ends. The playbook, the inventory and the variables
     Ansible has loaded are then not scanned again by each full garbage collection during the batch, and the
@@ -22,9 +22,10 @@ description:
     strategy is C(linear) (the default); any other configured strategy (for example mitogen's) is used as
     configured.
 notes:
-  - Use it in your own plays with C(strategy: hotswap.deploy.linear), or for every play with
-    C(strategy = hotswap.deploy.linear) in the C([defaults]) section of C(ansible.cfg).
-author: hotswap.deploy contributors
+  - "Use it in your own plays with C(strategy: hotswap.deploy.linear), or for every play with
+    C(strategy = hotswap.deploy.linear) in the C([defaults]) section of C(ansible.cfg)."
+author:
+  - hotswap.deploy developers (@hotswap-deploy)
 '''
 
 import gc

@@ -26,8 +26,8 @@ def test_it_is_the_builtin_linear_strategy(strategy):
     builtin = import_controller('ansible.plugins.strategy.linear')
     assert issubclass(strategy.StrategyModule, builtin.StrategyModule)
     # Only run is its own: batches, run_once, failures and handlers are linear's.
-    own = set(vars(strategy.StrategyModule)) - {'__module__', '__doc__', '__qualname__', '__firstlineno__',
-                                                  '__static_attributes__'}
+    dunder = {'__module__', '__doc__', '__qualname__', '__firstlineno__', '__static_attributes__'}
+    own = set(vars(strategy.StrategyModule)) - dunder
     assert own == {'run'}
 
 
