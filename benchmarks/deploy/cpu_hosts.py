@@ -74,7 +74,7 @@ class Bench(object):
             f.write(os.urandom(20 * MB - os.path.getsize(path)))
         return dict(path=path, version=version, checksum=testlib.sha256(path))
 
-    def run(self, collections, playbook, extra, strategy=None):
+    def run(self, collections, playbook, extra, strategy=None, env_extra=None):
         vars_file = os.path.join(self.work, 'vars.json')
         with open(vars_file, 'w') as f:
             json.dump(extra, f)
@@ -83,6 +83,7 @@ class Bench(object):
         env = common.ansible_env(collections, control_path_dir=control)
         if strategy:
             env['ANSIBLE_STRATEGY'] = strategy
+        env.update(env_extra or {})
         argv = [os.path.join(testlib.VENV_BIN, 'ansible-playbook'), '-i', self.inventory, '-f', '20', playbook,
                 '-e', '@' + vars_file, '--limit', ','.join(self.names)]
         r0, h0, b0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), self.hosts_cpu(), busy(), time.time()
@@ -94,8 +95,8 @@ class Bench(object):
         return dict(wall=t1 - t0, controller=r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime,
                     hosts=h1 - h0, machine=b1 - b0)
 
-    def ours(self, collections, art):
-        return self.run(collections, 'hotswap.deploy.deploy', dict(
+    def ours(self, collections, art, env_extra=None):
+        return self.run(collections, 'hotswap.deploy.deploy', env_extra=env_extra, extra=dict(
             app='hsdemo', version=art['version'], artifact=art['path'], checksum=art['checksum'], listen_port=PORT,
             restart_strategy='systemd_socket', canary_steps=['100%'], canary_bake_time=0, deploy_hosts='testhosts',
             service_args=testlib.demo_service_args('systemd_socket')))

@@ -16,7 +16,7 @@ description:
     Ansible has loaded are then not scanned again by each full garbage collection during the batch, and the
     worker forked for each task and host does not copy the memory pages such a scan would touch.
   - Why (docs/benchmarks.md, findings of 2026-12-07, afternoon) - with the default collector a deploy of 5
-    hosts spent up to a fifth of its time in full collections of the controller's process; every task after
+    hosts spent about a quarter of its time in full collections of the controller's process; every task after
     the first large ones paid for them, whatever it did.
   - C(playbooks/deploy.yml) and C(playbooks/rollback.yml) run their plays with it when Ansible's configured
     strategy is C(linear) (the default); any other configured strategy (for example mitogen's) is used as
