@@ -169,6 +169,19 @@ def test_limit_still_checks_the_inputs_first(unchanged, tmp_path, bad, words):
     assert 'Deploy the release' not in r.out, r
 
 
+@pytest.mark.parametrize('bad,words', [
+    (dict(checksum=''), ['needs extra vars', 'checksum']),
+    (dict(unit_directives=['Type=forking']), ['Type', 'the restart strategy']),
+], ids=['extra-vars', 'service-settings'])
+def test_limit_still_checks_the_inputs_first_blue_green(unchanged, tmp_path, bad, words):
+    """The blue-green play runs the same check once before its first batch when --limit left the first play out."""
+    r = deploy(unchanged, tmp_path, limit=','.join(h['name'] for h in unchanged), rollout='blue_green', **bad)
+    assert_refused(r, *words)
+    assert 'PLAY [Check the deploy inputs before any host is touched]' in r.out and 'skipping: no hosts matched' in r.out, r
+    assert 'PLAY [Deploy a service binary with hotswap.deploy, blue-green]' in r.out, r
+    assert 'TASK [Roll out blue-green]' not in r.out, r
+
+
 def test_artifact_and_url_both_given(unchanged, tmp_path):
     r = deploy(unchanged, tmp_path, artifact_url='http://127.0.0.1:9/x')
     assert_refused(r, 'exactly one')
