@@ -23,7 +23,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import cpu_hosts  # noqa: E402
-from cpu_hosts import common, testlib  # noqa: E402
+from cpu_hosts import common  # noqa: E402
 
 
 def gaps(events):
@@ -62,8 +62,8 @@ def main():
             for task, seconds in task_gaps:
                 rows[kind].setdefault(task, []).append(seconds)
     for kind in ('deploy', 'rerun'):
-        print('== %s: wall %.2f s (median of %d)%s' % (kind, statistics.median(walls[kind]), reps,
-                                                        ', garbage collector off' if no_gc else ''))
+        off = ', garbage collector off' if no_gc else ''
+        print('== %s: wall %.2f s (median of %d)%s' % (kind, statistics.median(walls[kind]), reps, off))
         for task, seconds in rows[kind].items():
             print('%7.3f  %s' % (statistics.median(seconds), task[:110]))
 

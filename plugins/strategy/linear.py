@@ -11,10 +11,11 @@ version_added: 0.7.0
 description:
   - Runs a play exactly as P(ansible.builtin.linear#strategy) does - the same batches, task order,
     C(run_once), failures and handlers; it is that strategy.
-  - Before each batch it moves every object the controller holds into Python's permanent generation
-    (C(gc.freeze())), and puts them back when the batch ends. The playbook, the inventory and the variables
-    Ansible has loaded are then not scanned again by each full garbage collection during the batch, and the
-    worker forked for each task and host does not copy the memory pages such a scan would touch.
+  - At the first batch it runs, it collects once and moves every object the controller holds into Python's
+    permanent generation (C(gc.freeze())), for the rest of the run. The playbook, the inventory and the
+    variables Ansible has loaded before the first play are then not scanned again by each full garbage
+    collection, and the worker forked for each task and host does not copy the memory pages such a scan would
+    touch. Objects made later are collected as usual.
   - Why (docs/benchmarks.md, findings of 2026-12-07, afternoon) - with the default collector a deploy of 5
     hosts spent about a quarter of its time in full collections of the controller's process; every task after
     the first large ones paid for them, whatever it did.
@@ -33,17 +34,15 @@ import gc
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
 
 
-def run_frozen(run, *args, **kwargs):
-    """``run(*args, **kwargs)`` with every object tracked so far in the permanent generation, released after."""
-    gc.collect()
-    gc.freeze()
-    try:
-        return run(*args, **kwargs)
-    finally:
-        gc.unfreeze()
+def freeze_loaded_objects():
+    """Once per process: collect, then keep every object tracked so far out of later collections."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
 
 
 class StrategyModule(LinearStrategy):
 
     def run(self, iterator, play_context):
-        return run_frozen(super(StrategyModule, self).run, iterator, play_context)
+        freeze_loaded_objects()
+        return super(StrategyModule, self).run(iterator, play_context)

@@ -31,28 +31,33 @@ def test_it_is_the_builtin_linear_strategy(strategy):
     assert own == {'run'}
 
 
-def test_a_batch_runs_with_the_loaded_objects_frozen_and_releases_them_after(strategy):
-    kept = [object()]
-    seen = {}
+def test_the_loaded_objects_are_frozen_once(strategy):
+    kept = [object() for i in range(10)]
+    try:
+        gc.unfreeze()
+        strategy.freeze_loaded_objects()
+        frozen = gc.get_freeze_count()
+        assert frozen > len(kept)
+        # Later batches leave it as it is: objects made since are collected as usual.
+        later = [object() for i in range(1000)]
+        strategy.freeze_loaded_objects()
+        assert gc.get_freeze_count() == frozen and later
+    finally:
+        gc.unfreeze()
 
-    def run(iterator, play_context):
-        seen['frozen'] = gc.get_freeze_count()
-        return 'result of %s/%s' % (iterator, play_context)
 
-    before = gc.get_freeze_count()
-    assert strategy.run_frozen(run, 'it', 'pc') == 'result of it/pc'
-    assert seen['frozen'] > before + len(kept)
-    assert gc.get_freeze_count() == before
-
-
-def test_a_failed_batch_releases_them_too(strategy):
-    def run():
-        raise RuntimeError('the batch failed')
-
-    before = gc.get_freeze_count()
-    with pytest.raises(RuntimeError, match='the batch failed'):
-        strategy.run_frozen(run)
-    assert gc.get_freeze_count() == before
+def test_each_batch_freezes_before_linear_runs_it(strategy, monkeypatch):
+    builtin = import_controller('ansible.plugins.strategy.linear')
+    seen = []
+    monkeypatch.setattr(builtin.StrategyModule, 'run', lambda self, iterator, play_context: seen.append(
+        (gc.get_freeze_count() > 0, iterator, play_context)) or 'result')
+    try:
+        gc.unfreeze()
+        plugin = strategy.StrategyModule.__new__(strategy.StrategyModule)
+        assert plugin.run('it', 'pc') == 'result'
+        assert seen == [(True, 'it', 'pc')]
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.parametrize('playbook', ['deploy.yml', 'rollback.yml'])
