@@ -56,7 +56,7 @@ def canary_input_problem(settings, job_slice=None, windows_hosts=None):
     abort, lb; ``job_slice``: filter canary_job_slice's result; ``windows_hosts``: the Windows hosts a metric with
     run_on host would run on."""
     if (job_slice or {}).get('refuse'):
-        return job_slice.get('message') or 'Canary refused: this run is one slice of an AWX sliced job.'
+        return job_slice['message']
     if not steps_ok(settings):
         return STEPS_MSG % dict(app=settings.get('app'), steps=settings.get('steps'), abort=settings.get('abort'),
                                 weights=settings.get('weights'))

@@ -13,7 +13,7 @@ description:
     C(run_once), failures and handlers; it is that strategy.
   - At the first batch it runs, it collects once and moves every object the controller holds into Python's
     permanent generation (C(gc.freeze())), for the rest of the run. The playbook, the inventory and the
-    variables Ansible has loaded before the first play are then not scanned again by each full garbage
+    variables Ansible has loaded by then are not scanned again by each full garbage
     collection, and the worker forked for each task and host does not copy the memory pages such a scan would
     touch. Objects made later are collected as usual.
   - Why (docs/benchmarks.md, findings of 2026-12-07, afternoon) - with the default collector a deploy of 5

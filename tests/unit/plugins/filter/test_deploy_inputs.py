@@ -20,7 +20,7 @@ def problem():
 
 def test_good_inputs_have_no_problem(problem):
     assert problem(GOOD, ['web1']) == ''
-    assert problem(dict(GOOD, artifact_url='http://example.invalid/x', rollout='blue_green'), ['web1']) == ''
+    assert problem(dict(GOOD, artifact_url='http://127.0.0.1:9/x', rollout='blue_green'), ['web1']) == ''
 
 
 @pytest.mark.parametrize('drop', ['app', 'version', 'checksum', 'artifact'])
@@ -37,7 +37,7 @@ def test_an_empty_value_is_missing(problem, empty):
 
 
 def test_windows_artifact_is_enough(problem):
-    given = dict(app='myapp', version='1', win_checksum='sha256:' + 'b' * 64, win_artifact_url='http://x.invalid/a.exe')
+    given = dict(app='myapp', version='1', win_checksum='sha256:' + 'b' * 64, win_artifact_url='http://127.0.0.1:9/a.exe')
     assert problem(given, ['win1']) == ''
     assert 'needs extra vars' in problem(dict(given, win_checksum=''), ['win1'])
 
