@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 name: linear
-short_description: ansible.builtin.linear, with Python's garbage collector kept off what the play has loaded
+short_description: ansible.builtin.linear, with less of the controller's work per task and host
 version_added: 0.7.0
 description:
   - Runs a play exactly as P(ansible.builtin.linear#strategy) does - the same batches, task order,
@@ -19,6 +19,15 @@ description:
   - Why (docs/benchmarks.md, findings of 2026-12-07, afternoon) - with the default collector a deploy of 5
     hosts spent about a quarter of its time in full collections of the controller's process; every task after
     the first large ones paid for them, whatever it did.
+  - A task whose action only works on the controller's own data - C(set_fact), C(assert), C(fail), C(debug),
+    C(validate_argument_spec), C(include_tasks), C(include_role) - runs in the controller's main process, as
+    linear's worker process would run it (the same task executor, result and callbacks), instead of in a
+    worker forked for that task and host. Not when it is delegated, asynchronous, has a C(timeout), an
+    C(until) or a loop pause (those wait, and would hold up every host), nor on an ansible-core whose task
+    executor this plugin does not know; those tasks get their worker as before.
+  - Why (docs/benchmarks.md, findings of 2026-12-07, evening) - Ansible forks one worker per task and host, about
+    8 ms of the main process whatever the task does; most tasks of a deploy's canary batch only compute a
+    value on the controller.
   - C(playbooks/deploy.yml) and C(playbooks/rollback.yml) run their plays with it when Ansible's configured
     strategy is C(linear) (the default); any other configured strategy (for example mitogen's) is used as
     configured.
@@ -30,8 +39,30 @@ author:
 '''
 
 import gc
+import inspect
 
+from ansible.executor.task_executor import TaskExecutor
+from ansible.plugins import loader as plugin_loader
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
+from ansible.utils.fqcn import add_internal_fqcns
+
+try:  # ansible-core 2.19 and later
+    from ansible._internal._task import TaskContext
+    from ansible.executor.task_result import _RawTaskResult
+except ImportError:
+    TaskContext = _RawTaskResult = None
+
+# Actions that read and write only the controller's data: their worker would connect nowhere.
+CONTROLLER_ONLY_ACTIONS = frozenset(add_internal_fqcns(
+    ('set_fact', 'assert', 'fail', 'debug', 'validate_argument_spec', 'include_tasks', 'include_role')))
+
+# TaskExecutor's parameters in the ansible-core versions whose worker run_in_main_process repeats.
+_EXECUTOR_PARAMS = {
+    ('host', 'task', 'job_vars', 'play_context', 'loader', 'shared_loader_obj', 'final_q',
+     'variable_manager'): 'raw_result',
+    ('host', 'task', 'job_vars', 'play_context', 'new_stdin', 'loader', 'shared_loader_obj', 'final_q',
+     'variable_manager'): 'task_result',
+}
 
 
 def freeze_loaded_objects():
@@ -41,8 +72,55 @@ def freeze_loaded_objects():
         gc.freeze()
 
 
+def executor_kind(executor=TaskExecutor):
+    """Which worker this ansible-core has ('raw_result': 2.19 on, 'task_result': 2.16-2.18), or None."""
+    kind = _EXECUTOR_PARAMS.get(tuple(inspect.signature(executor.__init__).parameters)[1:])
+    if kind == 'raw_result' and _RawTaskResult is None:
+        return None
+    return kind
+
+
+EXECUTOR_KIND = executor_kind()
+
+
+def runs_in_main_process(task):
+    """True for a task a worker would only spend a fork on: a controller-only action that does not wait."""
+    loop_pause = getattr(task.loop_control, 'pause', 0) if task.loop_control else 0
+    return bool(EXECUTOR_KIND and task.action in CONTROLLER_ONLY_ACTIONS and not task.delegate_to
+                and not task.async_val and not task.timeout and not task.until and not loop_pause)
+
+
+def run_in_main_process(strategy, host, task, task_vars, play_context):
+    """What linear's worker does for one task and host (executor, result onto the results queue), unforked.
+
+    The executor templates the task in place, so it gets a copy (with its parents, without their task lists)."""
+    own = task.copy(exclude_tasks=True)
+    if EXECUTOR_KIND == 'raw_result':
+        with TaskContext(own):
+            result = TaskExecutor(host, own, task_vars, play_context, strategy._loader,
+                                  plugin_loader.get_plugin_loader_namespace(), strategy._final_q,
+                                  strategy._variable_manager).run()
+        strategy._final_q.send_task_result(_RawTaskResult(host=host, task=own, return_data=result,
+                                                          task_fields=own.dump_attrs()))
+    else:
+        result = TaskExecutor(host, own, task_vars, play_context, None, strategy._loader, plugin_loader,
+                              strategy._final_q, strategy._variable_manager).run()
+        strategy._final_q.send_task_result(host.name, own._uuid, result, task_fields=own.dump_attrs())
+
+
 class StrategyModule(LinearStrategy):
 
     def run(self, iterator, play_context):
         freeze_loaded_objects()
         return super(StrategyModule, self).run(iterator, play_context)
+
+    def _queue_task(self, host, task, task_vars, play_context):
+        if not runs_in_main_process(task):
+            return super(StrategyModule, self)._queue_task(host, task, task_vars, play_context)
+        # As linear's _queue_task: the cache its result handling reads, the start callback, one pending result.
+        self._queued_task_cache[(host.name, task._uuid)] = dict(host=host, task=task, task_vars=task_vars,
+                                                               play_context=play_context)
+        self._tqm.send_callback('v2_runner_on_start', host, task)
+        run_in_main_process(self, host, task, task_vars, play_context)
+        self._pending_results += 1
+        return None

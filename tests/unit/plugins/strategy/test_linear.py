@@ -1,13 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: hotswap.deploy contributors
 # GNU General Public License v3.0+ (SPDX-License-Identifier: GPL-3.0-or-later)
-"""hotswap.deploy.linear: ansible.builtin.linear with the objects loaded before each batch frozen (gc.freeze)."""
+"""hotswap.deploy.linear: ansible.builtin.linear with the objects loaded before the first batch frozen (gc.freeze),
+and the tasks that only compute on the controller run in its main process instead of a forked worker."""
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import yaml
@@ -25,10 +30,10 @@ def strategy():
 def test_it_is_the_builtin_linear_strategy(strategy):
     builtin = import_controller('ansible.plugins.strategy.linear')
     assert issubclass(strategy.StrategyModule, builtin.StrategyModule)
-    # Only run is its own: batches, run_once, failures and handlers are linear's.
+    # Only run and queueing a task are its own: batches, run_once, results, failures and handlers are linear's.
     dunder = {'__module__', '__doc__', '__qualname__', '__firstlineno__', '__static_attributes__'}
     own = set(vars(strategy.StrategyModule)) - dunder
-    assert own == {'run'}
+    assert own == {'run', '_queue_task'}
 
 
 def test_the_loaded_objects_are_frozen_once(strategy):
@@ -84,3 +89,174 @@ def test_the_strategy_a_play_gets(configured, used):
     # regex_replace is re.sub (ansible.builtin.regex_replace).
     pattern, replacement = re.search(r"regex_replace\('([^']+)', '([^']+)'\)", expr).groups()
     assert re.sub(pattern, replacement, configured) == used
+
+
+def test_it_knows_the_task_executor_of_this_ansible_core(strategy):
+    # Every release the collection claims (scripts/core-matrix.sh runs this file on each).
+    assert strategy.EXECUTOR_KIND in ('raw_result', 'task_result')
+
+    class Unknown(object):
+        def __init__(self, host, task, job_vars, play_context, something_new):
+            pass
+    assert strategy.executor_kind(Unknown) is None
+
+
+def _task(action, **fields):
+    """A task as the play loader leaves it: ``action`` resolved, the other fields set (or their defaults)."""
+    task = import_controller('ansible.playbook.task').Task()
+    task.action = action
+    for name, value in fields.items():
+        if name == 'loop_control':
+            control = import_controller('ansible.playbook.loop_control').LoopControl()
+            control.pause = value['pause']
+            value = control
+        setattr(task, name, value)
+    return task
+
+
+@pytest.mark.parametrize('action,fields,in_main', [
+    ('ansible.builtin.set_fact', {}, True),
+    ('set_fact', {}, True),
+    ('ansible.legacy.assert', {}, True),
+    ('ansible.builtin.fail', {}, True),
+    ('ansible.builtin.debug', {}, True),
+    ('ansible.builtin.validate_argument_spec', {}, True),
+    ('ansible.builtin.include_tasks', {}, True),
+    ('ansible.builtin.include_role', {}, True),
+    ('ansible.builtin.set_fact', {'loop': [1, 2]}, True),
+    # A worker of their own: they wait (and would hold up every host), or run for another host.
+    ('ansible.builtin.set_fact', {'delegate_to': 'other'}, False),
+    ('ansible.builtin.set_fact', {'until': ['a'], 'retries': 2}, False),
+    ('ansible.builtin.debug', {'timeout': 5}, False),
+    ('ansible.builtin.debug', {'async_val': 5}, False),
+    ('ansible.builtin.debug', {'loop': [1], 'loop_control': {'pause': 1}}, False),
+    # Everything else: a module, or an action that may connect or wait.
+    ('ansible.builtin.command', {}, False),
+    ('ansible.builtin.pause', {}, False),
+    ('hotswap.deploy.host_deploy', {}, False),
+])
+def test_which_tasks_run_in_the_main_process(strategy, action, fields, in_main):
+    assert strategy.runs_in_main_process(_task(action, **fields)) is in_main
+
+
+def test_an_unknown_task_executor_keeps_every_task_in_its_worker(strategy, monkeypatch):
+    monkeypatch.setattr(strategy, 'EXECUTOR_KIND', None)
+    assert strategy.runs_in_main_process(_task('ansible.builtin.set_fact')) is False
+
+
+PLAY = textwrap.dedent("""\
+    - name: Controller-only tasks, in the main process or a worker
+      hosts: all
+      gather_facts: false
+      strategy: "{{ strategy }}"
+      tasks:
+        - name: Template a value where the task runs
+          ansible.builtin.set_fact:
+            main_pid: "{{ lookup('ansible.builtin.pipe', 'echo $PPID') }}"
+            doubled: "{{ n | int * 2 }}"
+
+        - name: Template it in a worker (until waits, so it keeps its worker)
+          ansible.builtin.set_fact:
+            worker_pid: "{{ lookup('ansible.builtin.pipe', 'echo $PPID') }}"
+          until: true
+          retries: 1
+
+        - name: Include a file per item
+          ansible.builtin.include_tasks: add.yml
+          loop: [1, 2]
+
+        - name: Check a value
+          ansible.builtin.assert:
+            that: doubled | int == n * 2
+            quiet: true
+
+        - name: Fail one host and rescue it
+          block:
+            - name: Fail the second host
+              ansible.builtin.fail:
+                msg: "failed on {{ inventory_hostname }}"
+              when: inventory_hostname == 'h2'
+          rescue:
+            - name: Note the failure
+              ansible.builtin.set_fact:
+                rescued: "{{ ansible_failed_result.msg }}"
+
+        - name: Include a role whose spec the second host fails
+          block:
+            - name: Include the role
+              ansible.builtin.include_role:
+                name: checked
+              vars:
+                checked_count: "{{ 'many' if inventory_hostname == 'h2' else n }}"
+          rescue:
+            - name: Note the refusal
+              ansible.builtin.set_fact:
+                refused: "{{ ansible_failed_result.msg is search('checked_count') }}"
+
+        - name: Show a value
+          ansible.builtin.debug:
+            msg: "{{ inventory_hostname }} doubled {{ doubled }}"
+
+        - name: Write what this host saw
+          ansible.builtin.copy:
+            content: "{{ {'main_pid': main_pid | string, 'worker_pid': worker_pid | string, 'doubled': doubled | int,
+                          'sum': sum | int,
+                          'rescued': rescued | default(''), 'refused': refused | default(false),
+                          'role_ran': role_ran | default(false)} | to_json }}"
+            dest: "{{ out }}/{{ inventory_hostname }}.json"
+            mode: "0600"
+    """)
+
+ROLE_SPEC = textwrap.dedent("""\
+    argument_specs:
+      main:
+        short_description: A role with one checked option
+        options:
+          checked_count:
+            type: int
+            required: true
+            description: A number.
+    """)
+
+
+def _run_play(tmp_path, strategy_name):
+    work = tmp_path / strategy_name.replace('.', '-')
+    (work / 'roles' / 'checked' / 'meta').mkdir(parents=True)
+    (work / 'roles' / 'checked' / 'tasks').mkdir()
+    (work / 'roles' / 'checked' / 'meta' / 'argument_specs.yml').write_text(ROLE_SPEC)
+    (work / 'roles' / 'checked' / 'tasks' / 'main.yml').write_text(
+        '- name: Note the role ran\n  ansible.builtin.set_fact:\n    role_ran: true\n')
+    (work / 'add.yml').write_text(
+        '- name: Add the item\n  ansible.builtin.set_fact:\n    sum: "{{ sum | default(0) | int + item }}"\n')
+    (work / 'play.yml').write_text(PLAY)
+    (work / 'out').mkdir()
+    (work / 'ansible.cfg').write_text('[defaults]\n')
+    (work / 'inventory').write_text('h1 n=1\nh2 n=2\n\n[all:vars]\nansible_connection=local\n'
+                                    'ansible_python_interpreter=%s\n' % sys.executable)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, 'build', 'unit-collections'),
+               ANSIBLE_ROLES_PATH=str(work / 'roles'), ANSIBLE_NOCOLOR='1', ANSIBLE_CONFIG=str(work / 'ansible.cfg'))
+    proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
+                             '-i', str(work / 'inventory'), str(work / 'play.yml'),
+                             '-e', 'strategy=%s out=%s' % (strategy_name, work / 'out')],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, output
+    seen = dict((host, json.loads((work / 'out' / ('%s.json' % host)).read_text())) for host in ('h1', 'h2'))
+    return proc.pid, seen, output
+
+
+def test_a_play_runs_as_with_linear_and_its_controller_tasks_fork_no_worker(tmp_path):
+    pid, seen, output = _run_play(tmp_path, 'hotswap.deploy.linear')
+    linear_pid, linear_seen, linear_output = _run_play(tmp_path, 'ansible.builtin.linear')
+    for host in ('h1', 'h2'):
+        # The set_fact was templated by ansible-playbook itself; the one with until by a worker it forked.
+        assert seen[host].pop('main_pid') == str(pid)
+        assert seen[host].pop('worker_pid') != str(pid)
+        assert linear_seen[host].pop('main_pid') != str(linear_pid)
+        linear_seen[host].pop('worker_pid')
+    # The same values, failures, rescues and argument checks as linear's.
+    assert seen == linear_seen
+    assert seen['h1'] == dict(doubled=2, sum=3, rescued='', refused=False, role_ran=True)
+    assert seen['h2'] == dict(doubled=4, sum=3, rescued='failed on h2', refused=True, role_ran=False)
+    recap = [line for line in output.splitlines() if line.startswith(('h1 ', 'h2 '))]
+    assert recap == [line for line in linear_output.splitlines() if line.startswith(('h1 ', 'h2 '))]
