@@ -118,8 +118,8 @@ class StrategyModule(LinearStrategy):
         if not runs_in_main_process(task):
             return super(StrategyModule, self)._queue_task(host, task, task_vars, play_context)
         # As linear's _queue_task: the cache its result handling reads, the start callback, one pending result.
-        self._queued_task_cache[(host.name, task._uuid)] = dict(host=host, task=task, task_vars=task_vars,
-                                                               play_context=play_context)
+        self._queued_task_cache[(host.name, task._uuid)] = {
+            'host': host, 'task': task, 'task_vars': task_vars, 'play_context': play_context}
         self._tqm.send_callback('v2_runner_on_start', host, task)
         run_in_main_process(self, host, task, task_vars, play_context)
         self._pending_results += 1
