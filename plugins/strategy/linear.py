@@ -30,7 +30,8 @@ description:
     value on the controller.
   - C(playbooks/deploy.yml) and C(playbooks/rollback.yml) run their plays with it when Ansible's configured
     strategy is C(linear) (the default); any other configured strategy (for example mitogen's) is used as
-    configured.
+    configured. To run them with Ansible's own linear strategy, configure it by its full name,
+    C(strategy = ansible.builtin.linear) in C(ansible.cfg) or C(ANSIBLE_STRATEGY=ansible.builtin.linear).
 notes:
   - "Use it in your own plays with C(strategy: hotswap.deploy.linear), or for every play with
     C(strategy = hotswap.deploy.linear) in the C([defaults]) section of C(ansible.cfg)."

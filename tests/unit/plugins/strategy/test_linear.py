@@ -77,8 +77,9 @@ def test_every_play_of_the_playbooks_uses_it_unless_another_strategy_is_configur
 
 @pytest.mark.parametrize('configured,used', [
     ('linear', 'hotswap.deploy.linear'),
-    ('ansible.builtin.linear', 'hotswap.deploy.linear'),
-    ('ansible.legacy.linear', 'hotswap.deploy.linear'),
+    # Spelled out, Ansible's own: the way to run the playbooks without this strategy.
+    ('ansible.builtin.linear', 'ansible.builtin.linear'),
+    ('ansible.legacy.linear', 'ansible.legacy.linear'),
     ('mitogen_linear', 'mitogen_linear'),
     ('free', 'free'),
     ('my.own.linear', 'my.own.linear'),
