@@ -94,8 +94,9 @@ def runs_in_main_process(task):
 def run_in_main_process(strategy, host, task, task_vars, play_context):
     """What linear's worker does for one task and host (executor, result onto the results queue), unforked.
 
-    The executor templates the task in place, so it gets a copy (with its parents, without their task lists)."""
-    own = task.copy(exclude_tasks=True)
+    The executor templates the task in place and adds to its variables (a forked worker changes its own copies
+    of both): it gets a copy of the task (with its parents, without their task lists) and of the variables."""
+    own, task_vars = task.copy(exclude_tasks=True), task_vars.copy()
     if EXECUTOR_KIND == 'raw_result':
         with TaskContext(own):
             result = TaskExecutor(host, own, task_vars, play_context, strategy._loader,

@@ -261,3 +261,37 @@ def test_a_play_runs_as_with_linear_and_its_controller_tasks_fork_no_worker(tmp_
     assert seen['h2'] == dict(doubled=4, sum=3, rescued='failed on h2', refused=True, role_ran=False)
     recap = [line for line in output.splitlines() if line.startswith(('h1 ', 'h2 '))]
     assert recap == [line for line in linear_output.splitlines() if line.startswith(('h1 ', 'h2 '))]
+
+
+def test_the_executor_gets_its_own_copies_of_the_task_and_the_variables(strategy, monkeypatch):
+    # As in a forked worker: what the executor changes (the task it templates, the variables it adds to) stays its own.
+    seen = {}
+
+    class Executor(object):
+        def __init__(self, host, task, job_vars, *rest):
+            seen.update(task=task, job_vars=job_vars)
+
+        def run(self):
+            seen['job_vars']['ansible_search_path'] = ['x']
+            seen['task'].name = 'templated'
+            return {'changed': False}
+
+    sent = []
+    monkeypatch.setattr(strategy, 'TaskExecutor', Executor)
+    monkeypatch.setattr(strategy, 'plugin_loader', type('Loader', (), {'get_plugin_loader_namespace': staticmethod(
+        lambda: None)}))
+
+    class Queue(object):
+        def send_task_result(self, *args, **kwargs):
+            sent.append((args, kwargs))
+
+    class Host(object):
+        name = 'h1'
+
+    plugin = type('Strategy', (), {'_loader': None, '_final_q': Queue(), '_variable_manager': None})()
+    task = _task('ansible.builtin.set_fact', name='Set it')
+    task_vars = {'n': 1}
+    strategy.run_in_main_process(plugin, Host(), task, task_vars, None)
+    assert task_vars == {'n': 1} and task.name == 'Set it'
+    assert seen['task'] is not task and seen['task']._uuid == task._uuid and seen['task'].name == 'templated'
+    assert len(sent) == 1
