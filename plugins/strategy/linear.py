@@ -102,12 +102,24 @@ def run_in_main_process(strategy, host, task, task_vars, play_context):
             result = TaskExecutor(host, own, task_vars, play_context, strategy._loader,
                                   plugin_loader.get_plugin_loader_namespace(), strategy._final_q,
                                   strategy._variable_manager).run()
-        strategy._final_q.send_task_result(_RawTaskResult(host=host, task=own, return_data=result,
-                                                          task_fields=own.dump_attrs()))
     else:
         result = TaskExecutor(host, own, task_vars, play_context, None, strategy._loader, plugin_loader,
                               strategy._final_q, strategy._variable_manager).run()
-        strategy._final_q.send_task_result(host.name, own._uuid, result, task_fields=own.dump_attrs())
+    try:
+        send_result(strategy._final_q, host, own, result, own.dump_attrs())
+    except Exception as e:  # pylint: disable=broad-except
+        # The queue pickles the result as it takes it; as in linear's worker, one it cannot take fails the task,
+        # not the run.
+        send_result(strategy._final_q, host, own, {'failed': True, 'changed': False, 'msg': (
+            'Task result omitted due to queue send failure: %s' % e)}, {})
+
+
+def send_result(final_q, host, task, result, task_fields):
+    """Put one task result on the results queue, in the form this ansible-core's worker does."""
+    if EXECUTOR_KIND == 'raw_result':
+        final_q.send_task_result(_RawTaskResult(host=host, task=task, return_data=result, task_fields=task_fields))
+    else:
+        final_q.send_task_result(host.name, task._uuid, result, task_fields=task_fields)
 
 
 class StrategyModule(LinearStrategy):

@@ -263,35 +263,58 @@ def test_a_play_runs_as_with_linear_and_its_controller_tasks_fork_no_worker(tmp_
     assert recap == [line for line in linear_output.splitlines() if line.startswith(('h1 ', 'h2 '))]
 
 
-def test_the_executor_gets_its_own_copies_of_the_task_and_the_variables(strategy, monkeypatch):
-    # As in a forked worker: what the executor changes (the task it templates, the variables it adds to) stays its own.
+class _Executor(object):
+    """Stands in for ansible-core's TaskExecutor: records what it was given, changes it as the real one does."""
     seen = {}
 
-    class Executor(object):
-        def __init__(self, host, task, job_vars, *rest):
-            seen.update(task=task, job_vars=job_vars)
+    def __init__(self, host, task, job_vars, *rest):
+        self.seen.update(task=task, job_vars=job_vars)
 
-        def run(self):
-            seen['job_vars']['ansible_search_path'] = ['x']
-            seen['task'].name = 'templated'
-            return {'changed': False}
+    def run(self):
+        self.seen['job_vars']['ansible_search_path'] = ['x']
+        self.seen['task'].name = 'templated'
+        return {'changed': False, 'ansible_facts': {'a': 1}}
 
-    sent = []
-    monkeypatch.setattr(strategy, 'TaskExecutor', Executor)
+
+class _Queue(object):
+    """The results queue; ``refuse`` results it cannot take (as a pickling error would)."""
+
+    def __init__(self, refuse=0):
+        self.refuse, self.sent = refuse, []
+
+    def send_task_result(self, *args, **kwargs):
+        if self.refuse:
+            self.refuse -= 1
+            raise TypeError("cannot pickle 'generator' object")
+        result = args[0]._return_data if hasattr(args[0], '_return_data') else args[2]
+        self.sent.append(result)
+
+
+class _Host(object):
+    name = 'h1'
+
+
+def _run_in_main_process(strategy, monkeypatch, queue, task, task_vars):
+    _Executor.seen.clear()
+    monkeypatch.setattr(strategy, 'TaskExecutor', _Executor)
     monkeypatch.setattr(strategy, 'plugin_loader', type('Loader', (), {'get_plugin_loader_namespace': staticmethod(
         lambda: None)}))
+    plugin = type('Strategy', (), {'_loader': None, '_final_q': queue, '_variable_manager': None})()
+    strategy.run_in_main_process(plugin, _Host(), task, task_vars, None)
+    return _Executor.seen
 
-    class Queue(object):
-        def send_task_result(self, *args, **kwargs):
-            sent.append((args, kwargs))
 
-    class Host(object):
-        name = 'h1'
-
-    plugin = type('Strategy', (), {'_loader': None, '_final_q': Queue(), '_variable_manager': None})()
-    task = _task('ansible.builtin.set_fact', name='Set it')
-    task_vars = {'n': 1}
-    strategy.run_in_main_process(plugin, Host(), task, task_vars, None)
+def test_the_executor_gets_its_own_copies_of_the_task_and_the_variables(strategy, monkeypatch):
+    # As in a forked worker: what the executor changes (the task it templates, the variables it adds to) stays its own.
+    queue, task, task_vars = _Queue(), _task('ansible.builtin.set_fact', name='Set it'), {'n': 1}
+    seen = _run_in_main_process(strategy, monkeypatch, queue, task, task_vars)
     assert task_vars == {'n': 1} and task.name == 'Set it'
     assert seen['task'] is not task and seen['task']._uuid == task._uuid and seen['task'].name == 'templated'
-    assert len(sent) == 1
+    assert queue.sent == [{'changed': False, 'ansible_facts': {'a': 1}}]
+
+
+def test_a_result_the_queue_cannot_take_fails_the_task_not_the_run(strategy, monkeypatch):
+    queue = _Queue(refuse=1)
+    _run_in_main_process(strategy, monkeypatch, queue, _task('ansible.builtin.set_fact'), {})
+    assert len(queue.sent) == 1 and queue.sent[0]['failed'] is True
+    assert queue.sent[0]['msg'] == "Task result omitted due to queue send failure: cannot pickle 'generator' object"
