@@ -17,12 +17,19 @@ Both follow the same protocol (subclasses fill in the module specific parts):
    failure is returned as is;
 3. compare the executable header with the host's platform and refuse a mismatch;
 4. in check mode stop here (changed=true);
-5. copy the file into the remote temp dir, run the module on that copy, remove the temp dir.
+5. copy the file into a new remote temp dir, run the module on that copy, remove the temp dir. Where the
+   connection takes data on a command's stdin (ssh, local: the plugins that can pipeline modules) and the file
+   is not too big to hold in memory, one shell command makes the dir and writes the file from its stdin
+   (``stream_command``); otherwise Ansible's own steps do it (make the dir, sftp/scp the file, fix its
+   permissions): three commands and a transfer session more per push.
 
 Everything else (``url``, verify-only, host-side ``src``) goes straight to the module.
 """
 
 from __future__ import annotations
+
+import os
+import shlex
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
@@ -40,6 +47,10 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.common import Hotsw
 # Keys of the failed probe that must not leak into a check-mode result.
 PROBE_ONLY_KEYS = ('failed', 'msg', 'reason', 'exception')
 
+# The largest file sent on a command's stdin: the connection plugin takes it as one bytes object, so each
+# worker holds the whole file while it sends it (forks x this, at most). Bigger files go by Ansible's transfer.
+STREAM_MAX_BYTES = 128 * 1024 ** 2
+
 
 def shell_family(connection):
     """'sh' or 'powershell': the family of the shell Ansible uses on this host."""
@@ -56,6 +67,26 @@ def check_executable_os(fmt, os_name, what):
         raise HotswapError(
             "uploading %s: it is a %s but the host runs %s. Build for GOOS=%s or pick the right artifact."
             % (what, describe_format(fmt), os_name.capitalize(), os_name))
+
+
+def stream_command(remote_tmp, basefile, name):
+    """One sh command that makes a new private dir ``<remote_tmp>/<basefile>`` (as Ansible's own temp dirs are
+    made: ``remote_tmp`` expanded by the host's shell, mode 0700) and writes its stdin to ``<dir>/<name>``;
+    it prints ``<basefile>=<dir>``, and removes the dir when the write fails."""
+    q = shlex.quote
+    return ('( umask 77 && mkdir -p `echo %s` && d=`echo %s/%s` && mkdir "$d" && '
+            '{ cat > "$d"/%s || { rm -rf "$d"; exit 1; }; } && echo %s="$d" )'
+            % (remote_tmp, remote_tmp, basefile, q(name), basefile))
+
+
+def streamed_dir(res, basefile):
+    """The dir stream_command made, from its result; None when it failed."""
+    if res.get('rc') != 0:
+        return None
+    for line in (res.get('stdout') or '').splitlines():
+        if line.startswith(basefile + '=') and len(line) > len(basefile) + 2:
+            return line[len(basefile) + 1:]
+    return None
 
 
 class PushActionBase(ActionBase):
@@ -228,12 +259,50 @@ class PushActionBase(ActionBase):
         if self._task.check_mode:
             return self.check_mode_result(probe, fmt)
 
-        shell = self._connection._shell
-        if shell.tmpdir is None:
-            self._make_tmp_path()
-        remote_src = shell.join_path(shell.tmpdir, self.remote_name(args))
-        self._transfer_file(local, remote_src)
-        self._fixup_perms2((shell.tmpdir, remote_src))
+        remote_src = self._send(local, self.remote_name(args), what)
         if self.defer_module:
             return dict(changed=True, deferred=self.push_args(args, remote_src), executable=fmt)
         return self.pushed(self._module(self.push_args(args, remote_src), task_vars), fmt)
+
+    # -- the transfer -----------------------------------------------------------------------------
+
+    def _send(self, local, name, what):
+        """Put the controller's file ``local`` into a new remote temp dir as ``name``; its path there."""
+        shell = self._connection._shell
+        if shell.tmpdir is None and self._can_stream(local):
+            return self._stream(local, name, what)
+        if shell.tmpdir is None:
+            self._make_tmp_path()
+        remote_src = shell.join_path(shell.tmpdir, name)
+        self._transfer_file(local, remote_src)
+        self._fixup_perms2((shell.tmpdir, remote_src))
+        return remote_src
+
+    def _can_stream(self, local):
+        """The file can go on a command's stdin: a POSIX shell, a connection that takes data (it can pipeline),
+        a temp dir the connection user may hand on (no become to a second unprivileged user), a file of at
+        most STREAM_MAX_BYTES."""
+        return (shell_family(self._connection) == 'sh' and getattr(self._connection, 'has_pipelining', False)
+                and not getattr(self._connection, '_remote_is_local', False)
+                and not self._is_become_unprivileged() and os.path.getsize(local) <= STREAM_MAX_BYTES)
+
+    def _stream(self, local, name, what):
+        shell = self._connection._shell
+        basefile = shell._generate_temp_dir_name()
+        with open(local, 'rb') as f:
+            data = f.read()
+        res = self._low_level_execute_command(
+            stream_command(self.get_shell_option('remote_tmp', default='~/.ansible/tmp'), basefile, name),
+            in_data=data, sudoable=False)
+        tmpdir = streamed_dir(res, basefile)
+        if tmpdir is None:
+            # As a failed transfer: a failed task (an ssh failure raised AnsibleConnectionFailure already).
+            raise AnsibleError(
+                'uploading %s: writing it into a new temporary directory on the host failed (rc %s: %s). Check the '
+                'free space and permissions of remote_tmp (%s) on the host.' % (
+                    what, res.get('rc'), (res.get('stderr') or res.get('stdout') or 'no output').strip()[-300:],
+                    self.get_shell_option('remote_tmp', default='~/.ansible/tmp')))
+        # Ansible's temp dir from here on: module runs use it, the run removes it at its end.
+        shell.tmpdir = tmpdir
+        self._cleanup_remote_tmp = True
+        return shell.join_path(tmpdir, name)

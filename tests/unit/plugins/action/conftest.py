@@ -67,6 +67,9 @@ def build_action(controller, tmpdir, args, host, check_mode=False, found=None, s
     connection = mock.MagicMock()
     connection._shell.tmpdir = None
     connection._shell.SHELL_FAMILY = shell
+    # Ansible's transfer (make the dir, put the file) unless a test streams: see test_binary_upload.py.
+    connection.has_pipelining = False
+    connection._remote_is_local = False
     separator = '\\' if shell == 'powershell' else '/'
     connection._shell.join_path.side_effect = lambda *p: separator.join(p)
     loader = mock.MagicMock()

@@ -249,3 +249,101 @@ def test_a_deferred_push_leaves_the_module_run_and_the_copy_to_its_caller(artifa
     r = action.run(task_vars={})
     assert r['transferred'] is False and 'deferred' not in r and len(host.runs) == 1
     action._remove_tmp_path.assert_called()
+
+
+# -- the file on a command's stdin (connections that take data: ssh, local) --------------------------------
+
+STREAMED = '/home/u/.ansible/tmp/ansible-tmp-9-1-2'
+
+
+def streaming(action, unprivileged=False):
+    """The action on a connection that takes data on a command's stdin."""
+    action._connection.has_pipelining = True
+    action._connection._shell._generate_temp_dir_name.return_value = 'ansible-tmp-9-1-2'
+    action.get_shell_option = lambda name, default=None: '~/.ansible/tmp'
+    action._is_become_unprivileged = lambda: unprivileged
+    return action
+
+
+class StreamingHost(Host):
+    """Answers the quick probe and the command that writes its stdin into a new temp dir."""
+
+    def __init__(self, stream_rc=0, **kw):
+        super(StreamingHost, self).__init__(**kw)
+        self.stream_rc = stream_rc
+        self.streamed = []
+
+    def low_level(self, cmd, sudoable=True, in_data=None, **kw):
+        if in_data is None:
+            return super(StreamingHost, self).low_level(cmd, sudoable=sudoable)
+        self.commands.append(cmd)
+        self.streamed.append(dict(data=in_data, sudoable=sudoable))
+        if self.stream_rc:
+            return dict(rc=self.stream_rc, stdout='', stderr='cat: write error: No space left on device')
+        return dict(rc=0, stdout='ansible-tmp-9-1-2=%s\n' % STREAMED, stderr='')
+
+
+def test_a_connection_that_takes_data_gets_the_file_in_one_command(artifact_file, make_action):
+    path, sha = artifact_file
+    host = StreamingHost()
+    action = streaming(make_action(args_for('app', sha), host, found=path))
+    r = action.run(task_vars={})
+    assert not r.get('failed') and r['transferred'] is True, r
+    # The probe, then one command that makes the dir and writes the file - as the connection user, as sftp would.
+    assert len(host.commands) == 2 and 'ansible-tmp-9-1-2' in host.commands[1]
+    with open(path, 'rb') as f:
+        assert host.streamed == [dict(data=f.read(), sudoable=False)]
+    action._make_tmp_path.assert_not_called()
+    action._transfer_file.assert_not_called()
+    action._fixup_perms2.assert_not_called()
+    assert host.runs[0]['src'] == STREAMED + '/hotswap-upload-app' and host.runs[0]['move_src'] is True
+    # The dir is Ansible's temp dir from then on: removed at the end of the task.
+    assert action._connection._shell.tmpdir == STREAMED
+    action._remove_tmp_path.assert_called_with(STREAMED)
+
+
+def test_a_write_that_fails_on_the_host_fails_the_task_and_runs_no_module(artifact_file, make_action, controller):
+    path, sha = artifact_file
+    host = StreamingHost(stream_rc=1)
+    action = streaming(make_action(args_for('app', sha), host, found=path))
+    with pytest.raises(Exception) as e:
+        action.run(task_vars={})
+    assert 'writing it into a new temporary directory on the host failed (rc 1: cat: write error: No space left ' \
+           'on device)' in str(e.value) and 'remote_tmp (~/.ansible/tmp)' in str(e.value)
+    assert host.runs == []
+
+
+@pytest.mark.parametrize('why', ['too big to hold in memory', 'become to a second unprivileged user'])
+def test_files_it_cannot_stream_go_by_ansibles_transfer(artifact_file, make_action, monkeypatch, why):
+    from ansible_collections.hotswap.deploy.plugins.plugin_utils import push
+    path, sha = artifact_file
+    host = StreamingHost()
+    if why.startswith('too big'):
+        monkeypatch.setattr(push, 'STREAM_MAX_BYTES', 100)
+    action = streaming(make_action(args_for('app', sha), host, found=path), unprivileged=why.startswith('become'))
+    r = action.run(task_vars={})
+    assert not r.get('failed') and host.streamed == []
+    assert host.transfers == [(path, TMPDIR + '/hotswap-upload-app')]
+
+
+def test_the_stream_command_makes_a_private_dir_and_cleans_up_a_failed_write(tmp_path, controller):
+    """stream_command run by a real sh: the file written from stdin, the dir private; a write that fails
+    leaves nothing."""
+    import os
+    import stat
+    import subprocess
+    from ansible_collections.hotswap.deploy.plugins.plugin_utils.push import stream_command, streamed_dir
+    env = dict(os.environ, HOME=str(tmp_path))
+    run = subprocess.run(['sh', '-c', stream_command('~/.ansible/tmp', 'ansible-tmp-1-2', "it's app")],
+                         input=b'\x7fELF data', capture_output=True, env=env, check=False)
+    d = streamed_dir(dict(rc=run.returncode, stdout=run.stdout.decode()), 'ansible-tmp-1-2')
+    assert d == str(tmp_path / '.ansible' / 'tmp' / 'ansible-tmp-1-2')
+    assert (tmp_path / '.ansible/tmp/ansible-tmp-1-2' / "it's app").read_bytes() == b'\x7fELF data'
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.join(d, "it's app")).st_mode) == 0o600
+    # A name the write cannot create (no such subdirectory): non-zero, and the new dir is gone.
+    run = subprocess.run(['sh', '-c', stream_command('~/.ansible/tmp', 'ansible-tmp-3-4', 'no/such')],
+                         input=b'x', capture_output=True, env=env, check=False)
+    assert run.returncode != 0
+    assert streamed_dir(dict(rc=run.returncode, stdout=run.stdout.decode()), 'ansible-tmp-3-4') is None
+    assert not (tmp_path / '.ansible/tmp/ansible-tmp-3-4').exists()
