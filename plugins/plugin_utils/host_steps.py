@@ -150,6 +150,9 @@ class HostStepsAction(ActionBase):
             raise
         except AnsibleError as e:
             res = dict(failed=True, msg='running %s: %s' % (name, e))
+        finally:
+            # A temp dir it made and left (a deferred push) is this task's to remove at its end.
+            self._cleanup_remote_tmp |= action._cleanup_remote_tmp
         self._warnings.extend(res.get('warnings') or [])
         # A check run forced on a real task (a read-only pre-check) changes nothing.
         self._changed |= bool(res.get('changed')) and not (task.check_mode and not self._task.check_mode)
