@@ -264,7 +264,6 @@ from ansible_collections.hotswap.deploy.plugins.module_utils.redact import Redac
 from ansible_collections.hotswap.deploy.plugins.module_utils.common import BASE_DIR_SPEC, HotswapError
 from ansible_collections.hotswap.deploy.plugins.module_utils import lock
 from ansible_collections.hotswap.deploy.plugins.module_utils.ledger import info
-from ansible_collections.hotswap.deploy.plugins.module_utils.status import live_check
 
 
 def main():
@@ -285,6 +284,8 @@ def main():
     status = dict(live=False, live_reason=None)
     try:
         if p['state'] == 'present' and p['unless_live'] is not None:
+            # Imported here: the unlock run does not compile the live check's health, unit and restart code.
+            from ansible_collections.hotswap.deploy.plugins.module_utils.status import live_check
             checked = live_check(p['base_dir'], p['unless_live'], run_command=module.run_command)
             status = dict(live=checked['live'], live_reason=checked['reason'])
         if status['live']:
