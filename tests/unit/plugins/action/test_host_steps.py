@@ -44,6 +44,7 @@ class FakeAction(object):
     def __init__(self, answer):
         self.answer = answer
         self.runs = []
+        self._cleanup_remote_tmp = False     # ActionBase's: True once it made Ansible's temp dir on the host
 
     def run(self, tmp=None, task_vars=None):
         self.runs.append(task_vars)
@@ -127,6 +128,16 @@ def test_run_action_that_changes_nothing_leaves_the_change_alone(action):
     a._changed = True
     a._run_action(UPLOAD, dict(src='/dist/demo'))
     assert a._changed is True
+
+
+@pytest.mark.parametrize('made', [True, False])
+def test_a_temp_dir_the_other_action_made_is_this_tasks_to_remove(action, made):
+    """A deferred push leaves its temp dir on the connection for the cutover run: removed at this task's end."""
+    a = action(answer=dict(changed=True, deferred={'src': '/home/u/.ansible/tmp/ansible-tmp-1/app'}))
+    a._shared_loader_obj.action_loader.plugin._cleanup_remote_tmp = made
+    a._cleanup_remote_tmp = False
+    a._run_action('hotswap.deploy.binary_upload', {})
+    assert a._cleanup_remote_tmp is made
 
 
 def test_run_action_sets_the_attrs_on_the_other_action(action):
