@@ -280,6 +280,8 @@ PARAMIKO_PUT_RE = re.compile(r'^<(?P<addr>[^>]+)> PUT ')
 def classify(cmd):
     if 'python' in cmd:
         return 'module'
+    if 'cat > ' in cmd:
+        return 'transfer'      # the push's file on the command's stdin (plugins/plugin_utils/push.py)
     for word, kind in (('echo ~', 'home_dir'), ('mkdir', 'tmp_dir'), ('chmod', 'chmod'), ('rm -f -r', 'cleanup')):
         if word in cmd:
             return kind
