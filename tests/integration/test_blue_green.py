@@ -211,6 +211,7 @@ def test_switch_and_switch_back_under_load(bg_fleet, app, tmp_path):
 
 def test_failed_releases_leave_the_old_one_serving(bg_fleet, app, tmp_path):
     hosts, inventory = bg_fleet
+    temp_dirs_before = dict((host['name'], testlib.ansible_temp_dirs(host)) for host in hosts)
     v1 = testlib.build_app('1.0.0')
     r = deploy(inventory, tmp_path, app, '1.0.0', blue_green_scale_down_delay=0)
     assert r.rc == 0, r
@@ -267,6 +268,8 @@ def test_failed_releases_leave_the_old_one_serving(bg_fleet, app, tmp_path):
     assert {h['name']: slot_state(h, app) for h in hosts} == before
     for host in hosts:
         assert testlib.served_version(host, PUBLIC) == '1.0.0'
+        # No temp dir of a push left by the deploys, failed or not.
+        assert testlib.ansible_temp_dirs(host) == temp_dirs_before[host['name']], host['name']
 
 
 def test_deploy_playbook_rolls_out_blue_green_and_switches_back(bg_fleet, app, tmp_path):

@@ -34,16 +34,11 @@ def assert_runs_as_app_user(host, app):
     assert testlib.host_sh(host, 'ps -o uid= -p %s' % props['MainPID']).strip() == uid, (host['name'], props)
 
 
-def ansible_temp_dirs(host):
-    """Ansible's temp dirs in the connection user's remote_tmp."""
-    return set(testlib.host_sh(host, 'ls -d ~/.ansible/tmp/ansible-tmp-* 2>/dev/null; true').split())
-
-
 def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, app_name, app_port, tmp_path):
     v1 = testlib.build_app('1.0.0')
     v2 = testlib.build_app('2.0.0')
     v3_bad = testlib.build_app('3.0.0', fault='unhealthy')
-    temp_dirs_before = dict((host['name'], ansible_temp_dirs(host)) for host in fleet)
+    temp_dirs_before = dict((host['name'], testlib.ansible_temp_dirs(host)) for host in fleet)
 
     # First deploy: every host serves v1 from releases/<version>-<sha12> through a relative link.
     r = testlib.playbook(fleet.inventory, 'deploy', deploy_vars(app_name, app_port, '1.0.0', v1), tmp_path=tmp_path)
@@ -89,7 +84,7 @@ def test_deploy_upgrade_rerun_and_failed_upgrade(fleet, app_name, app_port, tmp_
         # No lock left behind by the failed run.
         assert testlib.host_sh(host, 'test ! -e /opt/%s/.hotswap/lock && echo free' % app_name).strip() == 'free'
         # Nor a temp dir of a push, by the deploys or the failed one.
-        assert ansible_temp_dirs(host) == temp_dirs_before[host['name']], host['name']
+        assert testlib.ansible_temp_dirs(host) == temp_dirs_before[host['name']], host['name']
 
 
 def test_concurrent_deploy_is_refused(fleet, app_name, app_port, tmp_path):

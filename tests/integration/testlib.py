@@ -280,6 +280,11 @@ def host_sh(host, command, check=True):
     return proc.stdout
 
 
+def ansible_temp_dirs(host):
+    """Ansible's temp dirs in root's remote_tmp on a test host (the fleets connect as root): a deploy leaves none."""
+    return set(host_sh(host, 'ls -d ~/.ansible/tmp/ansible-tmp-* 2>/dev/null; true').split())
+
+
 def served_version(host, port):
     """Ask the service inside the host what version it runs (None when it does not answer)."""
     out = host_sh(host, 'curl -fsS --max-time 3 http://127.0.0.1:%d/healthz || true' % port, check=False)
