@@ -20,8 +20,8 @@ Both follow the same protocol (subclasses fill in the module specific parts):
 5. copy the file into a new remote temp dir, run the module on that copy, remove the temp dir. Where the
    connection takes data on a command's stdin (ssh, local: the plugins that can pipeline modules) and the file
    is not too big to hold in memory, one shell command makes the dir and writes the file from its stdin
-   (``stream_command``); otherwise Ansible's own steps do it (make the dir, sftp/scp the file, fix its
-   permissions): three commands and a transfer session more per push.
+   (``stream_command``); otherwise Ansible's own steps do it (expand ``~``, make the dir, sftp/scp the file, fix
+   its permissions): two commands and a transfer session more per push.
 
 Everything else (``url``, verify-only, host-side ``src``) goes straight to the module.
 """
@@ -84,8 +84,9 @@ def streamed_dir(res, basefile):
     if res.get('rc') != 0:
         return None
     for line in (res.get('stdout') or '').splitlines():
-        if line.startswith(basefile + '=') and len(line) > len(basefile) + 2:
-            return line[len(basefile) + 1:]
+        key, sep, path = line.partition('=')
+        if key == basefile and sep and path not in ('', '/'):
+            return path
     return None
 
 
@@ -289,11 +290,11 @@ class PushActionBase(ActionBase):
     def _stream(self, local, name, what):
         shell = self._connection._shell
         basefile = shell._generate_temp_dir_name()
+        remote_tmp = self.get_shell_option('remote_tmp', default='~/.ansible/tmp')
         with open(local, 'rb') as f:
             data = f.read()
-        res = self._low_level_execute_command(
-            stream_command(self.get_shell_option('remote_tmp', default='~/.ansible/tmp'), basefile, name),
-            in_data=data, sudoable=False)
+        res = self._low_level_execute_command(stream_command(remote_tmp, basefile, name), in_data=data,
+                                              sudoable=False)
         tmpdir = streamed_dir(res, basefile)
         if tmpdir is None:
             # As a failed transfer: a failed task (an ssh failure raised AnsibleConnectionFailure already).
@@ -301,7 +302,7 @@ class PushActionBase(ActionBase):
                 'uploading %s: writing it into a new temporary directory on the host failed (rc %s: %s). Check the '
                 'free space and permissions of remote_tmp (%s) on the host.' % (
                     what, res.get('rc'), (res.get('stderr') or res.get('stdout') or 'no output').strip()[-300:],
-                    self.get_shell_option('remote_tmp', default='~/.ansible/tmp')))
+                    remote_tmp))
         # Ansible's temp dir from here on: module runs use it, the run removes it at its end.
         shell.tmpdir = tmpdir
         self._cleanup_remote_tmp = True

@@ -302,11 +302,12 @@ def test_a_connection_that_takes_data_gets_the_file_in_one_command(artifact_file
     action._remove_tmp_path.assert_called_with(STREAMED)
 
 
-def test_a_write_that_fails_on_the_host_fails_the_task_and_runs_no_module(artifact_file, make_action, controller):
+def test_a_write_that_fails_on_the_host_fails_the_task_and_runs_no_module(artifact_file, make_action):
+    from ansible.errors import AnsibleError
     path, sha = artifact_file
     host = StreamingHost(stream_rc=1)
     action = streaming(make_action(args_for('app', sha), host, found=path))
-    with pytest.raises(Exception) as e:
+    with pytest.raises(AnsibleError) as e:
         action.run(task_vars={})
     assert 'writing it into a new temporary directory on the host failed (rc 1: cat: write error: No space left ' \
            'on device)' in str(e.value) and 'remote_tmp (~/.ansible/tmp)' in str(e.value)
