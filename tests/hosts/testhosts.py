@@ -157,6 +157,9 @@ MASKED_UNITS = (
     'apt-daily.timer', 'apt-daily-upgrade.timer', 'apt-daily.service',
     'apt-daily-upgrade.service', 'fstrim.timer', 'e2scrub_all.timer',
     'e2scrub_reap.service', 'dpkg-db-backup.timer', 'man-db.timer',
+    # nobody answers a password prompt here, and each path unit holds an inotify instance of the machine's
+    # per-user limit (INOTIFY_PER_HOST)
+    'systemd-ask-password-console.path', 'systemd-ask-password-wall.path',
 )
 
 # A non-root login for tests that deploy with become (-e ansible_user=deploy
@@ -281,13 +284,13 @@ def check_prefix(prefix):
 
 
 @contextlib.contextmanager
-def _flock(path):
+def _flock(path, holder='another run is building'):
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log('waiting for lock %s (another run is building)' % path)
+            log('waiting for lock %s (%s)' % (path, holder))
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
@@ -865,9 +868,9 @@ def ssh_run(host, command, check=True, timeout=120):
 
 
 INOTIFY_INSTANCES = '/proc/sys/fs/inotify/max_user_instances'
-# Inotify instances per test host (its systemd, journald, logind...): on this machine 154 were open with 26 hosts
-# and 350 with 50.
-INOTIFY_PER_HOST = 6
+# Inotify instances per test host: systemd 3 (its cgroups, /etc/localtime, one more), logind 1, dbus 1, with the
+# ask-password path units masked (they took 2 more: 350 were open with 50 hosts).
+INOTIFY_PER_HOST = 5
 
 
 def _open_inotify_instances():
@@ -883,6 +886,62 @@ def _open_inotify_instances():
             except OSError:
                 pass
     return count
+
+
+def _inotify_limit():
+    try:
+        with open(INOTIFY_INSTANCES) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def inotify_room(limit, open_now, count):
+    """Whether `count` more hosts' systemd fit under the per-user inotify limit (no limit read: assume they do)."""
+    return not limit or open_now + count * INOTIFY_PER_HOST <= limit
+
+
+# How long up() waits for other runs' hosts to go when the inotify limit has no room for its own (pytest-xdist
+# workers start hosts at once; each worker's session hosts stay until it ends).
+INOTIFY_WAIT_ENV = 'TESTHOSTS_INOTIFY_WAIT'
+INOTIFY_WAIT_S = 900
+
+
+@contextlib.contextmanager
+def inotify_room_held(count, sdir=None, wait=None):
+    """Wait until `count` more hosts fit under the inotify limit, then hold the machine's host-start lock while
+    they start, so two runs do not both count the same free instances. A container whose systemd gets no
+    instance exits at once (code 255, no log)."""
+    wait = float(os.environ.get(INOTIFY_WAIT_ENV, INOTIFY_WAIT_S) if wait is None else wait)
+    limit = _inotify_limit()
+    if limit and count * INOTIFY_PER_HOST > limit:
+        raise TestHostError(
+            'starting %d hosts: their systemd need about %d inotify instances and the kernel allows %d per user '
+            '(%s). Start fewer hosts, or raise the limit (as root: sysctl -w fs.inotify.max_user_instances=%d).'
+            % (count, count * INOTIFY_PER_HOST, limit, INOTIFY_INSTANCES, max(512, 2 * count * INOTIFY_PER_HOST)))
+    lock = os.path.join(state_dir(sdir), '.hosts-start.lock')
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    deadline = time.time() + wait
+    waited = False
+    while True:
+        with _flock(lock, 'another run is starting hosts'):
+            open_now = _open_inotify_instances()
+            if inotify_room(limit, open_now, count):
+                if waited:
+                    log('inotify: room for %d host(s) now (%d of %d instances open)' % (count, open_now, limit))
+                yield
+                return
+        if time.time() >= deadline:
+            raise TestHostError(
+                'starting %d hosts: waited %d s for room under the kernel\'s inotify limit (%d per user, %s; %d '
+                'open, about %d per host). Stop other test hosts (`testhosts.py list`), or raise the limit (as '
+                'root: sysctl -w fs.inotify.max_user_instances=512).'
+                % (count, wait, limit, INOTIFY_INSTANCES, open_now, INOTIFY_PER_HOST))
+        if not waited:
+            log('inotify: %d of %d instances open, %d host(s) need about %d more: waiting up to %d s for other '
+                'hosts to go' % (open_now, limit, count, count * INOTIFY_PER_HOST, wait))
+            waited = True
+        time.sleep(2)
 
 
 def exited_before_ssh_msg(name, status, code, limit, open_now):
@@ -907,12 +966,7 @@ def _exited_before_ssh(host):
     status, code = (proc.stdout.strip().split(' ', 1) + [''])[:2]
     if proc.returncode != 0 or status in ('running', 'created', 'configured', ''):
         return None
-    try:
-        with open(INOTIFY_INSTANCES) as f:
-            limit = int(f.read().strip())
-    except (OSError, ValueError):
-        limit = 0
-    return exited_before_ssh_msg(host['container'], status, code, limit, _open_inotify_instances())
+    return exited_before_ssh_msg(host['container'], status, code, _inotify_limit(), _open_inotify_instances())
 
 
 def _wait_ready(host, deadline, accept_degraded=True):
@@ -959,6 +1013,39 @@ def _wait_ready(host, deadline, accept_degraded=True):
                                                    host['container']))
 
 
+def _start_and_wait(prefix, names, image, key, ports, sdir, network, variant, timeout, accept_degraded):
+    """Start the containers, then wait for each host's sshd and systemd; the host dicts of hosts.json."""
+    t0 = time.time()
+    workers = min(8, len(names))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
+        started = list(ex.map(
+            lambda n: _start_container(n, prefix, image, key + '.pub', ports, sdir, network=network), names))
+    t_started = time.time()
+    hosts = [{
+        'name': s['name'],
+        'container': s['name'],
+        'prefix': prefix,
+        'address': '127.0.0.1',
+        'user': 'root',
+        'ssh_port': s['ports'][SSH_PORT],
+        'ssh_key': key,
+        'ports': s['ports'],
+        'image': image,
+        'variant': variant,
+        'network': network or 'own',
+        '_t0': t0,
+    } for s in started]
+    deadline = time.time() + timeout
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
+        list(ex.map(lambda h: _wait_ready(h, deadline, accept_degraded), hosts))
+    for h in hosts:
+        h.pop('_t0', None)
+    log('%d host(s) %s-1..%d: containers started in %.1f s, ready (ssh + systemd) in %.1f s; inotify instances '
+        'open: %d of %d' % (len(names), prefix, len(names), t_started - t0, time.time() - t0,
+                            _open_inotify_instances(), _inotify_limit()))
+    return hosts
+
+
 def up(prefix, count, ports=None, app_port_count=None, sdir=None, timeout=120,
        replace=False, accept_degraded=True, keep_on_failure=False, variant=None, network=None):
     """Start `count` hosts `<prefix>-1..N`; write inventory.yml and hosts.json.
@@ -1000,45 +1087,17 @@ def up(prefix, count, ports=None, app_port_count=None, sdir=None, timeout=120,
     pdir = prefix_dir(prefix, sdir)
     os.makedirs(pdir, exist_ok=True)
 
-    t0 = time.time()
     names = ['%s-%d' % (prefix, i) for i in range(1, count + 1)]
-    hosts = []
     try:
-        workers = min(8, count)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
-            started = list(ex.map(
-                lambda n: _start_container(n, prefix, image, key + '.pub', ports, sdir,
-                                           network=network), names))
-        t_started = time.time()
-        for s in started:
-            hosts.append({
-                'name': s['name'],
-                'container': s['name'],
-                'prefix': prefix,
-                'address': '127.0.0.1',
-                'user': 'root',
-                'ssh_port': s['ports'][SSH_PORT],
-                'ssh_key': key,
-                'ports': s['ports'],
-                'image': image,
-                'variant': variant,
-                'network': network or 'own',
-                '_t0': t0,
-            })
-        deadline = time.time() + timeout
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
-            list(ex.map(lambda h: _wait_ready(h, deadline, accept_degraded), hosts))
+        with inotify_room_held(count, sdir):
+            hosts = _start_and_wait(prefix, names, image, key, ports, sdir, network, variant, timeout,
+                                    accept_degraded)
     except BaseException:
         if not keep_on_failure:
             for n in names:
                 _rm_if_ours(n, prefix)
             _remove_tree(pdir)
         raise
-    for h in hosts:
-        h.pop('_t0', None)
-    t_ready = time.time()
-    log('%d host(s) %s-1..%d: containers started in %.1f s, ready (ssh + systemd) in %.1f s'
-        % (count, prefix, count, t_started - t0, t_ready - t0))
     write_inventory(prefix, hosts, sdir=sdir)
     return hosts
 
