@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'hosts'))
 import testhosts  # noqa: E402
 
@@ -52,21 +54,19 @@ def test_hosts_start_once_other_hosts_have_gone(monkeypatch, tmp_path, capsys):
 
 def test_no_room_by_the_deadline_says_what_is_open_and_what_to_do(monkeypatch, tmp_path):
     _limits(monkeypatch, 128, [126] * 5)
-    try:
+    with pytest.raises(testhosts.TestHostError) as e:
         with testhosts.inotify_room_held(2, sdir=str(tmp_path), wait=0):
             raise AssertionError('started hosts with no room for them')
-    except testhosts.TestHostError as e:
-        msg = str(e)
+    msg = str(e.value)
     assert 'starting 2 hosts: waited 0 s for room' in msg and '126 open' in msg
     assert '`testhosts.py list`' in msg and 'sysctl -w fs.inotify.max_user_instances=512' in msg
 
 
 def test_more_hosts_than_the_limit_can_ever_hold_fail_at_once(monkeypatch, tmp_path):
     _limits(monkeypatch, 128, [])                      # no count taken: nothing to wait for
-    try:
+    with pytest.raises(testhosts.TestHostError) as e:
         with testhosts.inotify_room_held(30, sdir=str(tmp_path), wait=900):
             raise AssertionError('started hosts with no room for them')
-    except testhosts.TestHostError as e:
-        msg = str(e)
+    msg = str(e.value)
     assert 'starting 30 hosts: their systemd need about 150 inotify instances and the kernel allows 128' in msg
     assert 'sysctl -w fs.inotify.max_user_instances=512' in msg
