@@ -59,6 +59,8 @@ LABEL = 'hotswap.testhosts'            # value: the prefix
 LABEL_STATE = 'hotswap.testhosts.state-dir'   # value: the state dir (for --all-mine)
 LOCK_DIR = '/var/tmp'
 IMAGE_LOCK = os.path.join(LOCK_DIR, 'hotswap-testhost-image.lock')
+# The inotify limit is the user's, whichever checkout starts the hosts.
+START_LOCK = os.path.join(LOCK_DIR, 'hotswap-testhost-start-%d.lock' % os.getuid())
 # .deb cache shared by builds (used under IMAGE_LOCK): a recipe change does
 # not download everything again.
 DEB_CACHE = os.path.join(LOCK_DIR, 'hotswap-testhost-debcache')
@@ -908,7 +910,7 @@ INOTIFY_WAIT_S = 900
 
 
 @contextlib.contextmanager
-def inotify_room_held(count, sdir=None, wait=None):
+def inotify_room_held(count, wait=None, lock=None):
     """Wait until `count` more hosts fit under the inotify limit, then hold the machine's host-start lock while
     they start, so two runs do not both count the same free instances. A container whose systemd gets no
     instance exits at once (code 255, no log)."""
@@ -919,12 +921,10 @@ def inotify_room_held(count, sdir=None, wait=None):
             'starting %d hosts: their systemd need about %d inotify instances and the kernel allows %d per user '
             '(%s). Start fewer hosts, or raise the limit (as root: sysctl -w fs.inotify.max_user_instances=%d).'
             % (count, count * INOTIFY_PER_HOST, limit, INOTIFY_INSTANCES, max(512, 2 * count * INOTIFY_PER_HOST)))
-    lock = os.path.join(state_dir(sdir), '.hosts-start.lock')
-    os.makedirs(os.path.dirname(lock), exist_ok=True)
     deadline = time.time() + wait
     waited = False
     while True:
-        with _flock(lock, 'another run is starting hosts'):
+        with _flock(lock or START_LOCK, 'another run is starting hosts'):
             open_now = _open_inotify_instances()
             if inotify_room(limit, open_now, count):
                 if waited:
@@ -1089,7 +1089,7 @@ def up(prefix, count, ports=None, app_port_count=None, sdir=None, timeout=120,
 
     names = ['%s-%d' % (prefix, i) for i in range(1, count + 1)]
     try:
-        with inotify_room_held(count, sdir):
+        with inotify_room_held(count):
             hosts = _start_and_wait(prefix, names, image, key, ports, sdir, network, variant, timeout,
                                     accept_degraded)
     except BaseException:

@@ -43,19 +43,19 @@ def _limits(monkeypatch, limit, open_counts):
 def test_hosts_start_once_other_hosts_have_gone(monkeypatch, tmp_path, capsys):
     _limits(monkeypatch, 128, [125, 126, 60])
     entered = []
-    with testhosts.inotify_room_held(3, sdir=str(tmp_path), wait=60):
+    with testhosts.inotify_room_held(3, lock=str(tmp_path / 'start.lock'), wait=60):
         entered.append(True)
     assert entered == [True]
     err = capsys.readouterr().err
     assert '125 of 128 instances open, 3 host(s) need about 15 more: waiting up to 60 s' in err
     assert 'room for 3 host(s) now (60 of 128 instances open)' in err
-    assert os.path.exists(os.path.join(str(tmp_path), '.hosts-start.lock'))
+    assert (tmp_path / 'start.lock').exists()
 
 
 def test_no_room_by_the_deadline_says_what_is_open_and_what_to_do(monkeypatch, tmp_path):
     _limits(monkeypatch, 128, [126] * 5)
     with pytest.raises(testhosts.TestHostError) as e:
-        with testhosts.inotify_room_held(2, sdir=str(tmp_path), wait=0):
+        with testhosts.inotify_room_held(2, lock=str(tmp_path / 'start.lock'), wait=0):
             raise AssertionError('started hosts with no room for them')
     msg = str(e.value)
     assert 'starting 2 hosts: waited 0 s for room' in msg and '126 open' in msg
@@ -65,7 +65,7 @@ def test_no_room_by_the_deadline_says_what_is_open_and_what_to_do(monkeypatch, t
 def test_more_hosts_than_the_limit_can_ever_hold_fail_at_once(monkeypatch, tmp_path):
     _limits(monkeypatch, 128, [])                      # no count taken: nothing to wait for
     with pytest.raises(testhosts.TestHostError) as e:
-        with testhosts.inotify_room_held(30, sdir=str(tmp_path), wait=900):
+        with testhosts.inotify_room_held(30, lock=str(tmp_path / 'start.lock'), wait=900):
             raise AssertionError('started hosts with no room for them')
     msg = str(e.value)
     assert 'starting 30 hosts: their systemd need about 150 inotify instances and the kernel allows 128' in msg
