@@ -33,15 +33,15 @@ import (
 )
 
 const (
-	maxDuration    = 600 * time.Second
-	maxRequests    = 2000000
-	maxRate        = 1000000
-	maxWorkers     = 4096
-	defaultWorkers = 512
-	maxFailures    = 200
-	versionHeader  = "X-Hotswap-Version"
-	maxVersionLen  = 64
-	readyLine      = "loadprobe: started"
+	maxDuration   = 600 * time.Second
+	maxRequests   = 2000000
+	maxRate       = 1000000
+	maxWorkers    = 4096
+	minWorkers    = 512
+	maxFailures   = 200
+	versionHeader = "X-Hotswap-Version"
+	maxVersionLen = 64
+	readyLine     = "loadprobe: started"
 )
 
 type target struct {
@@ -161,6 +161,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// workersFor gives room for every request of one timeout in flight: a service that slows down then shows
+// as latency, and a request fails only when it errs or times out, not because the probe ran out of slots.
+func workersFor(rate, timeoutS float64) int {
+	n := math.Ceil(rate * timeoutS)
+	if n < minWorkers {
+		return minWorkers
+	}
+	if n > maxWorkers {
+		return maxWorkers
+	}
+	return int(n)
+}
+
 func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("loadprobe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -169,7 +182,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	maxReq := fs.Int("max-requests", 0, "stop after this many requests (default rate*duration, max 2000000)")
 	noKeepalive := fs.Bool("no-keepalive", false, "a new connection for every request")
 	timeout := fs.Float64("timeout", 5, "seconds allowed per request")
-	workers := fs.Int("workers", defaultWorkers, "most requests in flight; a slot finding none free fails as client_overload (max 4096)")
+	workers := fs.Int("workers", 0, "most requests in flight; a slot finding none free fails as client_overload (max 4096; default rate*timeout, at least 512)")
 	watchStdin := fs.Bool("watch-stdin", false, "stop as on SIGINT when stdin reaches EOF, so the probe ends with its parent")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: loadprobe [flags] http://127.0.0.1:PORT/PATH ... (loopback targets only)")
@@ -217,7 +230,11 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("--timeout %v: want more than 0 and at most %v seconds", *timeout, maxDuration.Seconds())
 	}
 	cfg.timeout = time.Duration(*timeout * float64(time.Second))
-	if *workers < 1 || *workers > maxWorkers {
+	workersSet := false
+	fs.Visit(func(f *flag.Flag) { workersSet = workersSet || f.Name == "workers" })
+	if !workersSet {
+		cfg.workers = workersFor(*rate, *timeout)
+	} else if *workers < 1 || *workers > maxWorkers {
 		return nil, fmt.Errorf("--workers %d: want 1 to %d", *workers, maxWorkers)
 	}
 	switch {

@@ -227,6 +227,22 @@ func TestTargetsRefused(t *testing.T) {
 	}
 }
 
+func TestWorkersCoverOneTimeout(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--rate", "220", "--timeout", "10"}, 2200},
+		{[]string{"--rate", "50", "--timeout", "5"}, 512},
+		{[]string{"--rate", "1000", "--timeout", "10"}, 4096},
+		{[]string{"--rate", "1000", "--timeout", "10", "--workers", "64"}, 64},
+	} {
+		if cfg := mustConfig(t, append(c.args, "http://127.0.0.1:1/")...); cfg.workers != c.want {
+			t.Errorf("%q: %d workers, want %d", c.args, cfg.workers, c.want)
+		}
+	}
+}
+
 func TestFlagsAnywhere(t *testing.T) {
 	cfg := mustConfig(t, "http://127.0.0.1:1/", "--rate", "1500", "--no-keepalive", "--duration", "3", "--", "http://localhost:2/")
 	if len(cfg.targets) != 2 || cfg.rate != 1500 || cfg.keepalive || cfg.maxReq != 4500 {
