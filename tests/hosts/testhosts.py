@@ -949,7 +949,7 @@ def exited_before_ssh_msg(name, status, code, limit, open_now):
     once when it cannot get an inotify instance, which many hosts on one machine run out of."""
     msg = ('container %s %s (exit code %s) before sshd answered: systemd, its PID 1, did not start. '
            % (name, status, code))
-    if limit and open_now + INOTIFY_PER_HOST > limit:
+    if not inotify_room(limit, open_now, 1):
         msg += ('The likely cause: the kernel allows %d inotify instances per user (%s) and %d are open; each test '
                 'host\'s systemd takes about %d. Start fewer hosts, or raise the limit (as root: sysctl -w '
                 'fs.inotify.max_user_instances=%d).' % (limit, INOTIFY_INSTANCES, open_now, INOTIFY_PER_HOST,

@@ -197,7 +197,8 @@ def main(argv=None):
     p.add_argument('--max-requests', type=int, default=None)
     p.add_argument('--no-keepalive', action='store_true', help='new connection per request')
     p.add_argument('--timeout', type=float, default=5)
-    p.add_argument('--workers', type=int, default=None, help='most requests in flight (default: rate x timeout, at least 512, at most 4096)')
+    p.add_argument('--workers', type=int, default=None,
+                   help='most requests in flight (default: rate x timeout, at least 512, at most 4096)')
     p.add_argument('--json', action='store_true', help='print the summary as JSON')
     a = p.parse_args(argv)
     try:
